@@ -1,0 +1,127 @@
+"""Handwritten-digit images for the glimpse-recognition tasks.
+
+- ``"digits"`` (default): the 1,797 real 8 x 8 scans that ship with scikit-learn,
+  upsampled to a 20 x 20 digit centred in a 28 x 28 frame as in MNIST, with a fixed
+  train/test split (360 test images that never appear in training episodes).
+- ``"mnist"``: MNIST's IDX files read from a local folder (plain or gzipped); nothing is
+  downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("digits", "mnist")
+SPLITS = ("train", "test")
+DIGITS_TEST_SIZE = 360
+_SPLIT_SEED = 20140624  # fixed forever: the digits split must not change between versions
+
+_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass(frozen=True)
+class DigitData:
+    """Images (D, 28, 28) float32 in [0, 1], multiples of 1/255, and labels (D,) int64 0..9."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_digits(dataset: str = "digits", split: str = "train", root: str | os.PathLike | None = None) -> DigitData:
+    """Load one split of a digit dataset (cached, read-only arrays)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if dataset == "digits":
+        if root is not None:
+            raise ValueError(f"root is only used with dataset='mnist', got root={root!r}")
+        return _sklearn_digits(split)
+    if root is None:
+        raise ValueError("dataset='mnist' needs root=PATH, the folder holding MNIST's IDX files")
+    return _mnist(str(Path(root).expanduser().resolve()), split)
+
+
+@functools.lru_cache(maxsize=None)
+def _sklearn_digits(split: str) -> DigitData:
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    scans = torch.from_numpy(bunch.images.astype(np.float32) / 16.0)[:, None]
+    digits = F.interpolate(scans, size=(20, 20), mode="bilinear", align_corners=False)
+    images = F.pad(digits, (4, 4, 4, 4))[:, 0].clamp_(0.0, 1.0)
+    # Stored as bytes like MNIST (exact summed-area tables, see the glimpse environments).
+    images = (torch.round(images * 255.0) / 255.0).numpy()
+    order = np.random.default_rng(_SPLIT_SEED).permutation(len(images))
+    index = order[:DIGITS_TEST_SIZE] if split == "test" else order[DIGITS_TEST_SIZE:]
+    index = np.sort(index)
+    return _freeze(images[index], bunch.target[index].astype(np.int64))
+
+
+def _find(root: Path, name: str) -> Path | None:
+    for folder in (root, root / "MNIST" / "raw", root / "raw"):
+        for candidate in (folder / name, folder / (name + ".gz")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(f"{path} holds {array.size} values, its header says shape {shape}")
+    return array.reshape(shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _mnist(root: str, split: str) -> DigitData:
+    folder = Path(root)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"MNIST folder {folder} does not exist; it must hold {list(_MNIST_FILES[split])} "
+            "(optionally .gz) - cogrl never downloads data"
+        )
+    paths = [_find(folder, name) for name in _MNIST_FILES[split]]
+    missing = [name for name, p in zip(_MNIST_FILES[split], paths) if p is None]
+    if missing:
+        raise FileNotFoundError(
+            f"MNIST files {missing} (or .gz) not found in {folder} (nor in its MNIST/raw or raw "
+            "subfolders) - cogrl never downloads data"
+        )
+    images = _read_idx(paths[0])
+    labels = _read_idx(paths[1])
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+        raise ValueError(
+            f"MNIST files in {folder} hold images {images.shape} and labels {labels.shape}; "
+            "expected (D, 28, 28) and (D,)"
+        )
+    return _freeze(images.astype(np.float32) / 255.0, labels.astype(np.int64))
+
+
+def _freeze(images: np.ndarray, labels: np.ndarray) -> DigitData:
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return DigitData(images, labels)

@@ -1,0 +1,301 @@
+"""TensorBoard logging for cogrl runs: scalars, hyperparameters and rollout videos.
+
+Every agent and the CLI log through :class:`RunLogger`, so a run's curves, settings and
+rollout videos all end up in one directory that ``tensorboard --logdir`` can show.
+
+Videos are written as animated GIF image summaries (TensorBoard's Images tab plays them)
+encoded here with moviepy 2. ``SummaryWriter.add_video`` is deliberately not used: it
+imports ``moviepy.editor``, which moviepy 2 removed, and then writes nothing but a warning.
+moviepy is imported only when a video is encoded, so scalar logging works without it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import torch
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as _hparams_summaries
+
+__all__ = ["RunLogger", "encode_gif", "read_images", "read_scalars", "write_mp4"]
+
+
+class RunLogger:
+    """Writes a run's TensorBoard events: scalars, hyperparameters and rollout videos.
+
+    ``RunLogger(None)`` records nothing (every method is a no-op that still validates its
+    arguments), so agents can always call the logger whether or not logging is enabled.
+    Close it (or use it as a context manager) so buffered events reach the disk.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike | None) -> None:
+        self.log_dir: Path | None = None if log_dir is None else Path(log_dir)
+        self._writer: SummaryWriter | None = None
+        self._closed = False
+        if self.log_dir is not None:
+            # flush_secs=10 (not torch's 120) so a live TensorBoard shows training progress.
+            self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=10)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this logger writes anything (False for ``RunLogger(None)``)."""
+        return self._writer is not None
+
+    def _active_writer(self) -> SummaryWriter | None:
+        if self._closed:
+            # SummaryWriter would silently reopen a new event file after close().
+            raise RuntimeError(f"RunLogger for {self.log_dir} is closed")
+        return self._writer
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        """Log one scalar at ``step``. NaN and inf are logged as-is so diverging runs show."""
+        tag = _check_tag(tag)
+        value = float(value)
+        step = _check_step(step)
+        writer = self._active_writer()
+        if writer is not None:
+            writer.add_scalar(tag, value, global_step=step)
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        """Log several scalars (one tag each, not a grouped chart) at the same ``step``."""
+        checked = {_check_tag(tag): float(value) for tag, value in values.items()}
+        step = _check_step(step)
+        writer = self._active_writer()
+        if writer is not None:
+            for tag, value in checked.items():
+                writer.add_scalar(tag, value, global_step=step)
+
+    def hparams(self, hparams: Mapping[str, object], metrics: Mapping[str, float]) -> None:
+        """Record the run's hyperparameters and summary metrics for TensorBoard's HParams tab.
+
+        Numbers and strings are stored as they are; everything else (bools, None, lists,
+        dicts, paths, ...) is stored as its ``str()`` so no setting is dropped. Each metric
+        is also written as a scalar under its own tag (step 0), which is where the HParams
+        tab reads it from, so use metric tags that ``scalar()`` does not also log to.
+        """
+        hp = {
+            _check_tag(key, "hparam name"): _hparam_value(value) for key, value in hparams.items()
+        }
+        mt = {_check_tag(key, "metric tag"): float(value) for key, value in metrics.items()}
+        writer = self._active_writer()
+        if writer is None:
+            return
+        # SummaryWriter.add_hparams would write into a second writer (a subfolder, or a
+        # second event file for run_name="."); writing the same three summaries to our own
+        # file writer keeps the run in one event file.
+        file_writer = writer._get_file_writer()
+        for summary in _hparams_summaries(hp, mt):
+            file_writer.add_summary(summary)
+        for tag, value in mt.items():
+            writer.add_scalar(tag, value, global_step=0)
+
+    def video(self, tag: str, frames: np.ndarray, step: int, fps: float = 4.0) -> None:
+        """Log a rollout as an animated GIF image summary (shown in the Images tab).
+
+        ``frames`` is a uint8 array of shape (T, H, W, 3). Needs moviepy>=2.
+        """
+        tag = _check_tag(tag)
+        frames = _check_frames(frames)
+        fps = _check_fps(fps)
+        step = _check_step(step)
+        writer = self._active_writer()
+        if writer is None:
+            return
+        _, height, width, _ = frames.shape
+        image = Summary.Image(
+            height=height, width=width, colorspace=3, encoded_image_string=encode_gif(frames, fps)
+        )
+        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+        writer._get_file_writer().add_summary(summary, global_step=step)
+
+    def flush(self) -> None:
+        """Write buffered events to disk now."""
+        if self._writer is not None and not self._closed:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file. Idempotent; logging afterwards raises."""
+        if self._writer is not None and not self._closed:
+            self._writer.close()
+        self._closed = True
+
+    def __enter__(self) -> RunLogger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunLogger({str(self.log_dir)!r})" if self.log_dir else "RunLogger(None)"
+
+
+def encode_gif(frames: np.ndarray, fps: float = 4.0) -> bytes:
+    """Encode (T, H, W, 3) uint8 frames as a looping animated GIF and return its bytes.
+
+    GIF keeps at most 256 colours per frame, and consecutive identical frames are merged
+    into one longer frame (the total duration is kept).
+    """
+    frames = _check_frames(frames)
+    fps = _check_fps(fps)
+    clip = _frame_clip(frames, fps)
+    with tempfile.TemporaryDirectory(prefix="cogrl-gif-") as tmp:
+        path = Path(tmp) / "video.gif"
+        clip.write_gif(str(path), fps=fps, logger=None)
+        return path.read_bytes()
+
+
+def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = 4.0) -> Path:
+    """Write (T, H, W, 3) uint8 frames to an H.264 ``.mp4`` file and return its path.
+
+    The file uses yuv420p so any player or browser can show it; that format needs even
+    sizes, so an odd height or width is padded by repeating the last row or column.
+    Parent directories are created.
+    """
+    frames = _check_frames(frames)
+    fps = _check_fps(fps)
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"write_mp4 path must end in .mp4 (ffmpeg picks the format by it): {path}")
+    _, height, width, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clip = _frame_clip(frames, fps)
+    clip.write_videofile(
+        str(path),
+        fps=fps,
+        codec="libx264",
+        audio=False,
+        logger=None,
+        ffmpeg_params=["-pix_fmt", "yuv420p"],
+    )
+    # moviepy does not always raise when ffmpeg fails, so check the result.
+    if not path.is_file() or path.stat().st_size == 0:
+        raise RuntimeError(f"ffmpeg did not write {path}")
+    return path
+
+
+def read_scalars(log_dir: str | os.PathLike) -> dict[str, list[tuple[int, float]]]:
+    """Read the scalars logged in ``log_dir`` back: ``{tag: [(step, value), ...]}``.
+
+    Points are in the order they were written. Only event files directly in ``log_dir`` are
+    read, not subfolders.
+    """
+    acc = _load_events(log_dir)
+    return {
+        tag: [(event.step, event.value) for event in acc.Scalars(tag)]
+        for tag in acc.Tags()["scalars"]
+    }
+
+
+def read_images(log_dir: str | os.PathLike) -> dict[str, list[tuple[int, bytes]]]:
+    """Read the encoded image summaries (GIF videos) in ``log_dir``: ``{tag: [(step, bytes)]}``.
+
+    Same order and folder rules as :func:`read_scalars`.
+    """
+    acc = _load_events(log_dir)
+    return {
+        tag: [(event.step, event.encoded_image_string) for event in acc.Images(tag)]
+        for tag in acc.Tags()["images"]
+    }
+
+
+def _load_events(log_dir: str | os.PathLike):
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    log_dir = Path(log_dir)
+    if not log_dir.is_dir():
+        raise FileNotFoundError(f"no TensorBoard log directory at {log_dir}")
+    # TensorBoard's defaults keep only a sample (e.g. 4 images per tag); 0 keeps everything.
+    acc = ea.EventAccumulator(
+        str(log_dir), size_guidance={ea.SCALARS: 0, ea.IMAGES: 0, ea.TENSORS: 0}
+    )
+    acc.Reload()
+    return acc
+
+
+def _frame_clip(frames: np.ndarray, fps: float):
+    """A moviepy clip that shows ``frames[k]`` at time ``k / fps``, each frame exactly once."""
+    try:
+        from moviepy import VideoClip
+    except ImportError as err:
+        raise ImportError(
+            "encoding videos needs moviepy>=2 (pip install 'moviepy>=2'); "
+            "scalar and hparams logging work without it"
+        ) from err
+    # Not ImageSequenceClip: with NumPy 2 its frame start times are float32 (e.g. frame 13
+    # at 3 fps starts at 4.3333335 > 13 / 3), so writers sampling at k / fps show frame k-1
+    # twice and lose the last frame. Rounding t * fps maps every sample time to its frame.
+    last = len(frames) - 1
+
+    def frame_at(t: float) -> np.ndarray:
+        return frames[min(max(round(t * fps), 0), last)]
+
+    # Writers render int(duration * fps) frames; half a frame of slack keeps that at T
+    # despite float rounding.
+    return VideoClip(frame_function=frame_at, duration=(last + 1.5) / fps)
+
+
+def _check_tag(tag: object, what: str = "tag") -> str:
+    if not isinstance(tag, str) or not tag:
+        raise ValueError(f"{what} must be a non-empty string, got {tag!r}")
+    return tag
+
+
+def _check_step(step: int) -> int:
+    try:
+        return operator.index(step)
+    except TypeError:
+        raise TypeError(f"step must be an integer, got {step!r}") from None
+
+
+def _check_fps(fps: float) -> float:
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    return value
+
+
+def _check_frames(frames: object) -> np.ndarray:
+    expected = "expected a uint8 RGB array of shape (T, H, W, 3) with T, H, W >= 1"
+    if not isinstance(frames, np.ndarray):
+        raise ValueError(f"frames must be a numpy array, got {type(frames).__name__}; {expected}")
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
+        hint = ""
+        if frames.ndim == 3:
+            hint = " (grayscale (T, H, W) is not accepted: stack it to 3 channels)"
+        elif frames.dtype != np.uint8 and np.issubdtype(frames.dtype, np.floating):
+            hint = " (convert floats in [0, 1] with (frames * 255).astype(np.uint8))"
+        raise ValueError(
+            f"frames has shape {frames.shape} and dtype {frames.dtype}; {expected}{hint}"
+        )
+    return frames
+
+
+def _hparam_value(value: object) -> float | int | str:
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1):
+        value = value.item()
+    # bool is an int, and as a number TensorBoard would show it as 1.0 / 0.0.
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return str(value)
