@@ -1,0 +1,25 @@
+"""cogrl's agents, all behind one interface (see :mod:`cogrl.agents.base`)."""
+
+from cogrl.agents.base import (
+    AGENTS,
+    Agent,
+    Hyperparameters,
+    available_agents,
+    evaluate,
+    load,
+    make,
+    register_agent,
+    rollout_frames,
+)
+
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "Hyperparameters",
+    "available_agents",
+    "evaluate",
+    "load",
+    "make",
+    "register_agent",
+    "rollout_frames",
+]

@@ -1,0 +1,320 @@
+"""The one interface every cogrl agent offers, close to Stable-Baselines3's.
+
+```python
+agent = cogrl.agents.make("ram", "cogrl/GlimpseDigits-v0", device="auto", seed=0)
+agent.learn(total_timesteps=200_000, callback=None, progress_bar=True)
+action, state = agent.predict(obs, state=None, episode_start=None, deterministic=True)
+agent.save("runs/x/model")                   # writes runs/x/model.pt
+agent = cogrl.agents.load("runs/x/model")    # torch.load(weights_only=True): runs no code
+```
+
+An agent trains on the batched core of its environment (:func:`cogrl.envs.make_core`),
+on its own device, and keeps its data there. Checkpoints hold the state dict and the
+agent's configuration as JSON text, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from cogrl.core import BatchedEnv, resolve_device
+from cogrl.envs import core_spec, make_core
+from cogrl.logging import RunLogger
+
+AGENTS: dict[str, type[Agent]] = {}
+CHECKPOINT_SUFFIX = ".pt"
+
+#: ``callback(agent, info)`` is called after every update with the update's statistics
+#: (a dict of floats, including ``"timesteps"``); returning ``False`` stops training.
+Callback = Callable[["Agent", dict[str, float]], "bool | None"]
+
+
+def register_agent(name: str) -> Callable[[type[Agent]], type[Agent]]:
+    """Class decorator: make an agent available to :func:`make` and ``cogrl train``."""
+
+    def decorate(cls: type[Agent]) -> type[Agent]:
+        cls.name = name
+        AGENTS[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_agents() -> list[str]:
+    return sorted(AGENTS)
+
+
+@dataclass
+class Hyperparameters:
+    """Base of an agent's hyperparameters: a dataclass, so that configs are typed and JSON."""
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Hyperparameters:
+        """Hyperparameters from ``values``; an unknown name is an error that lists the known."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter(s) {unknown} for {cls.__name__}; "
+                f"expected some of {sorted(known)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def env_identity(env: str | gym.Env | BatchedEnv) -> tuple[str, dict[str, Any]]:
+    """The registered id and constructor arguments of ``env`` (an id, a cogrl env or core).
+
+    Agents rebuild the environment as a batched core of their own size and device from this.
+    """
+    if isinstance(env, str):
+        core_spec(env)  # raises a clear error for unknown or non-cogrl ids
+        return env, {}
+    if isinstance(env, gym.Env) or isinstance(env, gym.vector.VectorEnv):
+        spec = env.spec if isinstance(env, gym.Env) else getattr(env, "spec", None)
+        unwrapped = env.unwrapped if isinstance(env, gym.Env) else env
+        if spec is None or not hasattr(unwrapped, "core"):
+            raise ValueError(
+                f"env {env!r} is not a registered cogrl environment; pass an id such as "
+                "'cogrl/GlimpseDigits-v0' or an env made with gym.make/gym.make_vec"
+            )
+        return spec.id, dict(unwrapped.core_kwargs)
+    if isinstance(env, BatchedEnv):
+        spec_id = getattr(env, "spec_id", None)
+        if spec_id is None:
+            raise ValueError("a core passed to an agent must come from cogrl.envs.make_core")
+        return spec_id, dict(env.spec_kwargs)
+    raise ValueError(f"env must be an id, a gymnasium env or a cogrl core, got {type(env).__name__}")
+
+
+class Agent(ABC):
+    """Base of cogrl's agents. Subclasses set ``Config`` and implement the abstract methods."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Hyperparameters]]
+
+    def __init__(
+        self,
+        env: str | gym.Env | BatchedEnv,
+        device: str | torch.device = "auto",
+        seed: int | None = 0,
+        env_kwargs: Mapping[str, Any] | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        env_id, kwargs = env_identity(env)
+        self.env_id = env_id
+        self.env_kwargs: dict[str, Any] = {**kwargs, **dict(env_kwargs or {})}
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.config = self.Config.from_dict(hyperparameters)
+        self.num_timesteps = 0
+        if seed is not None:
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+
+    # --- to implement ------------------------------------------------------------------------
+    @abstractmethod
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback | None = None,
+        progress_bar: bool = False,
+        logger: RunLogger | None = None,
+        video_interval: int | None = None,
+    ) -> Agent:
+        """Train for ``total_timesteps`` environment steps (summed over environments).
+
+        Logs scalars to ``logger`` and, every ``video_interval`` steps, a rollout video
+        (see :func:`rollout_frames`).
+        """
+
+    @abstractmethod
+    def predict(
+        self,
+        obs: Any,
+        state: Any = None,
+        episode_start: np.ndarray | torch.Tensor | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray | torch.Tensor, Any]:
+        """Actions for a batch of observations, and the next recurrent state.
+
+        Numpy in, numpy out (as SB3); tensors in, tensors out (on the agent's device).
+        ``episode_start`` marks environments whose recurrent state must restart.
+        """
+
+    @abstractmethod
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks whose weights a checkpoint holds, by name."""
+
+    # --- shared ------------------------------------------------------------------------------
+    def make_core(self, num_envs: int, **overrides: Any) -> BatchedEnv:
+        """A batched core of this agent's environment on its device."""
+        core = make_core(self.env_id, num_envs, self.device, **{**self.env_kwargs, **overrides})
+        core.spec_id = self.env_id
+        core.spec_kwargs = {**self.env_kwargs, **overrides}
+        return core
+
+    def describe(self) -> dict[str, Any]:
+        """The agent's configuration as plain JSON values."""
+        return {
+            "agent": self.name,
+            "env": self.env_id,
+            "env_kwargs": self.env_kwargs,
+            "seed": self.seed,
+            "hyperparameters": self.config.to_dict(),
+            "num_timesteps": self.num_timesteps,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``path`` + ``.pt``: weights and the JSON configuration, nothing executable."""
+        path = checkpoint_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
+            for name, module in self.modules().items()
+        }
+        torch.save({"config": json.dumps(self.describe()), "state": state}, path)
+        return path
+
+    def _load_state(self, state: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+        modules = self.modules()
+        if set(state) != set(modules):
+            raise ValueError(f"checkpoint holds modules {sorted(state)}, expected {sorted(modules)}")
+        for name, module in modules.items():
+            module.load_state_dict(state[name])
+
+
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path if path.suffix == CHECKPOINT_SUFFIX else path.with_name(path.name + CHECKPOINT_SUFFIX)
+
+
+def make(name: str, env: str | gym.Env | BatchedEnv, **kwargs: Any) -> Agent:
+    """Create agent ``name`` for ``env`` (an id, a cogrl env, or a core)."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent {name!r}; available: {available_agents()}")
+    return AGENTS[name](env, **kwargs)
+
+
+def load(
+    path: str | os.PathLike,
+    env: str | gym.Env | BatchedEnv | None = None,
+    device: str | torch.device = "auto",
+) -> Agent:
+    """Load a checkpoint written by :meth:`Agent.save` (``weights_only=True``: runs no code)."""
+    path = checkpoint_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    config = json.loads(data["config"])
+    if config["agent"] not in AGENTS:
+        raise ValueError(f"checkpoint {path} is of unknown agent {config['agent']!r}")
+    agent = AGENTS[config["agent"]](
+        env if env is not None else config["env"],
+        device=device,
+        seed=config["seed"],
+        env_kwargs=config["env_kwargs"] if env is None else None,
+        **config["hyperparameters"],
+    )
+    agent._load_state(data["state"])
+    agent.num_timesteps = config["num_timesteps"]
+    return agent
+
+
+@torch.no_grad()
+def rollout_frames(
+    agent: Agent,
+    episodes: int = 1,
+    seed: int | None = None,
+    deterministic: bool = True,
+    **env_overrides: Any,
+) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 of ``episodes`` episodes of ``agent`` on one environment.
+
+    Each frame is the environment's ``rgb_array`` render: for the glimpse tasks, the canvas
+    with the glimpse's patches and the scanpath so far.
+    """
+    core = agent.make_core(1, render_mode="rgb_array", **env_overrides)
+    core.autoreset = False
+    obs, _ = core.reset(seed=seed)
+    frames = [core.render(0)]
+    state = None
+    start = torch.ones(1, dtype=torch.bool, device=core.device)
+    for _ in range(episodes):
+        done = False
+        while not done:
+            action, state = agent.predict(obs, state, start, deterministic)
+            obs, _, terminated, truncated, _ = core.step(action)
+            start = torch.zeros_like(start)
+            frames.append(core.render(0))
+            done = bool(terminated[0] | truncated[0])
+        if len(frames) and _ < episodes - 1:
+            obs, _ = core.reset()
+            frames.append(core.render(0))
+            start = torch.ones_like(start)
+    return np.stack(frames)
+
+
+@torch.no_grad()
+def evaluate(
+    agent: Agent,
+    episodes: int = 100,
+    num_envs: int = 64,
+    seed: int | None = 0,
+    deterministic: bool = True,
+    **env_overrides: Any,
+) -> dict[str, float]:
+    """Run ``episodes`` whole episodes on a batched core of the agent's environment.
+
+    Returns ``episodes``, ``mean_return``, ``std_return``, ``mean_length`` and, for tasks
+    whose info reports ``correct`` at episode ends (recognition), ``accuracy``.
+    Environment overrides select, for example, ``split="test"``.
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    n = min(num_envs, episodes)
+    core = agent.make_core(n, **env_overrides)
+    obs, _ = core.reset(seed=seed)
+    state = None
+    start = torch.ones(n, dtype=torch.bool, device=core.device)
+    # Each environment contributes its first episodes only, so that the count is exact and
+    # the result does not favour short episodes.
+    quota = torch.full((n,), episodes // n, device=core.device)
+    quota[: episodes % n] += 1
+    returns: list[torch.Tensor] = []
+    lengths: list[torch.Tensor] = []
+    correct: list[torch.Tensor] = []
+    while int(quota.sum()) > 0:
+        action, state = agent.predict(obs, state, start, deterministic)
+        obs, _, terminated, truncated, info = core.step(action)
+        start = terminated | truncated
+        counted = start & (quota > 0)
+        if bool(counted.any()):
+            returns.append(info["episode"]["r"][counted])
+            lengths.append(info["episode"]["l"][counted].float())
+            if "correct" in info:
+                correct.append(info["correct"][counted].float())
+            quota -= counted.long()
+    r = torch.cat(returns)
+    result = {
+        "episodes": int(r.numel()),
+        "mean_return": float(r.mean()),
+        "std_return": float(r.std(unbiased=False)),
+        "mean_length": float(torch.cat(lengths).mean()),
+    }
+    if correct:
+        result["accuracy"] = float(torch.cat(correct).mean())
+    return result
