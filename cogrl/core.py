@@ -254,7 +254,12 @@ class CoreEnv(gym.Env):
     def step(self, action: Any):
         if self._needs_reset:
             raise RuntimeError("the episode has ended (or never started): call reset() first")
-        obs, reward, terminated, truncated, info = self.core.step(np.asarray(action)[None])
+        action = np.asarray(action)
+        if action.shape != self.action_space.shape:
+            raise ValueError(
+                f"action must have shape {self.action_space.shape}, got {action.shape}"
+            )
+        obs, reward, terminated, truncated, info = self.core.step(action[None])
         term, trunc = bool(terminated[0]), bool(truncated[0])
         self._needs_reset = term or trunc
         return _index(to_numpy(obs), 0), float(reward[0]), term, trunc, _single_info(info)
@@ -307,14 +312,13 @@ class CoreVectorEnv(gym.vector.VectorEnv):
         if "final_obs" in info:
             final = to_numpy(info["final_obs"])
             final_obs = np.full(self.num_envs, None, dtype=object)
-            final_info = np.full(self.num_envs, None, dtype=object)
-            single = {k: v for k, v in info.items() if k not in ("final_obs", "_final_obs")}
             for i in np.flatnonzero(done):
                 final_obs[i] = _index(final, int(i))
-                final_info[i] = _env_info(single, int(i))
+            single = {k: v for k, v in info.items() if k not in ("final_obs", "_final_obs")}
             out["final_obs"] = final_obs
             out["_final_obs"] = done
-            out["final_info"] = final_info
+            # As SyncVectorEnv (same-step) reports it: a dict of batches with "_key" masks.
+            out["final_info"] = _masked_info(to_numpy(single), done)
             out["_final_info"] = done
         return (
             to_numpy(obs),
@@ -331,6 +335,21 @@ class CoreVectorEnv(gym.vector.VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.core.close()
+
+
+def _masked_info(info: Mapping[str, Any], valid: np.ndarray) -> dict[str, Any]:
+    """A batched info dict restricted to the environments of ``valid``: every key keeps its
+    batch, and its ``"_" + key`` mask is ANDed with ``valid`` (nested dicts get their own
+    masks), as ``gymnasium.vector.VectorEnv._add_info`` builds them."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        mask = info.get("_" + key)
+        mask = valid.copy() if mask is None else np.asarray(mask, dtype=bool) & valid
+        out[key] = _masked_info(value, mask) if isinstance(value, Mapping) else value
+        out["_" + key] = mask
+    return out
 
 
 def _env_info(info: Info, i: int) -> dict[str, Any]:
