@@ -82,7 +82,11 @@ class BatchedEnv:
         render_mode: str | None = None,
         autoreset: bool = True,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        if (
+            isinstance(num_envs, bool)
+            or not isinstance(num_envs, (int, np.integer))
+            or num_envs < 1
+        ):
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -103,9 +107,7 @@ class BatchedEnv:
         """Start a new episode in each environment of ``index`` (a 1-D long tensor)."""
         raise NotImplementedError
 
-    def _step(
-        self, action: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Info]:
+    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Info]:
         """Advance every environment: returns reward, terminated, truncated, info."""
         raise NotImplementedError
 
@@ -118,7 +120,9 @@ class BatchedEnv:
         raise NotImplementedError
 
     # --- public API ------------------------------------------------------------------------
-    def reset(self, seed: int | None = None, options: Mapping[str, Any] | None = None) -> tuple[Obs, Info]:
+    def reset(
+        self, seed: int | None = None, options: Mapping[str, Any] | None = None
+    ) -> tuple[Obs, Info]:
         """Start a new episode in every environment (see the module docstring on seeding)."""
         if options is not None and not isinstance(options, Mapping):
             raise ValueError(f"options must be a mapping or None, got {options!r}")
@@ -237,7 +241,9 @@ class CoreEnv(gym.Env):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, core: str | type[BatchedEnv], render_mode: str | None = None, **kwargs: Any):
-        self.core = make_core(core, num_envs=1, device="cpu", autoreset=False, render_mode=render_mode, **kwargs)
+        self.core = make_core(
+            core, num_envs=1, device="cpu", autoreset=False, render_mode=render_mode, **kwargs
+        )
         self.core_kwargs = dict(kwargs)
         self.metadata = {k: v for k, v in self.core.metadata.items() if k != "autoreset_mode"}
         self.render_mode = render_mode
@@ -287,7 +293,9 @@ class CoreVectorEnv(gym.vector.VectorEnv):
         render_mode: str | None = None,
         **kwargs: Any,
     ):
-        self.core = make_core(core, num_envs=num_envs, device=device, render_mode=render_mode, **kwargs)
+        self.core = make_core(
+            core, num_envs=num_envs, device=device, render_mode=render_mode, **kwargs
+        )
         self.core_kwargs = dict(kwargs)
         self.num_envs = num_envs
         self.metadata = dict(self.core.metadata)
@@ -363,6 +371,9 @@ def _env_info(info: Info, i: int) -> dict[str, Any]:
             continue
         v = to_numpy(_index(value, i))
         if isinstance(v, Mapping):
-            v = {k: (x.item() if isinstance(x, np.ndarray) and x.ndim == 0 else x) for k, x in v.items()}
+            v = {
+                k: (x.item() if isinstance(x, np.ndarray) and x.ndim == 0 else x)
+                for k, x in v.items()
+            }
         out[key] = v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
     return out

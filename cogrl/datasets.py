@@ -39,7 +39,9 @@ class DigitData:
         return len(self.labels)
 
 
-def load_digits(dataset: str = "digits", split: str = "train", root: str | os.PathLike | None = None) -> DigitData:
+def load_digits(
+    dataset: str = "digits", split: str = "train", root: str | os.PathLike | None = None
+) -> DigitData:
     """Load one split of a digit dataset (cached, read-only arrays)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")

@@ -8,7 +8,7 @@ around it. Pixels outside the image read as zero.
 
 Locations are in [-1, 1]^2 as ``l = (x, y)``: ``x`` runs left to right over the image
 width, ``y`` top to bottom over its height, and (0, 0) is the image centre. The batch is
-extracted with tensor indexing: no Python loop over images.
+extracted with tensor indexing from summed-area tables: no Python loop over images.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,14 @@ class Retina:
 
     def __post_init__(self) -> None:
         if isinstance(self.g, bool) or not isinstance(self.g, int) or self.g < 1:
-            raise ValueError(f"retina g must be a positive int (patch side in pixels), got {self.g!r}")
+            raise ValueError(
+                f"retina g must be a positive int (patch side in pixels), got {self.g!r}"
+            )
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"retina k must be a positive int (number of patches), got {self.k!r}")
-        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale >= 1):
+        if not (
+            isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale >= 1
+        ):
             raise ValueError(f"retina scale must be a finite number >= 1, got {self.scale!r}")
 
     @property
@@ -52,16 +55,6 @@ class Retina:
         """Number of values in one flattened glimpse: k * g * g."""
         return self.k * self.g * self.g
 
-    @property
-    def padding(self) -> int:
-        """Zero border that keeps every patch inside the padded image for any l in [-1, 1]^2."""
-        return self.sizes[-1] // 2 + 1
-
-    def pad(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (N, H, W) with the zero border :meth:`extract` reads fine patches from."""
-        p = self.padding
-        return F.pad(images, (p, p, p, p))
-
     def corners(self, locations: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Top-left pixel (row, col) of every patch: (N, k, 2) long, in image coordinates."""
         sizes = torch.tensor(self.sizes, device=locations.device, dtype=locations.dtype)
@@ -73,46 +66,57 @@ class Retina:
 
     def extract(
         self,
-        padded: torch.Tensor,
         table: torch.Tensor,
         locations: torch.Tensor,
         index: torch.Tensor | None = None,
-        table_scale: float = 1.0,
+        unit: float = 1.0,
     ) -> torch.Tensor:
-        """Glimpses (M, k, g, g) of images given padded (:meth:`pad`) and as summed-area tables.
+        """Glimpses (M, k, g, g) of N images given as summed-area tables (N, H + 1, W + 1).
 
-        ``padded`` (N, H + 2p, W + 2p) and ``table`` (N, H + 1, W + 1) (see
-        :func:`summed_area_table`) describe N images; ``index`` (M,) picks the images to look
-        at (default: all) and ``locations`` (M, 2) where. Patches of the first size are
-        gathered pixel by pixel; each coarser one costs a gather of (g + 1)^2 table entries,
-        since the mean over a box is four table lookups (Crow 1984). ``table_scale``
-        multiplies the box sums (a table of byte values gives exact float32 sums).
+        ``index`` (M,) picks the images to look at (default: all N) and ``locations``
+        (M, 2) where. Every output pixel is the mean of a box of image pixels, which costs
+        four table lookups whatever the box's size (Crow 1984): a glimpse costs about
+        k (g + 1)^2 lookups rather than the sum of its patches' areas. Boxes are those of
+        ``adaptive_avg_pool2d`` (area resizing); pixels outside the image count as zeros.
+        The sums are divided by ``unit``: a table of byte values (``unit=255``) has exact
+        float32 sums, and its finest patch reproduces the pixels v / 255 bit for bit.
         """
-        n, g, p = locations.shape[0], self.g, self.padding
+        m, g, device = locations.shape[0], self.g, table.device
         height, width = table.shape[1] - 1, table.shape[2] - 1
-        device = padded.device
-        images = torch.arange(n, device=device) if index is None else index
-        batch = images[:, None, None]
+        images = torch.arange(m, device=device) if index is None else index
+        # Lookups go through the flattened tables: index_select on one dimension is several
+        # times faster than advanced indexing over three.
+        flat = table.reshape(-1)
+        base = images[:, None, None] * ((height + 1) * (width + 1))
+
+        def lookup(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+            at = (
+                base
+                + rows.clamp(0, height)[:, :, None] * (width + 1)
+                + cols.clamp(0, width)[:, None, :]
+            )
+            return flat.index_select(0, at.reshape(-1)).view(at.shape)
+
         corners = self.corners(locations, height, width)
         patches = []
         for i, size in enumerate(self.sizes):
             top, left = corners[:, i, 0, None], corners[:, i, 1, None]
-            if size % g == 0 and size > g:
+            if size % g == 0:
+                # Adjacent boxes share their edges: one lookup of (g + 1)^2 entries.
                 r = size // g
                 edges = torch.arange(0, size + 1, r, device=device)
-                rows = (top + edges).clamp_(0, height)[:, :, None]
-                cols = (left + edges).clamp_(0, width)[:, None, :]
-                s = table[batch, rows, cols]
+                s = lookup(top + edges, left + edges)
                 box = s[:, 1:, 1:] - s[:, :-1, 1:] - s[:, 1:, :-1] + s[:, :-1, :-1]
-                patch = box.to(padded.dtype) * (table_scale / (r * r))
+                patches.append(box / (r * r * unit))
             else:
-                offsets = torch.arange(size, device=device)
-                rows = (top + p + offsets)[:, :, None]
-                cols = (left + p + offsets)[:, None, :]
-                patch = padded[batch, rows, cols]
-                if size != g:
-                    patch = F.adaptive_avg_pool2d(patch[:, None], g)[:, 0]
-            patches.append(patch)
+                # adaptive_avg_pool2d's bins: [floor(j size / g), ceil((j + 1) size / g)).
+                j = torch.arange(g, device=device)
+                start = torch.div(j * size, g, rounding_mode="floor")
+                end = torch.div((j + 1) * size + g - 1, g, rounding_mode="floor")
+                r0, r1, c0, c1 = top + start, top + end, left + start, left + end
+                box = lookup(r1, c1) - lookup(r0, c1) - lookup(r1, c0) + lookup(r0, c0)
+                area = ((end - start)[:, None] * (end - start)[None, :]).to(table.dtype)
+                patches.append(box / (area * unit))
         return torch.stack(patches, dim=1)
 
     def __call__(self, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
@@ -124,9 +128,19 @@ class Retina:
                 f"locations must have shape ({images.shape[0]}, 2), got {tuple(locations.shape)}"
             )
         table = summed_area_table(images.to(torch.float64))
-        return self.extract(self.pad(images), table, locations.to(images.dtype))
+        return self.extract(table, locations).to(images.dtype)
 
 
-def summed_area_table(images: torch.Tensor) -> torch.Tensor:
-    """Tables (N, H + 1, W + 1) whose entry (i, j) is the sum of image[:i, :j]."""
-    return F.pad(images.cumsum(1).cumsum(2), (1, 0, 1, 0))
+def summed_area_table(images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Tables (N, H + 1, W + 1) whose entry (i, j) is the sum of ``images[:, :i, :j]``.
+
+    With ``out`` (N, H + 1, W + 1), whose first row and column must be zero, the tables
+    are written into it (environments reuse one buffer rather than allocate per reset).
+    """
+    n, h, w = images.shape
+    if out is None:
+        out = images.new_zeros(n, h + 1, w + 1)
+    inner = out[:, 1:, 1:]
+    torch.cumsum(images, 1, out=inner)
+    torch.cumsum(inner, 2, out=inner)
+    return out

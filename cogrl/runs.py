@@ -45,9 +45,9 @@ TIME_FORMAT = "%Y%m%d-%H%M%S"
 
 
 def run_name(env_id: str, agent: str, seed: int | None, when: datetime | None = None) -> str:
-    """``<env>__<agent>__<seed>__<YYYYmmdd-HHMMSS>``, with ``/`` in the env id made ``_``."""
+    """``<env>__<agent>__<seed>__<YYYYmmdd-HHMMSS>``, with ``/`` in the env id made ``-``."""
     stamp = (when or datetime.now()).strftime(TIME_FORMAT)
-    return f"{env_id.replace('/', '_')}__{agent}__{seed}__{stamp}"
+    return f"{env_id.replace('/', '-')}__{agent}__{seed}__{stamp}"
 
 
 def create_run_dir(
@@ -90,7 +90,7 @@ def model_path(run_dir: str | os.PathLike) -> Path:
 
 
 def require_run(run_dir: str | os.PathLike) -> Path:
-    """``run_dir`` as a Path if it holds a checkpoint; else FileNotFoundError saying what's missing."""
+    """``run_dir`` as a Path if it holds a checkpoint, else FileNotFoundError saying why."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")

@@ -11,10 +11,12 @@ from cogrl.agents.base import (
     register_agent,
     rollout_frames,
 )
+from cogrl.agents.ram import RAM  # registers "ram"
 
 __all__ = [
     "AGENTS",
     "Agent",
+    "RAM",
     "Hyperparameters",
     "available_agents",
     "evaluate",

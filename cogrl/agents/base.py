@@ -66,7 +66,7 @@ class Hyperparameters:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(
-                f"unknown hyperparameter(s) {unknown} for {cls.__name__}; "
+                f"unknown hyperparameter(s) {unknown} for {cls.__qualname__}; "
                 f"expected some of {sorted(known)}"
             )
         return cls(**values)
@@ -97,7 +97,9 @@ def env_identity(env: str | gym.Env | BatchedEnv) -> tuple[str, dict[str, Any]]:
         if spec_id is None:
             raise ValueError("a core passed to an agent must come from cogrl.envs.make_core")
         return spec_id, dict(env.spec_kwargs)
-    raise ValueError(f"env must be an id, a gymnasium env or a cogrl core, got {type(env).__name__}")
+    raise ValueError(
+        f"env must be an id, a gymnasium env or a cogrl core, got {type(env).__name__}"
+    )
 
 
 class Agent(ABC):
@@ -192,14 +194,18 @@ class Agent(ABC):
     def _load_state(self, state: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
         modules = self.modules()
         if set(state) != set(modules):
-            raise ValueError(f"checkpoint holds modules {sorted(state)}, expected {sorted(modules)}")
+            raise ValueError(
+                f"checkpoint holds modules {sorted(state)}, expected {sorted(modules)}"
+            )
         for name, module in modules.items():
             module.load_state_dict(state[name])
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:
     path = Path(path)
-    return path if path.suffix == CHECKPOINT_SUFFIX else path.with_name(path.name + CHECKPOINT_SUFFIX)
+    return (
+        path if path.suffix == CHECKPOINT_SUFFIX else path.with_name(path.name + CHECKPOINT_SUFFIX)
+    )
 
 
 def make(name: str, env: str | gym.Env | BatchedEnv, **kwargs: Any) -> Agent:
@@ -253,7 +259,7 @@ def rollout_frames(
     frames = [core.render(0)]
     state = None
     start = torch.ones(1, dtype=torch.bool, device=core.device)
-    for _ in range(episodes):
+    for episode in range(episodes):
         done = False
         while not done:
             action, state = agent.predict(obs, state, start, deterministic)
@@ -261,7 +267,7 @@ def rollout_frames(
             start = torch.zeros_like(start)
             frames.append(core.render(0))
             done = bool(terminated[0] | truncated[0])
-        if len(frames) and _ < episodes - 1:
+        if episode < episodes - 1:
             obs, _ = core.reset()
             frames.append(core.render(0))
             start = torch.ones_like(start)

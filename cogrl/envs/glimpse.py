@@ -132,10 +132,16 @@ class GlimpseDigits(BatchedEnv):
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         d = self.defaults
         self.split, self.dataset, self.action_mode = split, dataset, action_mode
-        self.n_glimpses = _positive_int("n_glimpses", d["n_glimpses"] if n_glimpses is None else n_glimpses)
-        self.grid_size = _positive_int("grid_size", d["grid_size"] if grid_size is None else grid_size)
+        self.n_glimpses = _positive_int(
+            "n_glimpses", d["n_glimpses"] if n_glimpses is None else n_glimpses
+        )
+        self.grid_size = _positive_int(
+            "grid_size", d["grid_size"] if grid_size is None else grid_size
+        )
         self.retina = Retina(
-            g=_positive_int("glimpse_size", d["glimpse_size"] if glimpse_size is None else glimpse_size),
+            g=_positive_int(
+                "glimpse_size", d["glimpse_size"] if glimpse_size is None else glimpse_size
+            ),
             k=_positive_int("n_scales", d["n_scales"] if n_scales is None else n_scales),
             scale=scale,
         )
@@ -156,17 +162,21 @@ class GlimpseDigits(BatchedEnv):
         else:
             self.single_action_space = spaces.Discrete(self.grid_size**2 + N_CLASSES)
 
-        n, c, p = self.num_envs, self.canvas_size, self.retina.padding
-        # Canvases padded for the retina, and their summed-area tables in byte units: pixel
-        # values are multiples of 1/255, so float32 sums over a 60 x 60 canvas are exact.
-        self.canvas = torch.zeros(n, c + 2 * p, c + 2 * p, device=self.device)
+        n, c = self.num_envs, self.canvas_size
+        # The canvases and their summed-area tables in byte units, which the retina reads:
+        # pixel values are multiples of 1/255, so float32 sums over a canvas are exact.
+        self.canvas = torch.zeros(n, c, c, device=self.device)
         self.table = torch.zeros(n, c + 1, c + 1, device=self.device)
+        # Scratch for resets, allocated once: fresh multi-megabyte tensors at every reset
+        # would cost more in page faults than composing the canvases does.
+        self._scratch = torch.zeros(2, n, c, c, device=self.device)
+        self._scratch_table = torch.zeros(n, c + 1, c + 1, device=self.device)
         self.label = torch.zeros(n, dtype=torch.int64, device=self.device)
         self.t = torch.zeros(n, dtype=torch.int64, device=self.device)
         # Locations seen so far in the episode (for rendering the scanpath).
         self.path = torch.zeros(n, self.n_glimpses + 1, 2, device=self.device)
         cells = torch.arange(self.grid_size**2, device=self.device)
-        centres = (torch.stack([cells % self.grid_size, cells // self.grid_size], 1) + 0.5)
+        centres = torch.stack([cells % self.grid_size, cells // self.grid_size], 1) + 0.5
         self.cell_locations = centres / self.grid_size * 2.0 - 1.0
 
     @property
@@ -176,13 +186,11 @@ class GlimpseDigits(BatchedEnv):
 
     def canvas_images(self, index: torch.Tensor | None = None) -> torch.Tensor:
         """The whole canvases (N, C, C) in [0, 1]: the full view a whole-image baseline sees."""
-        c, p = self.canvas_size, self.retina.padding
-        canvas = self.canvas if index is None else self.canvas[index]
-        return canvas[:, p : p + c, p : p + c]
+        return (self.canvas if index is None else self.canvas[index]).clone()
 
     # --- episode sampling ------------------------------------------------------------------
     def _reset_envs(self, index: torch.Tensor) -> None:
-        m, c, p = index.numel(), self.canvas_size, self.retina.padding
+        m, c = index.numel(), self.canvas_size
         k = self.clutter_size
         u = self.rng.uniform(index, 3 + 5 * self.n_clutter)
         digit = (u[:, 0] * self.n_images).long()
@@ -191,7 +199,7 @@ class GlimpseDigits(BatchedEnv):
         else:
             offset = torch.full((m, 2), (c - DIGIT_SIZE) // 2, device=self.device)
 
-        canvas = torch.zeros(m, c, c, device=self.device)
+        canvas = self._scratch[0, :m].zero_()
         batch = torch.arange(m, device=self.device)[:, None, None]
         for f in range(self.n_clutter):
             v = u[:, 3 + 5 * f : 8 + 5 * f]
@@ -200,7 +208,9 @@ class GlimpseDigits(BatchedEnv):
             place = (v[:, 3:5] * (c - k + 1)).long()
             ar = torch.arange(k, device=self.device)
             fragment = self.images[
-                source[:, None, None], (crop[:, 0, None] + ar)[:, :, None], (crop[:, 1, None] + ar)[:, None, :]
+                source[:, None, None],
+                (crop[:, 0, None] + ar)[:, :, None],
+                (crop[:, 1, None] + ar)[:, None, :],
             ]
             rows = (place[:, 0, None] + ar)[:, :, None]
             cols = (place[:, 1, None] + ar)[:, None, :]
@@ -210,8 +220,9 @@ class GlimpseDigits(BatchedEnv):
         cols = (offset[:, 1, None] + ar)[:, None, :]
         canvas[batch, rows, cols] = torch.maximum(canvas[batch, rows, cols], self.images[digit])
 
-        self.canvas[index] = self.retina.pad(canvas)
-        self.table[index] = summed_area_table(torch.round(canvas * 255.0))
+        self.canvas[index] = canvas
+        byte_values = torch.mul(canvas, 255.0, out=self._scratch[1, :m]).round_()
+        self.table[index] = summed_area_table(byte_values, out=self._scratch_table[:m])
         self.label[index] = self.labels[digit]
         self.t[index] = 0
         self.path[index] = 0.0
@@ -225,14 +236,23 @@ class GlimpseDigits(BatchedEnv):
             kind = action.dtype.kind
             is_float, is_int = kind == "f", kind in "iu"
         elif isinstance(action, torch.Tensor):
-            is_float, is_int = action.is_floating_point(), not action.is_floating_point() and not action.is_complex() and action.dtype != torch.bool
+            is_float, is_int = (
+                action.is_floating_point(),
+                not action.is_floating_point()
+                and not action.is_complex()
+                and action.dtype != torch.bool,
+            )
         else:
-            raise ValueError(f"action must be a numpy array or torch tensor, got {type(action).__name__}")
+            raise ValueError(
+                f"action must be a numpy array or torch tensor, got {type(action).__name__}"
+            )
 
         if self.action_mode == "continuous":
             expected = (n, 2 + N_CLASSES)
             if not is_float:
-                raise ValueError(f"continuous action must have a floating dtype, got {action.dtype}")
+                raise ValueError(
+                    f"continuous action must have a floating dtype, got {action.dtype}"
+                )
             if tuple(action.shape) != expected:
                 raise ValueError(f"action must have shape {expected}, got {tuple(action.shape)}")
             a = torch.as_tensor(action, device=self.device).float()
@@ -251,7 +271,9 @@ class GlimpseDigits(BatchedEnv):
         high = self.single_action_space.n
         outside = (a < 0) | (a >= high)
         if bool(outside.any()):
-            raise ValueError(f"discrete action must lie in [0, {high}), got {_first_bad(a, outside)}")
+            raise ValueError(
+                f"discrete action must lie in [0, {high}), got {_first_bad(a, outside)}"
+            )
         return a
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Info]:
@@ -266,7 +288,9 @@ class GlimpseDigits(BatchedEnv):
             g2 = self.grid_size**2
             look = action < g2
             location = torch.where(
-                look[:, None], self.cell_locations[action.clamp(max=g2 - 1)], self.path[arange, self.t - 1]
+                look[:, None],
+                self.cell_locations[action.clamp(max=g2 - 1)],
+                self.path[arange, self.t - 1],
             )
             terminated = ~look
             truncated = look & (self.t >= self.n_glimpses)
@@ -288,9 +312,7 @@ class GlimpseDigits(BatchedEnv):
 
     def _observe(self, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         location = self.location if index is None else self.path[index, self.t[index]]
-        glimpse = self.retina.extract(
-            self.canvas, self.table, location, index=index, table_scale=1.0 / 255.0
-        )
+        glimpse = self.retina.extract(self.table, location, index=index, unit=255.0)
         return {"glimpse": glimpse.flatten(1), "location": location}
 
     # --- rendering ---------------------------------------------------------------------------
@@ -298,9 +320,9 @@ class GlimpseDigits(BatchedEnv):
         """The canvas of environment ``index`` with the glimpse's patches and the scanpath."""
         if not 0 <= index < self.num_envs:
             raise ValueError(f"index must lie in [0, {self.num_envs}), got {index}")
-        c, p = self.canvas_size, self.retina.padding
+        c = self.canvas_size
         zoom = max(1, 224 // c)
-        canvas = self.canvas[index, p : p + c, p : p + c].detach().cpu().numpy()
+        canvas = self.canvas[index].detach().cpu().numpy()
         gray = (np.clip(canvas, 0.0, 1.0) * 255).astype(np.uint8)
         frame = np.repeat(np.repeat(gray, zoom, 0), zoom, 1)[:, :, None].repeat(3, 2)
 

@@ -1,0 +1,275 @@
+"""Tests for the ``cogrl`` command: list, train, eval and record, read back from the run folder."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+import torch
+
+from cogrl.agents import available_agents
+from cogrl.cli import main
+from cogrl.envs import cogrl_env_ids
+from cogrl.logging import read_images, read_scalars
+from cogrl.runs import create_run_dir, parse_overrides, parse_value, read_config, run_name
+
+ENV = "cogrl/GlimpseDigits-v0"
+N_GLIMPSES = 4  # set through --set env.n_glimpses: episodes are 4 steps, 5 rendered frames
+# A small RAM so that training 2000 steps takes seconds on a CPU.
+SMALL_RAM = [
+    "--set",
+    "core_size=32",
+    "--set",
+    "feature_size=32",
+    "--set",
+    "glimpse_hidden=16",
+    "--set",
+    "location_hidden=16",
+]
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` in-process: (status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as e:  # main returns its status, but accept argparse's exit too
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def last_line(text: str) -> str:
+    return text.rstrip("\n").splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One small training run shared by the tests that read it (training is the slow part)."""
+    root = tmp_path_factory.mktemp("runs")
+    argv = [
+        "train", "--env", ENV, "--agent", "ram", "--steps", "2000", "--num-envs", "16",
+        "--device", "cpu", "--seed", "3", "--run-dir", str(root), "--eval-episodes", "64",
+        "--set", f"env.n_glimpses={N_GLIMPSES}", "--set", "learning_rate=2e-3", *SMALL_RAM,
+    ]  # fmt: skip
+    # The networks are tiny: one intra-op thread is faster, and much faster on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code, out, err = run_cli(*argv)
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, err
+    return {"root": root, "run": Path(last_line(out)), "out": out, "err": err, "argv": argv}
+
+
+# --- list -------------------------------------------------------------------------------------
+def test_list_prints_environments_and_agents(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    envs, agents = out.split("agents:")
+    assert envs.startswith("environments:")
+    assert [line.strip() for line in envs.splitlines()[1:]] == cogrl_env_ids()
+    assert [line.strip() for line in agents.splitlines()[1:]] == available_agents()
+    assert "ram" in available_agents() and ENV in cogrl_env_ids()
+
+
+def test_console_script_and_python_m_run_the_cli() -> None:
+    script = shutil.which("cogrl") or str(Path(sys.executable).with_name("cogrl"))
+    assert Path(script).is_file(), "the cogrl console script is not installed (pip install -e .)"
+    done = subprocess.run([script, "list"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert ENV in done.stdout and "ram" in done.stdout.split("agents:")[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "cogrl", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.startswith("cogrl "), done.stderr
+
+
+# --- train ------------------------------------------------------------------------------------
+def test_train_creates_a_named_run_folder_and_prints_it_last(trained: dict) -> None:
+    run = trained["run"]
+    assert run.parent == trained["root"] and run.is_dir()
+    assert re.fullmatch(r"cogrl-GlimpseDigits-v0__ram__3__\d{8}-\d{6}", run.name)
+    assert (run / "model.pt").is_file()
+    assert "%|" in trained["err"] or "step/s" in trained["err"]  # the tqdm progress bar
+
+
+def test_train_writes_the_resolved_config(trained: dict) -> None:
+    config = read_config(trained["run"])
+    assert config["agent"] == "ram" and config["env"] == ENV and config["seed"] == 3
+    assert config["steps"] == 2000 and config["device"] == "cpu"
+    assert config["env_kwargs"] == {"n_glimpses": N_GLIMPSES}
+    hp = config["hyperparameters"]
+    assert hp["num_envs"] == 16 and hp["learning_rate"] == 2e-3 and hp["core_size"] == 32
+    assert config["command"].startswith("cogrl train --env cogrl/GlimpseDigits-v0")
+    assert config["cogrl_version"] and config["video_interval"] == 500
+
+
+def test_train_logs_scalars_gif_videos_hparams_and_an_mp4(trained: dict) -> None:
+    run = trained["run"]
+    scalars = read_scalars(run)
+    for tag in ("rollout/ep_rew_mean", "time/fps", "final/test_accuracy", "final/test_mean_return"):
+        assert scalars.get(tag), f"{tag} missing from {sorted(scalars)}"
+    assert max(step for step, _ in scalars["rollout/ep_rew_mean"]) >= 2000
+
+    gifs = [data for points in read_images(run).values() for _, data in points]
+    assert gifs, "no rollout video in the event file"
+    for data in gifs:
+        assert data.startswith(b"GIF8")
+        assert len(iio.imread(data, index=None, extension=".gif")) > 1
+
+    (mp4,) = (run / "videos").glob("*.mp4")
+    assert len(iio.imread(mp4, index=None)) > 1
+
+
+# --- eval -------------------------------------------------------------------------------------
+def test_eval_prints_json_last_and_reproduces_the_final_metrics(trained: dict) -> None:
+    run = trained["run"]
+    code, out, err = run_cli("eval", str(run), "--episodes", "64", "--device", "cpu")
+    assert code == 0, err
+    result = json.loads(last_line(out))
+    assert result["episodes"] == 64 and result["split"] == "test"
+    assert result["run_dir"] == str(run)
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert result["mean_return"] == pytest.approx(result["accuracy"])  # reward 1 if right
+    # The final evaluation of `cogrl train` used the same seed and episodes.
+    assert result["accuracy"] == pytest.approx(read_scalars(run)["final/test_accuracy"][0][1])
+    assert "accuracy" in out.splitlines()[-2]  # human-readable lines come first
+
+
+def test_eval_train_split(trained: dict) -> None:
+    code, out, err = run_cli("eval", str(trained["run"]), "--episodes", "8", "--split", "train")
+    assert code == 0, err
+    result = json.loads(last_line(out))
+    assert result["split"] == "train" and result["episodes"] == 8
+
+
+# --- record -----------------------------------------------------------------------------------
+def test_record_writes_an_mp4_and_a_gif_summary(trained: dict) -> None:
+    run = trained["run"]
+    code, out, err = run_cli("record", str(run), "--episodes", "2", "--fps", "3", "--seed", "1")
+    assert code == 0, err
+    mp4 = Path(last_line(out))
+    assert mp4.parent == run / "videos" and mp4.suffix == ".mp4"
+    frames_per_episode = N_GLIMPSES + 1
+    assert len(iio.imread(mp4, index=None)) == 2 * frames_per_episode
+
+    (point,) = read_images(run)["record/rollout"]
+    assert point[1].startswith(b"GIF8")
+    assert len(iio.imread(point[1], index=None, extension=".gif")) > 1
+
+
+# --- usage errors -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--env", "cogrl/NoSuchTask-v0", "--agent", "ram"], ["NoSuchTask", ENV]),
+        (["--env", "CartPole-v1", "--agent", "ram"], ["CartPole-v1", ENV]),
+        (["--env", ENV, "--agent", "nosuchagent"], ["nosuchagent", "ram"]),
+        (["--env", ENV, "--agent", "ram", "--set", "bogus=1"], ["bogus", "learning_rate"]),
+        (["--env", ENV, "--agent", "ram", "--set", "env.bogus=1"], ["bogus", "n_glimpses"]),
+        (["--env", ENV, "--agent", "ram", "--set", "env.n_glimpses=0"], ["n_glimpses"]),
+        (["--env", ENV, "--agent", "ram", "--set", "learning_rate"], ["key=value"]),
+    ],
+    ids=["env", "non-cogrl-env", "agent", "hyperparameter", "env-kwarg", "env-value", "no-value"],
+)
+def test_train_usage_errors_exit_2_without_a_run_folder(
+    tmp_path: Path, args: list[str], expected: list[str]
+) -> None:
+    root = tmp_path / "runs"
+    code, out, err = run_cli("train", *args, "--steps", "64", "--run-dir", str(root))
+    assert code == 2
+    assert "cogrl: error:" in err
+    for text in expected:
+        assert text in err
+    assert not root.exists()
+    assert out == ""
+
+
+def test_default_run_root_is_runs_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli("train", "--env", ENV, "--agent", "ram", "--set", "bogus=1")
+    assert code == 2 and "bogus" in err
+    assert not (tmp_path / "runs").exists()  # checked before any folder is made
+
+
+@pytest.mark.parametrize("command", ["eval", "record"])
+def test_eval_and_record_need_a_run_with_a_checkpoint(tmp_path: Path, command: str) -> None:
+    code, _, err = run_cli(command, str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err
+    code, _, err = run_cli(command, str(tmp_path))
+    assert code == 2 and "model.pt" in err
+
+
+def test_argparse_errors_exit_2() -> None:
+    assert run_cli("train", "--env", ENV)[0] == 2  # --agent is required
+    assert run_cli("train", "--env", ENV, "--agent", "ram", "--steps", "0")[0] == 2
+    assert run_cli()[0] == 2  # a command is required
+    assert run_cli("--help")[0] == 0
+
+
+# --- run folders and --set ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("3", 3),
+        ("-2", -2),
+        ("1e-3", 1e-3),
+        ("0.5", 0.5),
+        (".5", 0.5),
+        ("true", True),
+        ("False", False),
+        ("null", None),
+        ("None", None),
+        ("[64, 64]", [64, 64]),
+        ('{"a": 1}', {"a": 1}),
+        ("gru", "gru"),
+        ("test", "test"),
+        ("a b", "a b"),
+        ("", ""),
+        ('"3"', "3"),
+    ],
+)
+def test_parse_value(text: str, value: object) -> None:
+    parsed = parse_value(text)
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_parse_overrides_routes_env_keys_to_env_kwargs() -> None:
+    hp, env = parse_overrides(
+        ["learning_rate=3e-4", "env.n_glimpses=4", "core=lstm", "env.split=test", "core=gru"]
+    )
+    assert hp == {"learning_rate": 3e-4, "core": "gru"}  # the later item wins
+    assert env == {"n_glimpses": 4, "split": "test"}
+    assert parse_overrides(["name=a=b"]) == ({"name": "a=b"}, {})
+    for bad in ("novalue", "=3", "env.=3"):
+        with pytest.raises(ValueError):
+            parse_overrides([bad])
+
+
+def test_run_folder_names_and_collisions(tmp_path: Path) -> None:
+    when = datetime(2025, 1, 2, 3, 4, 5)
+    assert run_name(ENV, "ram", 7, when) == "cogrl-GlimpseDigits-v0__ram__7__20250102-030405"
+    first = create_run_dir(tmp_path / "runs", ENV, "ram", 7, when)
+    second = create_run_dir(tmp_path / "runs", ENV, "ram", 7, when)
+    assert first.name == run_name(ENV, "ram", 7, when)
+    assert second.name == first.name + "-2" and second.is_dir()
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("list", "train", "eval", "record"):
+        assert command in out

@@ -1,0 +1,181 @@
+"""Tests for cogrl.datasets: the shipped digits split and MNIST's IDX files read from disk."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import cogrl  # noqa: F401  (registers the environments)
+from cogrl.datasets import DIGITS_TEST_SIZE, load_digits
+
+MNIST_NAMES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file of unsigned bytes (LeCun's format: zero, zero, 0x08, ndim, big-endian dims)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_mnist(
+    folder: Path, split: str, n: int, seed: int = 0, gz: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tiny synthetic MNIST files for ``split``; returns the images and labels written."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n, dtype=np.uint8)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in zip(MNIST_NAMES[split], (images, labels), strict=True):
+        data = idx_bytes(array)
+        if gz:
+            (folder / (name + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return images, labels
+
+
+# --- the shipped digits ------------------------------------------------------------------------
+
+
+def test_digits_splits_sizes_values_and_labels() -> None:
+    train, test = load_digits("digits", "train"), load_digits("digits", "test")
+    assert (len(train), len(test)) == (1437, 360) == (1797 - DIGITS_TEST_SIZE, DIGITS_TEST_SIZE)
+    for data in (train, test):
+        assert data.images.shape == (len(data), 28, 28) and data.images.dtype == np.float32
+        assert data.labels.shape == (len(data),) and data.labels.dtype == np.int64
+        assert data.images.min() == 0.0 and data.images.max() == 1.0
+        bytes_ = data.images * 255
+        np.testing.assert_allclose(bytes_, np.round(bytes_), atol=1e-4)  # multiples of 1/255
+        assert set(data.labels.tolist()) == set(range(10))
+        # A 20 x 20 digit centred in the 28 x 28 frame, as MNIST: the 4-pixel border is empty.
+        assert not data.images[:, :4].any() and not data.images[:, 24:].any()
+        assert not data.images[:, :, :4].any() and not data.images[:, :, 24:].any()
+        assert (data.images.reshape(len(data), -1).max(axis=1) > 0.5).all()
+    # Every class is represented in both splits in roughly its share.
+    counts = np.bincount(test.labels, minlength=10)
+    assert counts.min() >= 20
+
+
+def test_digits_split_is_deterministic_and_disjoint() -> None:
+    train, test = load_digits(), load_digits(split="test")
+    again = load_digits("digits", "train")
+    np.testing.assert_array_equal(train.images, again.images)
+    np.testing.assert_array_equal(train.labels, again.labels)
+    train_images = {img.tobytes() for img in train.images}
+    assert len(train_images) == len(train)
+    assert not any(img.tobytes() in train_images for img in test.images)
+    # The split is fixed forever: pin a few of its values.
+    assert test.labels[:10].tolist() == _PINNED_TEST_LABELS
+    assert int(train.labels.sum()) == _PINNED_TRAIN_LABEL_SUM
+
+
+_PINNED_TEST_LABELS = [0, 2, 7, 8, 0, 7, 8, 4, 5, 6]
+_PINNED_TRAIN_LABEL_SUM = 6495
+
+
+def test_loaded_arrays_are_read_only() -> None:
+    data = load_digits()
+    with pytest.raises(ValueError):
+        data.images[0, 0, 0] = 1.0
+    with pytest.raises(ValueError):
+        data.labels[0] = 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [
+        ({"dataset": "cifar"}, "'cifar'"),
+        ({"split": "val"}, "'val'"),
+        ({"root": "/tmp"}, "root"),
+        ({"dataset": "mnist"}, "root"),
+    ],
+)
+def test_bad_arguments_raise(kwargs: dict, word: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(word)):
+        load_digits(**kwargs)
+
+
+# --- MNIST from IDX files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+@pytest.mark.parametrize("subfolder", [".", "MNIST/raw", "raw"])
+def test_mnist_idx_files_are_read(tmp_path: Path, gz: bool, subfolder: str) -> None:
+    images, labels = write_mnist(tmp_path / subfolder, "train", n=7, seed=1, gz=gz)
+    test_images, test_labels = write_mnist(tmp_path / subfolder, "test", n=3, seed=2, gz=gz)
+    data = load_digits("mnist", "train", root=tmp_path)
+    assert data.images.shape == (7, 28, 28) and data.images.dtype == np.float32
+    np.testing.assert_array_equal(data.images, images.astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(data.labels, labels.astype(np.int64))
+    test = load_digits("mnist", "test", root=str(tmp_path))
+    np.testing.assert_array_equal(test.images * 255.0, test_images)
+    np.testing.assert_array_equal(test.labels, test_labels)
+
+
+def test_mnist_environment_shows_the_files_digits(tmp_path: Path) -> None:
+    images, labels = write_mnist(tmp_path, "train", n=4, seed=3)
+    env = gym.make("cogrl/GlimpseDigits-v0", dataset="mnist", root=str(tmp_path), n_glimpses=1)
+    shown = {img.tobytes(): int(lab) for img, lab in zip(images, labels, strict=True)}
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        assert env.observation_space.contains(obs)
+        canvas = env.unwrapped.core.canvas_images()[0].numpy()
+        as_bytes = np.round(canvas * 255).astype(np.uint8).tobytes()
+        _, _, _, _, info = env.step(np.zeros(12, np.float32))
+        assert shown[as_bytes] == info["label"]
+
+
+def test_missing_mnist_folder_and_files_are_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError) as err:
+        load_digits("mnist", "train", root=missing)
+    assert str(missing.resolve()) in str(err.value)
+    for name in MNIST_NAMES["train"]:
+        assert name in str(err.value)
+
+    with pytest.raises(FileNotFoundError) as err:
+        load_digits("mnist", "test", root=tmp_path)
+    assert str(tmp_path.resolve()) in str(err.value)
+    for name in MNIST_NAMES["test"]:
+        assert name in str(err.value)
+
+    # Only the labels missing: the message names them and not the images.
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((2, 28, 28))))
+    with pytest.raises(FileNotFoundError) as err:
+        load_digits("mnist", "test", root=tmp_path)
+    assert "t10k-labels-idx1-ubyte" in str(err.value)
+    assert "t10k-images-idx3-ubyte" not in str(err.value)
+
+
+def test_malformed_idx_files_raise(tmp_path: Path) -> None:
+    images, labels = MNIST_NAMES["train"]
+    bad_magic = tmp_path / "magic"
+    bad_magic.mkdir()
+    (bad_magic / images).write_bytes(b"\x00\x00\x0d\x03" + bytes(12))
+    (bad_magic / labels).write_bytes(idx_bytes(np.zeros(2)))
+    with pytest.raises(ValueError, match="not an IDX file"):
+        load_digits("mnist", "train", root=bad_magic)
+
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    (truncated / images).write_bytes(idx_bytes(np.zeros((2, 28, 28)))[:-5])
+    (truncated / labels).write_bytes(idx_bytes(np.zeros(2)))
+    with pytest.raises(ValueError, match="header says shape"):
+        load_digits("mnist", "train", root=truncated)
+
+    wrong_shape = tmp_path / "shape"
+    wrong_shape.mkdir()
+    (wrong_shape / images).write_bytes(idx_bytes(np.zeros((2, 16, 16))))
+    (wrong_shape / labels).write_bytes(idx_bytes(np.zeros(2)))
+    with pytest.raises(ValueError, match=re.escape("(D, 28, 28)")):
+        load_digits("mnist", "train", root=wrong_shape)
