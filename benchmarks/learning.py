@@ -28,6 +28,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from report import write_section
 from torch import nn
 
 import cogrl
@@ -188,19 +189,6 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (or append it), keeping the rest."""
-    old = path.read_text() if path.exists() else "# cogrl benchmarks\n"
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        end = rest.find("\n## ")
-        tail = rest[end + 1 :] if end >= 0 else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -247,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     text = markdown(results, budgets, command, args.device)
     print(text)
     if not args.quick:
-        write_section(args.markdown, text)
+        write_section(args.markdown, SECTION, text)
 
 
 if __name__ == "__main__":

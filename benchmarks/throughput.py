@@ -33,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from report import write_section
 
 import cogrl
 from cogrl.envs import make_core
@@ -41,9 +42,6 @@ TASKS = ["cogrl/GlimpseDigits-v0", "cogrl/TranslatedDigits-v0", "cogrl/Cluttered
 SIZES = [1, 64, 1024]
 GOAL_N, GOAL_RATIO = 1024, 50.0
 SECTION = "## Environment throughput"
-HEADER = (
-    "# cogrl benchmarks\n\nEvery figure the project claims, with the command that produced it.\n"
-)
 POOL = 16  # distinct action batches, cycled
 
 
@@ -211,21 +209,6 @@ def markdown(rows: list[dict], command: str, about: list[str], budget: float, ro
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section of the file (or append it), keeping every other one."""
-    old = path.read_text() if path.exists() else HEADER
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        end = rest.find("\n## ")
-        tail = rest[end + 1 :] if end >= 0 else ""
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -291,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(text)
     if args.markdown is not None:
-        write_section(args.markdown, text)
+        write_section(args.markdown, SECTION, text)
         print(f"wrote the section {SECTION!r} of {args.markdown}")
 
 

@@ -40,15 +40,6 @@ id_and_mode = pytest.mark.parametrize(
 each_id = pytest.mark.parametrize("env_id", IDS, ids=lambda x: x.split("/")[-1])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are small: one intra-op thread, so no op waits on a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 

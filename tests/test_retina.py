@@ -16,15 +16,6 @@ from cogrl.retina import Retina, summed_area_table
 CORNER_LOCATIONS = [(-1.0, -1.0), (1.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (0.0, 0.0)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are small: one intra-op thread, so no op waits on a busy second core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def naive_glimpses(retina: Retina, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
     """Pad with zeros, slice each size x size patch at its corner, area-average it to g x g."""
     n, height, width = images.shape
