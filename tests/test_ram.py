@@ -54,13 +54,15 @@ def test_learning_is_reproducible_with_a_seed():
     a, b = small_agent(seed=3), small_agent(seed=3)
     a.learn(16 * 6 * 3)
     b.learn(16 * 6 * 3)
-    for (name, x), (_, y) in zip(a.policy.state_dict().items(), b.policy.state_dict().items()):
+    for (name, x), (_, y) in zip(
+        a.policy.state_dict().items(), b.policy.state_dict().items(), strict=True
+    ):
         assert torch.equal(x, y), name
     c = small_agent(seed=4)
     c.learn(16 * 6 * 3)
     assert any(
         not torch.equal(x, y)
-        for x, y in zip(a.policy.state_dict().values(), c.policy.state_dict().values())
+        for x, y in zip(a.policy.state_dict().values(), c.policy.state_dict().values(), strict=True)
     )
 
 
