@@ -45,7 +45,6 @@ from cogrl.runs import (
 )
 
 PROG = "cogrl"
-DEFAULT_STEPS = 200_000
 EVAL_EPISODES = 1000
 EVAL_SEED = 0  # also the default of `cogrl eval`, so it reproduces a run's final metrics
 VIDEO_EPISODES = 4
@@ -107,9 +106,10 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     sub.add_argument(
         "--steps",
         type=positive_int,
-        default=DEFAULT_STEPS,
+        default=None,
         metavar="N",
-        help=f"environment steps, summed over environments (default {DEFAULT_STEPS})",
+        help="environment steps, summed over environments (default: the agent's "
+        "default_timesteps, e.g. 1,000,000 for ram)",
     )
     sub.add_argument(
         "--num-envs",
@@ -226,6 +226,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     agent = build_agent(args)  # every usage error is found before the run folder exists
+    if args.steps is None:
+        args.steps = agent.default_timesteps
     split = split_overrides(agent.env_id, None)
     video_interval = (
         default_video_interval(args.steps) if args.video_interval is None else args.video_interval

@@ -56,7 +56,7 @@ def load_digits(
     return _mnist(str(Path(root).expanduser().resolve()), split)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sklearn_digits(split: str) -> DigitData:
     import torch
     import torch.nn.functional as F
@@ -96,7 +96,7 @@ def _read_idx(path: Path) -> np.ndarray:
     return array.reshape(shape)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mnist(root: str, split: str) -> DigitData:
     folder = Path(root)
     if not folder.is_dir():
@@ -105,7 +105,7 @@ def _mnist(root: str, split: str) -> DigitData:
             "(optionally .gz) - cogrl never downloads data"
         )
     paths = [_find(folder, name) for name in _MNIST_FILES[split]]
-    missing = [name for name, p in zip(_MNIST_FILES[split], paths) if p is None]
+    missing = [name for name, p in zip(_MNIST_FILES[split], paths, strict=True) if p is None]
     if missing:
         raise FileNotFoundError(
             f"MNIST files {missing} (or .gz) not found in {folder} (nor in its MNIST/raw or raw "

@@ -107,6 +107,8 @@ class Agent(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[Hyperparameters]]
+    #: Steps ``cogrl train`` runs when ``--steps`` is not given.
+    default_timesteps: ClassVar[int] = 200_000
 
     def __init__(
         self,

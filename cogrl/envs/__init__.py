@@ -13,7 +13,8 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from cogrl.core import BatchedEnv, load_core_class, make_core as _make_core
+from cogrl.core import BatchedEnv, load_core_class
+from cogrl.core import make_core as _make_core
 
 __all__ = ["register_core", "make_core", "core_spec", "cogrl_env_ids"]
 

@@ -34,7 +34,7 @@ An action of the wrong shape or dtype, outside the space, or not finite raises
 
 | key | shape | range | meaning |
 |---|---|---|---|
-| ``glimpse`` | (k * g * g,) | [0, 1] | the k patches at the current location, finest first, row-major |
+| ``glimpse`` | (k * g * g,) | [0, 1] | the k patches at the location, finest first, row-major |
 | ``location`` | (2,) | [-1, 1] | the current location (x, y) |
 
 ## Rewards
@@ -329,7 +329,7 @@ class GlimpseDigits(BatchedEnv):
         t = int(self.t[index])
         path = self.path[index, : t + 1].detach().cpu().numpy()
         centres = (path + 1.0) * 0.5 * c * zoom
-        for a, b in zip(centres[:-1], centres[1:]):
+        for a, b in zip(centres[:-1], centres[1:], strict=True):
             for s in np.linspace(0.0, 1.0, 2 * zoom * c):
                 x, y = a + s * (b - a)
                 _put(frame, int(y), int(x), _PATH_COLOUR)
