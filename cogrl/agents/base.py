@@ -164,11 +164,12 @@ class Agent(ABC):
         """The networks whose weights a checkpoint holds, by name."""
 
     # --- shared ------------------------------------------------------------------------------
-    def make_core(self, num_envs: int, **overrides: Any) -> BatchedEnv:
+    def make_core(self, num_envs: int, autoreset: bool = True, **overrides: Any) -> BatchedEnv:
         """A batched core of this agent's environment on its device."""
-        core = make_core(self.env_id, num_envs, self.device, **{**self.env_kwargs, **overrides})
+        kwargs = {**self.env_kwargs, **overrides}
+        core = make_core(self.env_id, num_envs, self.device, autoreset, **kwargs)
         core.spec_id = self.env_id
-        core.spec_kwargs = {**self.env_kwargs, **overrides}
+        core.spec_kwargs = kwargs
         return core
 
     def describe(self) -> dict[str, Any]:
@@ -255,8 +256,7 @@ def rollout_frames(
     Each frame is the environment's ``rgb_array`` render: for the glimpse tasks, the canvas
     with the glimpse's patches and the scanpath so far.
     """
-    core = agent.make_core(1, render_mode="rgb_array", **env_overrides)
-    core.autoreset = False
+    core = agent.make_core(1, autoreset=False, render_mode="rgb_array", **env_overrides)
     obs, _ = core.reset(seed=seed)
     frames = [core.render(0)]
     state = None

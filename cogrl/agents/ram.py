@@ -164,7 +164,7 @@ class RAM(Agent):
                 raise ValueError(f"core must be one of {sorted(CORES)}, got {self.core!r}")
 
     config: Config
-    # About a minute on two CPU cores: ~92% test accuracy on GlimpseDigits.
+    # About a minute on two CPU cores; ~90% test accuracy on GlimpseDigits (BENCHMARKS.md).
     default_timesteps = 1_000_000
 
     def __init__(
