@@ -1,5 +1,6 @@
 """cogrl's agents, all behind one interface (see :mod:`cogrl.agents.base`)."""
 
+from cogrl.agents.a2c import A2C  # registers "a2c"
 from cogrl.agents.base import (
     AGENTS,
     Agent,
@@ -11,12 +12,19 @@ from cogrl.agents.base import (
     register_agent,
     rollout_frames,
 )
+from cogrl.agents.dqn import DQN  # registers "dqn"
+from cogrl.agents.ppo import PPO  # registers "ppo"
 from cogrl.agents.ram import RAM  # registers "ram"
+from cogrl.agents.reinforce import REINFORCE  # registers "reinforce"
 
 __all__ = [
+    "A2C",
     "AGENTS",
     "Agent",
+    "DQN",
+    "PPO",
     "RAM",
+    "REINFORCE",
     "Hyperparameters",
     "available_agents",
     "evaluate",

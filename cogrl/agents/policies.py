@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
@@ -83,21 +84,102 @@ class GlimpseNetwork(nn.Module):
         return F.relu(self.glimpse_out(h_g) + self.location_out(h_l))
 
 
-class MLPEncoder(nn.Module):
-    """A multilayer perceptron (ReLU) for flat ``Box`` observations (B, n) -> (B, output)."""
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
-    def __init__(self, input_size: int, hidden_sizes: Sequence[int] = (256,)) -> None:
+
+class MLPEncoder(nn.Module):
+    """A multilayer perceptron for flat ``Box`` observations (B, n) -> (B, output)."""
+
+    def __init__(
+        self, input_size: int, hidden_sizes: Sequence[int] = (256,), activation: str = "relu"
+    ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}"
+            )
         layers: list[nn.Module] = []
         size = input_size
         for hidden in hidden_sizes:
-            layers += [nn.Linear(size, hidden), nn.ReLU()]
+            layers += [nn.Linear(size, hidden), ACTIVATIONS[activation]()]
             size = hidden
         self.net = nn.Sequential(*layers)
         self.output_size = size
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
+        return self.net(obs.flatten(1).float())
+
+
+class CNNEncoder(nn.Module):
+    """The Nature-DQN convolutional torso (Mnih et al. 2015) for image observations.
+
+    Takes (B, C, H, W) or, when ``channels_last``, (B, H, W, C); ``uint8`` images are scaled
+    to [0, 1]. Three convolutions (32 8x8/4, 64 4x4/2, 64 3x3/1) for images of at least
+    36 x 36 pixels, two smaller ones (32 3x3/1, 64 3x3/2) below that, then a linear layer
+    to ``output_size``.
+    """
+
+    def __init__(self, space: spaces.Box, output_size: int = 256) -> None:
+        super().__init__()
+        shape = space.shape
+        # Channels are the smallest axis: (H, W, C) images are moved to (C, H, W).
+        self.channels_last = shape[-1] < shape[0]
+        c, h, w = (shape[2], shape[0], shape[1]) if self.channels_last else shape
+        self.scale = 1.0 / 255.0 if space.dtype == np.uint8 else 1.0
+        if min(h, w) >= 36:
+            convs = [nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU()]
+            convs += [nn.Conv2d(64, 64, 3, 1), nn.ReLU()]
+        else:
+            convs = [nn.Conv2d(c, 32, 3, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2), nn.ReLU()]
+        self.convs = nn.Sequential(*convs, nn.Flatten())
+        with torch.no_grad():
+            n = self.convs(torch.zeros(1, c, h, w)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n, output_size), nn.ReLU())
+        self.output_size = output_size
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.float() * self.scale
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        return self.fc(self.convs(x))
+
+
+class EmbeddingEncoder(nn.Module):
+    """Token ids to vectors: ``Discrete(n)`` (B,) -> (B, d); ``MultiDiscrete(nvec)`` (B, k)
+    -> the concatenation of one embedding per position (B, k * d)."""
+
+    def __init__(self, space: spaces.Discrete | spaces.MultiDiscrete, embedding_size: int) -> None:
+        super().__init__()
+        if isinstance(space, spaces.Discrete):
+            nvec, self.start = np.array([space.n]), np.array([space.start])
+        else:
+            nvec, self.start = space.nvec.reshape(-1), space.start.reshape(-1).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(nvec)[:-1]])
+        # One table for all positions; position i's ids are shifted by offsets[i].
+        self.register_buffer(
+            "offsets", torch.as_tensor(offsets - self.start, dtype=torch.int64), persistent=False
+        )
+        self.embedding = nn.Embedding(int(nvec.sum()), embedding_size)
+        self.output_size = embedding_size * len(nvec)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        ids = obs.long().reshape(obs.shape[0], -1) + self.offsets
+        return self.embedding(ids).flatten(1)
+
+
+class DictEncoder(nn.Module):
+    """A ``Dict`` observation: one encoder per key, their features concatenated (sorted keys)."""
+
+    def __init__(self, encoders: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict(dict(sorted(encoders.items())))
+        self.output_size = sum(e.output_size for e in self.encoders.values())
+
+    def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([e(obs[k]) for k, e in self.encoders.items()], dim=-1)
+
+
+Encoder = GlimpseNetwork | MLPEncoder | CNNEncoder | EmbeddingEncoder | DictEncoder
 
 
 def make_encoder(
@@ -105,36 +187,52 @@ def make_encoder(
     output_size: int = 256,
     glimpse_hidden: int = 128,
     location_hidden: int = 128,
-) -> GlimpseNetwork | MLPEncoder:
-    """The encoder for ``observation_space``: a glimpse network or an MLP.
+    hidden_sizes: Sequence[int] | None = None,
+    activation: str = "relu",
+) -> Encoder:
+    """The encoder for ``observation_space``; its ``output_size`` is the feature's width.
 
-    ``Dict`` with ``"glimpse"`` and ``"location"`` (flat ``Box`` es) -> :class:`GlimpseNetwork`;
-    a flat (1-D) ``Box`` -> :class:`MLPEncoder` with one hidden layer of ``output_size``.
-    Any other space is a ``ValueError`` that names it. The encoder's ``output_size`` is the
-    width of its feature.
+    - ``Dict`` with flat ``Box`` ``"glimpse"`` and ``"location"``: :class:`GlimpseNetwork`.
+    - other ``Dict``: :class:`DictEncoder` over the encoders of its entries.
+    - flat (1-D) ``Box`` or ``MultiBinary``: :class:`MLPEncoder` with ``hidden_sizes``
+      (default: one layer of ``output_size``).
+    - ``Box`` of 3 dims (an image, channels first or last): :class:`CNNEncoder`.
+    - ``Discrete`` / ``MultiDiscrete`` (token ids): :class:`EmbeddingEncoder`.
+
+    Any other space is a ``ValueError`` that names it.
     """
+    sizes = tuple(hidden_sizes) if hidden_sizes is not None else (output_size,)
     if isinstance(observation_space, spaces.Dict):
-        keys = set(observation_space.spaces)
-        if {"glimpse", "location"} <= keys:
-            glimpse, location = observation_space["glimpse"], observation_space["location"]
-            if (
-                isinstance(glimpse, spaces.Box)
-                and isinstance(location, spaces.Box)
-                and len(glimpse.shape) == 1
-                and len(location.shape) == 1
-            ):
-                return GlimpseNetwork(
-                    glimpse.shape[0],
-                    location.shape[0],
-                    glimpse_hidden,
-                    location_hidden,
-                    output_size,
+        entries = observation_space.spaces
+        glimpse, location = entries.get("glimpse"), entries.get("location")
+        if (
+            isinstance(glimpse, spaces.Box)
+            and isinstance(location, spaces.Box)
+            and len(glimpse.shape) == 1
+            and len(location.shape) == 1
+        ):
+            return GlimpseNetwork(
+                glimpse.shape[0], location.shape[0], glimpse_hidden, location_hidden, output_size
+            )
+        return DictEncoder(
+            {
+                key: make_encoder(
+                    space, output_size, glimpse_hidden, location_hidden, sizes, activation
                 )
-    elif isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1:
-        return MLPEncoder(observation_space.shape[0], (output_size,))
+                for key, space in entries.items()
+            }
+        )
+    if isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1:
+        return MLPEncoder(observation_space.shape[0], sizes, activation)
+    if isinstance(observation_space, spaces.MultiBinary):
+        return MLPEncoder(int(np.prod(observation_space.shape)), sizes, activation)
+    if isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3:
+        return CNNEncoder(observation_space, output_size)
+    if isinstance(observation_space, (spaces.Discrete, spaces.MultiDiscrete)):
+        return EmbeddingEncoder(observation_space, output_size)
     raise ValueError(
-        f"no encoder for observation space {observation_space}: expected a Dict with flat Box "
-        "'glimpse' and 'location' entries (glimpse network) or a flat 1-D Box (MLP)"
+        f"no encoder for observation space {observation_space}: expected a flat Box, an "
+        "image Box (3 dims), MultiBinary, Discrete, MultiDiscrete, or a Dict of these"
     )
 
 
@@ -362,3 +460,341 @@ class ValueHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.fc(h).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------------------
+# Action heads: one per kind of action space, all with the same methods, so that a learner
+# works with any of them. ``forward(h)`` gives the distribution's parameters; the other
+# methods take those parameters.
+
+
+class ActionHead(nn.Module):
+    """A distribution over actions given ``h``: ``params = head(h)``; then ``sample``,
+    ``log_prob``, ``entropy`` and ``mode`` (the deterministic action) on ``params``."""
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None):
+        raise NotImplementedError
+
+    def log_prob(self, params: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def entropy(self, params: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def mode(self, params: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class CategoricalActionHead(ActionHead):
+    """``Discrete(n)``: logits ``Linear(h)`` (B, n); actions (B,) int64 (with the space's start)."""
+
+    def __init__(self, input_size: int, n: int, start: int = 0) -> None:
+        super().__init__()
+        self.fc = nn.Linear(input_size, n)
+        self.start = int(start)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h)
+
+    def sample(self, params, generator=None):
+        return CategoricalHead.sample(params, generator) + self.start
+
+    def log_prob(self, params, action):
+        return CategoricalHead.log_prob(params, action - self.start)
+
+    def entropy(self, params):
+        return CategoricalHead.entropy(params)
+
+    def mode(self, params):
+        return params.argmax(-1) + self.start
+
+
+class MultiCategoricalActionHead(ActionHead):
+    """``MultiDiscrete(nvec)``: independent categoricals, one per position; actions int64
+    (B, *shape), ``shape`` being the space's (default: (k,) for k positions)."""
+
+    def __init__(
+        self, input_size: int, nvec: Sequence[int], shape: Sequence[int] | None = None
+    ) -> None:
+        super().__init__()
+        self.nvec = [int(n) for n in nvec]
+        self.shape = (len(self.nvec),) if shape is None else tuple(int(s) for s in shape)
+        self.fc = nn.Linear(input_size, sum(self.nvec))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h)
+
+    def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.split(params, self.nvec, dim=-1)
+
+    def sample(self, params, generator=None):
+        parts = self._split(params)
+        action = torch.stack([CategoricalHead.sample(p, generator) for p in parts], -1)
+        return action.reshape(*params.shape[:-1], *self.shape)
+
+    def log_prob(self, params, action):
+        parts = self._split(params)
+        action = action.reshape(*params.shape[:-1], len(self.nvec))
+        return sum(CategoricalHead.log_prob(p, action[..., i]) for i, p in enumerate(parts))
+
+    def entropy(self, params):
+        return sum(CategoricalHead.entropy(p) for p in self._split(params))
+
+    def mode(self, params):
+        action = torch.stack([p.argmax(-1) for p in self._split(params)], -1)
+        return action.reshape(*params.shape[:-1], *self.shape)
+
+
+class BernoulliActionHead(ActionHead):
+    """``MultiBinary(n)``: independent Bernoullis, logits ``Linear(h)`` (B, n); actions int8
+    (B, *shape), ``shape`` being the space's (default: (n,))."""
+
+    def __init__(self, input_size: int, n: int, shape: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.fc = nn.Linear(input_size, n)
+        self.shape = (n,) if shape is None else tuple(int(s) for s in shape)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h)
+
+    def sample(self, params, generator=None):
+        u = torch.rand(params.shape, generator=generator, device=params.device)
+        action = (u < torch.sigmoid(params)).to(torch.int8)
+        return action.reshape(*params.shape[:-1], *self.shape)
+
+    def log_prob(self, params, action):
+        # log p(a) = a log sigmoid(z) + (1 - a) log sigmoid(-z) = -BCE(z, a)
+        a = action.reshape(params.shape).to(params.dtype)
+        return -F.binary_cross_entropy_with_logits(params, a, reduction="none").sum(-1)
+
+    def entropy(self, params):
+        p = torch.sigmoid(params)
+        return F.binary_cross_entropy_with_logits(params, p, reduction="none").sum(-1)
+
+    def mode(self, params):
+        return (params > 0).to(torch.int8).reshape(*params.shape[:-1], *self.shape)
+
+
+class GaussianActionHead(ActionHead):
+    """``Box`` actions: a diagonal Gaussian with mean ``Linear(h)`` and a learned,
+    state-independent ``log_std`` (as in PPO's paper and Stable-Baselines3).
+
+    Samples are unbounded; a learner clips them to the space's bounds when it sends them to
+    the environment and keeps the unclipped sample for the log-probability (as SB3 does).
+    """
+
+    def __init__(self, input_size: int, shape: Sequence[int], log_std_init: float = 0.0) -> None:
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+        size = int(np.prod(self.shape))
+        self.fc = nn.Linear(input_size, size)
+        self.log_std = nn.Parameter(torch.full((size,), float(log_std_init)))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h)
+
+    def sample(self, params, generator=None):
+        noise = torch.randn(params.shape, generator=generator, device=params.device)
+        return (params + self.log_std.exp() * noise).reshape(*params.shape[:-1], *self.shape)
+
+    def log_prob(self, params, action):
+        z = (action.reshape(params.shape) - params) / self.log_std.exp()
+        return (-0.5 * z.pow(2) - self.log_std - _LOG_SQRT_2PI).sum(-1)
+
+    def entropy(self, params):
+        return (0.5 + _LOG_SQRT_2PI + self.log_std).sum().expand(params.shape[:-1])
+
+    def mode(self, params):
+        return params.reshape(*params.shape[:-1], *self.shape)
+
+
+def make_action_head(action_space: spaces.Space, input_size: int) -> ActionHead:
+    """The head for ``action_space``: categorical, multi-categorical, Bernoulli or Gaussian."""
+    if isinstance(action_space, spaces.Discrete):
+        return CategoricalActionHead(input_size, int(action_space.n), int(action_space.start))
+    if isinstance(action_space, spaces.MultiDiscrete):
+        if np.any(action_space.start != 0):
+            raise ValueError(
+                f"MultiDiscrete with a non-zero start is not supported: {action_space}"
+            )
+        return MultiCategoricalActionHead(
+            input_size, action_space.nvec.reshape(-1).tolist(), action_space.shape
+        )
+    if isinstance(action_space, spaces.MultiBinary):
+        n = int(np.prod(action_space.shape))
+        return BernoulliActionHead(input_size, n, action_space.shape)
+    if isinstance(action_space, spaces.Box):
+        return GaussianActionHead(input_size, action_space.shape)
+    raise ValueError(
+        f"no action head for action space {action_space}: expected Discrete, MultiDiscrete, "
+        "MultiBinary or Box"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Composed policies
+
+
+def map_state(fn, state):
+    """Apply ``fn`` to every tensor of a (possibly nested) recurrent state."""
+    if isinstance(state, tuple):
+        return tuple(map_state(fn, s) for s in state)
+    return fn(state)
+
+
+def _reset_nested(state, episode_start: torch.Tensor):
+    keep = 1.0 - episode_start.to(torch.float32)
+    return map_state(lambda s: s * keep.view(-1, *([1] * (s.ndim - 1))).to(s.dtype), state)
+
+
+def flatten_time(obs: Observation) -> Observation:
+    """(T, B, ...) -> (T * B, ...), also inside dicts."""
+    if isinstance(obs, Mapping):
+        return {k: v.flatten(0, 1) for k, v in obs.items()}
+    return obs.flatten(0, 1)
+
+
+class Torso(nn.Module):
+    """An encoder followed by a core: ``h_t, state_t = core(encoder(obs_t), state_{t-1})``.
+
+    :meth:`step` runs one time step (B, ...); :meth:`sequence` runs (T, B, ...) observations
+    from a state, restarting it where ``episode_start`` is true. The encoder runs over all
+    T * B observations at once; only the core steps through time, and a core of ``"none"``
+    not at all.
+    """
+
+    def __init__(self, encoder: nn.Module, core: Core) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.core = core
+        self.hidden_size = core.hidden_size
+        self.recurrent = not isinstance(core, IdentityCore)
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        return self.core.initial_state(batch_size, device)
+
+    def step(
+        self, obs: Observation, state: State, episode_start: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        if episode_start is not None and self.recurrent:
+            state = _reset_nested(state, episode_start)
+        return self.core(self.encoder(obs), state)
+
+    def sequence(
+        self, obs: Observation, state: State, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, State]:
+        """``h`` (T, B, hidden) for observations (T, B, ...), and the state after step T."""
+        T, B = episode_start.shape
+        x = self.encoder(flatten_time(obs))
+        if not self.recurrent:
+            return x.view(T, B, -1), state
+        x = x.view(T, B, -1)
+        hs = []
+        for t in range(T):
+            h, state = self.core(x[t], _reset_nested(state, episode_start[t]))
+            hs.append(h)
+        return torch.stack(hs), state
+
+
+def make_torso(
+    observation_space: spaces.Space,
+    core: str = "none",
+    hidden_sizes: Sequence[int] = (64, 64),
+    core_size: int = 128,
+    activation: str = "tanh",
+) -> Torso:
+    """Encoder for ``observation_space`` (an MLP of ``hidden_sizes`` for flat ``Box``es, a
+    feature of ``hidden_sizes[-1]`` otherwise) followed by core ``core`` of ``core_size``."""
+    feature = hidden_sizes[-1] if hidden_sizes else core_size
+    encoder = make_encoder(
+        observation_space, feature, hidden_sizes=hidden_sizes, activation=activation
+    )
+    return Torso(encoder, make_core(core, encoder.output_size, core_size))
+
+
+class ActorCriticPolicy(nn.Module):
+    """An actor (action head) and a critic (value head) over torsos: shared by default,
+    or one torso each (``share_torso=False``, as SB3's and CleanRL's MLP policies do).
+
+    The recurrent state is ``(actor_state, critic_state)`` in both cases (the critic's is
+    an empty tensor when the torso is shared).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        core: str = "none",
+        hidden_sizes: Sequence[int] = (64, 64),
+        core_size: int = 128,
+        activation: str = "tanh",
+        share_torso: bool = False,
+    ) -> None:
+        super().__init__()
+        self.actor_torso = make_torso(observation_space, core, hidden_sizes, core_size, activation)
+        self.critic_torso = (
+            None
+            if share_torso
+            else make_torso(observation_space, core, hidden_sizes, core_size, activation)
+        )
+        self.action_head = make_action_head(action_space, self.actor_torso.hidden_size)
+        self.value_head = ValueHead(self.actor_torso.hidden_size)
+        self.recurrent = self.actor_torso.recurrent
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        critic = (
+            torch.zeros(batch_size, 0, device=device)
+            if self.critic_torso is None
+            else self.critic_torso.initial_state(batch_size, device)
+        )
+        return (self.actor_torso.initial_state(batch_size, device), critic)
+
+    def step(self, obs, state, episode_start=None):
+        """One step: action parameters (B, ...), values (B,) and the next state."""
+        h, actor_state = self.actor_torso.step(obs, state[0], episode_start)
+        if self.critic_torso is None:
+            hv, critic_state = h, state[1]
+        else:
+            hv, critic_state = self.critic_torso.step(obs, state[1], episode_start)
+        return self.action_head(h), self.value_head(hv), (actor_state, critic_state)
+
+    def sequence(self, obs, state, episode_start):
+        """(T, B) steps: action parameters (T, B, ...), values (T, B) and the last state."""
+        h, actor_state = self.actor_torso.sequence(obs, state[0], episode_start)
+        if self.critic_torso is None:
+            hv, critic_state = h, state[1]
+        else:
+            hv, critic_state = self.critic_torso.sequence(obs, state[1], episode_start)
+        return self.action_head(h), self.value_head(hv), (actor_state, critic_state)
+
+
+class QNetwork(nn.Module):
+    """Q-values for ``Discrete`` actions: ``Q(s, .) = Linear(torso(s))`` (B, n)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        core: str = "none",
+        hidden_sizes: Sequence[int] = (256, 256),
+        core_size: int = 128,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        if not isinstance(action_space, spaces.Discrete):
+            raise ValueError(f"Q-learning needs a Discrete action space, got {action_space}")
+        self.torso = make_torso(observation_space, core, hidden_sizes, core_size, activation)
+        self.q = nn.Linear(self.torso.hidden_size, int(action_space.n))
+        self.start = int(action_space.start)
+        self.recurrent = self.torso.recurrent
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        return self.torso.initial_state(batch_size, device)
+
+    def step(self, obs, state, episode_start=None):
+        h, state = self.torso.step(obs, state, episode_start)
+        return self.q(h), state
+
+    def sequence(self, obs, state, episode_start):
+        h, state = self.torso.sequence(obs, state, episode_start)
+        return self.q(h), state

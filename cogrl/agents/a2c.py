@@ -1,0 +1,98 @@
+"""A2C: synchronous advantage actor-critic (Mnih et al. 2016, the synchronous variant).
+
+```python
+agent = cogrl.agents.make("a2c", "CartPole-v1", seed=0)
+agent.learn(total_timesteps=200_000)
+```
+
+One gradient step per rollout of ``num_envs * n_steps`` transitions:
+``L = -E[log pi(a_t|s_t) A_t] + vf_coef E[(V(s_t) - R_t)^2] - ent_coef E[H(pi(.|s_t))]``,
+with advantages by GAE (``gae_lambda=1``: the n-step returns of the paper). RMSprop as in
+the paper (and Stable-Baselines3), or Adam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cogrl.agents.base import register_agent
+from cogrl.agents.common import Progress, check_choice, clip_grad
+from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
+
+__all__ = ["A2C"]
+
+
+@register_agent("a2c")
+class A2C(OnPolicyAgent):
+    """Advantage actor-critic, feedforward or recurrent, on any action space."""
+
+    @dataclass
+    class Config(OnPolicyConfig):
+        """A2C's hyperparameters (see :class:`~cogrl.agents.on_policy.OnPolicyConfig`), plus
+        ``optimizer``: ``"rmsprop"`` (alpha 0.99, eps 1e-5) or ``"adam"``."""
+
+        n_steps: int = 5
+        learning_rate: float = 7e-4
+        gae_lambda: float = 1.0
+        normalize_advantage: bool = False
+        optimizer: str = "rmsprop"
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            check_choice("optimizer", self.optimizer, {"rmsprop", "adam"})
+
+    config: Config
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        if c.optimizer == "rmsprop":
+            return torch.optim.RMSprop(
+                self.policy.parameters(), lr=c.learning_rate, alpha=0.99, eps=1e-5
+            )
+        return torch.optim.Adam(self.policy.parameters(), lr=c.learning_rate, eps=1e-5)
+
+    def learn(
+        self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
+    ) -> A2C:
+        progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
+        c = self.config
+        self._start()
+        N, T = c.num_envs, c.n_steps
+        everything = torch.arange(N if self.policy.recurrent else N * T, device=self.device)
+        keep_going = progress.remaining > 0
+        while keep_going:
+            if c.anneal_lr:
+                lr = c.learning_rate * max(0.0, 1.0 - progress.done / progress.total)
+                self.optimizer.param_groups[0]["lr"] = lr
+            rollout = self.collect_rollout()
+            log_prob, entropy, value, rows = self.evaluate_actions(rollout, everything)
+            advantages = rollout.advantages.flatten()[rows]
+            returns = rollout.returns.flatten()[rows]
+            values_old = rollout.values.flatten()[rows]
+            if c.normalize_advantage:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            # Policy gradient: grad J = E[grad log pi(a_t|s_t) A_t].
+            policy_loss = -(log_prob * advantages).mean()
+            value_loss = F.mse_loss(value, returns)
+            entropy_loss = -entropy.mean()
+            loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
+
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
+            self.optimizer.step()
+            stats = {
+                **self.rollout_stats(),
+                "train/policy_loss": float(policy_loss.detach()),
+                "train/value_loss": float(value_loss.detach()),
+                "train/entropy": float(-entropy_loss.detach()),
+                "train/explained_variance": explained_variance(values_old, returns),
+                "train/grad_norm": float(norm),
+                "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+            }
+            keep_going = progress.update(N * T, stats)
+        progress.close()
+        return self

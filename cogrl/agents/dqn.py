@@ -1,0 +1,421 @@
+"""DQN: Q-learning with Bellman targets from a target network and a replay (Mnih et al. 2015).
+
+```python
+agent = cogrl.agents.make("dqn", "CartPole-v1", seed=0)
+agent.learn(total_timesteps=100_000)
+```
+
+The Bellman target of a sampled transition is
+``y = r + gamma * max_a' Q(s', a'; theta^-)`` with the target network's weights
+``theta^-`` (copied every ``target_update_interval`` steps, or Polyak-averaged with
+``tau < 1``); the loss is the Huber loss ``L(Q(s, a; theta) - y)``. Options:
+
+- ``double_q``: double DQN (van Hasselt et al. 2016), ``y = r + gamma Q(s', argmax_a'
+  Q(s', a'; theta); theta^-)``.
+- ``n_step``: n-step returns ``y = sum_k gamma^k r_{t+k} + gamma^n max_a' Q(s_{t+n}, a')``.
+- ``prioritized``: proportional prioritised replay (Schaul et al. 2016), priorities
+  ``|delta| + eps``, importance weights annealed from ``beta0`` to 1.
+- a recurrent ``core`` (``"gru"``, ``"lstm"``): R2D2 (Kapturowski et al. 2019). The replay
+  stores each step's recurrent state; the learner samples sequences of ``burn_in +
+  sequence_length`` steps, unrolls the core from the stored state through the burn-in
+  without gradient, and learns on the rest, restarting the state at episode starts.
+
+The replay (:class:`cogrl.replay.ReplayBuffer`) may be passed in (``replay=``) to share it
+between agents: every agent writes its own experience into it and samples from all of it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from cogrl.agents.base import Hyperparameters, register_agent
+from cogrl.agents.common import (
+    EpisodeStats,
+    PolicyAgent,
+    Progress,
+    check_choice,
+    check_int,
+    check_number,
+    clip_grad,
+)
+from cogrl.agents.policies import ACTIVATIONS, CORES, QNetwork, State
+from cogrl.core import BatchedEnv
+from cogrl.replay import ReplayBuffer
+
+__all__ = ["DQN"]
+
+
+def pack_state(state: State) -> torch.Tensor:
+    """A core's state as one (B, S) tensor, to store in the replay."""
+    if isinstance(state, tuple):
+        return torch.cat([s.flatten(1) for s in state], dim=-1)
+    return state.flatten(1)
+
+
+def unpack_state(packed: torch.Tensor, like: State) -> State:
+    """The inverse of :func:`pack_state`, shaped as ``like``."""
+    if isinstance(like, tuple):
+        parts = torch.split(packed, [s[0].numel() for s in like], dim=-1)
+        return tuple(p.reshape(-1, *s.shape[1:]) for p, s in zip(parts, like, strict=True))
+    return packed.reshape(-1, *like.shape[1:])
+
+
+def reset_where(state: State, start: torch.Tensor) -> State:
+    keep = (~start).float()
+    if isinstance(state, tuple):
+        return tuple(s * keep.view(-1, *([1] * (s.ndim - 1))) for s in state)
+    return state * keep.view(-1, *([1] * (state.ndim - 1)))
+
+
+@register_agent("dqn")
+class DQN(PolicyAgent):
+    """Deep Q-network, feedforward or recurrent (R2D2-style), for ``Discrete`` actions."""
+
+    @dataclass
+    class Config(Hyperparameters):
+        """DQN's hyperparameters.
+
+        - ``num_envs``: environments stepped together (each step adds ``num_envs``
+          transitions to the replay).
+        - ``buffer_size``: replay capacity in transitions; ``learning_starts``: transitions
+          collected before learning; ``batch_size``: transitions (or sequences) per step.
+        - ``train_freq``: environment steps (summed over environments) between updates;
+          ``gradient_steps``: gradient steps per update.
+        - ``target_update_interval``: environment steps between target updates; ``tau``:
+          1 copies the weights, less averages ``theta^- <- tau theta + (1 - tau) theta^-``.
+        - ``exploration_fraction``: the fraction of a ``learn`` call over which epsilon falls
+          linearly from ``exploration_initial_eps`` to ``exploration_final_eps``.
+        - ``double_q``, ``n_step``, ``prioritized`` (with ``alpha``, ``beta0``): see above.
+        - ``max_grad_norm``: gradient clipping (``None``: none).
+        - policy: ``core``, ``hidden_sizes``, ``core_size``, ``activation``; recurrent cores
+          learn on ``sequence_length`` steps after ``burn_in`` steps.
+        """
+
+        num_envs: int = 16
+        learning_rate: float = 1e-3
+        buffer_size: int = 100_000
+        learning_starts: int = 1_000
+        batch_size: int = 128
+        gamma: float = 0.99
+        train_freq: int = 16
+        gradient_steps: int = 1
+        target_update_interval: int = 1_000
+        tau: float = 1.0
+        exploration_fraction: float = 0.2
+        exploration_initial_eps: float = 1.0
+        exploration_final_eps: float = 0.05
+        double_q: bool = False
+        n_step: int = 1
+        prioritized: bool = False
+        alpha: float = 0.6
+        beta0: float = 0.4
+        max_grad_norm: float | None = 10.0
+        core: str = "none"
+        hidden_sizes: tuple[int, ...] | list[int] = (256, 256)
+        core_size: int = 128
+        activation: str = "relu"
+        sequence_length: int = 8
+        burn_in: int = 4
+
+        def __post_init__(self) -> None:
+            for name in (
+                "num_envs",
+                "buffer_size",
+                "batch_size",
+                "train_freq",
+                "gradient_steps",
+                "target_update_interval",
+                "n_step",
+                "core_size",
+                "sequence_length",
+            ):
+                check_int(name, getattr(self, name))
+            check_int("learning_starts", self.learning_starts, low=0)
+            check_int("burn_in", self.burn_in, low=0)
+            check_number("learning_rate", self.learning_rate, low_open=True)
+            check_number("gamma", self.gamma, high=1.0)
+            check_number("tau", self.tau, high=1.0, low_open=True)
+            for name in ("exploration_fraction", "exploration_initial_eps"):
+                check_number(name, getattr(self, name), high=1.0)
+            check_number("exploration_final_eps", self.exploration_final_eps, high=1.0)
+            check_number("alpha", self.alpha)
+            check_number("beta0", self.beta0, high=1.0)
+            if self.max_grad_norm is not None:
+                check_number("max_grad_norm", self.max_grad_norm, low_open=True)
+            check_choice("core", self.core, CORES)
+            check_choice("activation", self.activation, ACTIVATIONS)
+            if not isinstance(self.hidden_sizes, (list, tuple)):
+                raise ValueError(f"hidden_sizes must be a list of ints, got {self.hidden_sizes!r}")
+            for size in self.hidden_sizes:
+                check_int("hidden_sizes entries", size)
+            self.hidden_sizes = list(self.hidden_sizes)
+            for name in ("double_q", "prioritized"):
+                if not isinstance(getattr(self, name), bool):
+                    raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            if self.core != "none" and (self.n_step > 1 or self.prioritized):
+                raise ValueError(
+                    "a recurrent DQN learns on sequences with 1-step targets and uniform "
+                    f"sampling; got n_step={self.n_step}, prioritized={self.prioritized}"
+                )
+            if self.buffer_size < self.num_envs:
+                raise ValueError(
+                    f"buffer_size ({self.buffer_size}) must hold at least one step of all "
+                    f"num_envs ({self.num_envs}) environments"
+                )
+
+    config: Config
+    policy: QNetwork
+
+    def __init__(
+        self,
+        env: str | gym.Env | BatchedEnv,
+        device: str | torch.device = "auto",
+        seed: int | None = 0,
+        env_kwargs: Mapping[str, Any] | None = None,
+        replay: ReplayBuffer | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        super().__init__(env, device, seed, env_kwargs, **hyperparameters)
+        self._probe_spaces()
+        if not isinstance(self.action_space, spaces.Discrete):
+            raise ValueError(
+                f"DQN needs a Discrete action space, got {self.action_space} for {self.env_id}"
+            )
+        c = self.config
+        self.policy = QNetwork(
+            self.observation_space,
+            self.action_space,
+            core=c.core,
+            hidden_sizes=c.hidden_sizes,
+            core_size=c.core_size,
+            activation=c.activation,
+        ).to(self.device)
+        self.target = copy.deepcopy(self.policy)
+        self.target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.learning_rate)
+        self.generator = self._make_generator()
+        self.recurrent = self.policy.recurrent
+        self._state_like = self.policy.initial_state(1, self.device)
+        if replay is None:
+            replay = self.make_replay()
+        elif replay.num_envs != c.num_envs:
+            raise ValueError(
+                f"the shared replay is written by {replay.num_envs} environments per step, "
+                f"but this agent steps num_envs={c.num_envs}"
+            )
+        self.replay = replay
+        self.epsilon = c.exploration_initial_eps
+        self._env: BatchedEnv | None = None
+        self.episodes = EpisodeStats()
+        self._since_target = 0
+
+    def make_replay(self) -> ReplayBuffer:
+        """A replay for this agent's environments (also to share with other agents)."""
+        c = self.config
+        extras = None
+        if self.recurrent:
+            size = pack_state(self._state_like).shape[1]
+            extras = {"state": ((size,), torch.float32)}
+        return ReplayBuffer(
+            c.buffer_size,
+            c.num_envs,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            prioritized=c.prioritized,
+            alpha=c.alpha,
+            extras=extras,
+        )
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"q_network": self.policy, "target_network": self.target}
+
+    def _act(self, obs, state, episode_start, deterministic, epsilon: float = 0.0):
+        q, state = self.policy.step(obs, state, episode_start)
+        action = q.argmax(-1)
+        if not deterministic and epsilon > 0:
+            # epsilon-greedy: a uniform action with probability epsilon.
+            n = q.shape[0]
+            explore = torch.rand(n, generator=self.generator, device=self.device) < epsilon
+            random = torch.randint(q.shape[1], (n,), generator=self.generator, device=self.device)
+            action = torch.where(explore, random, action)
+        return action + self.policy.start, state
+
+    # --- learning -------------------------------------------------------------------------------
+    def learn(
+        self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
+    ) -> DQN:
+        progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
+        c = self.config
+        N = c.num_envs
+        if self._env is None:
+            self._env = self.make_core(N)
+            self._obs, _ = self._env.reset(seed=self.seed)
+            self._state = self.initial_state(N)
+            self._start = torch.ones(N, dtype=torch.bool, device=self.device)
+        env = self._env
+        explore_steps = max(1.0, c.exploration_fraction * progress.total)
+        since_train = 0
+        stats: dict[str, float] = {}
+        keep_going = progress.remaining > 0
+        while keep_going:
+            # --- act (epsilon-greedy) and store the transitions of all environments ---------
+            fraction = min(1.0, progress.done / explore_steps)
+            self.epsilon = c.exploration_initial_eps + fraction * (
+                c.exploration_final_eps - c.exploration_initial_eps
+            )
+            obs, state_before = self._obs, self._state
+            with torch.no_grad():
+                action, self._state = self._act(obs, state_before, self._start, False, self.epsilon)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            done = terminated | truncated
+            real_next = next_obs
+            if "final_obs" in info:
+                real_next = _where(done, info["final_obs"], next_obs)
+            extras = None
+            if self.recurrent:
+                extras = {"state": pack_state(reset_where(state_before, self._start))}
+            self.replay.add(obs, action, reward, real_next, terminated, truncated, extras)
+            self.episodes.update(info)
+            self._obs, self._start = next_obs, done
+            since_train += N
+            self._since_target += N
+
+            # --- learn ---------------------------------------------------------------------
+            if self.replay.size >= max(c.learning_starts, c.batch_size) and since_train >= (
+                c.train_freq
+            ):
+                since_train = 0
+                for _ in range(c.gradient_steps):
+                    stats = self.train_step(progress.done / progress.total)
+            if self._since_target >= c.target_update_interval:
+                self._since_target = 0
+                self.update_target()
+            out = {
+                **self.episodes.summary(),
+                **stats,
+                "rollout/epsilon": self.epsilon,
+                "replay/size": float(self.replay.size),
+            }
+            keep_going = progress.update(N, out)
+        progress.close()
+        return self
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        """theta^- <- tau theta + (1 - tau) theta^- (a copy when tau = 1)."""
+        tau = self.config.tau
+        for target, online in zip(self.target.parameters(), self.policy.parameters(), strict=True):
+            if tau == 1.0:
+                target.copy_(online)
+            else:
+                target.lerp_(online, tau)
+
+    def train_step(self, progress: float = 0.0) -> dict[str, float]:
+        """One gradient step on a sampled batch; returns its statistics."""
+        if self.recurrent:
+            return self._train_sequences()
+        c = self.config
+        beta = c.beta0 + progress * (1.0 - c.beta0)
+        batch = self.replay.sample(
+            c.batch_size, self.generator, n_step=c.n_step, gamma=c.gamma, beta=beta
+        )
+        empty = self.initial_state(c.batch_size)
+        action = (batch.action - self.policy.start).long()
+        q = self.policy.step(batch.obs, empty)[0].gather(1, action[:, None]).squeeze(1)
+        with torch.no_grad():
+            next_q = self.target.step(batch.next_obs, empty)[0]
+            if c.double_q:
+                # Double DQN: the online network picks a', the target network values it.
+                best = self.policy.step(batch.next_obs, empty)[0].argmax(1, keepdim=True)
+                next_value = next_q.gather(1, best).squeeze(1)
+            else:
+                next_value = next_q.max(1).values
+            # Bellman target: y = sum_k gamma^k r_{t+k} + gamma^n (1 - terminal) max Q(s', a').
+            y = batch.reward + batch.discount * next_value
+        td = q - y
+        loss = (batch.weights * F.huber_loss(q, y, reduction="none")).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        if c.prioritized:
+            self.replay.update_priorities(batch.indices, td.detach().abs() + 1e-6)
+        return {
+            "train/loss": float(loss.detach()),
+            "train/q_mean": float(q.detach().mean()),
+            "train/td_error": float(td.detach().abs().mean()),
+            "train/grad_norm": float(norm),
+        }
+
+    def _train_sequences(self) -> dict[str, float]:
+        """R2D2: sequences from the stored state, burn-in without gradient, 1-step targets."""
+        c = self.config
+        seq = self.replay.sample_sequences(
+            c.batch_size, c.sequence_length, c.burn_in, self.generator
+        )
+        L, B = seq.episode_start.shape
+        start_state = unpack_state(seq.extras["state"][0], self._state_like)
+        action = (seq.action - self.policy.start).long()
+
+        def unroll(net: QNetwork, grad_from: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """Q(s_t, .) and Q(s'_t, .) for every step: s'_t (the step's next observation)
+            is read by the core from the state after s_t, so it also values final
+            observations of truncated episodes."""
+            x = net.torso.encoder(_flatten(seq.obs)).view(L, B, -1)
+            x_next = net.torso.encoder(_flatten(seq.next_obs)).view(L, B, -1)
+            state = start_state
+            qs, next_qs = [], []
+            for t in range(L):
+                with torch.set_grad_enabled(torch.is_grad_enabled() and t >= grad_from):
+                    state = reset_where(state, seq.episode_start[t])
+                    h, state = net.torso.core(x[t], state)
+                    h_next, _ = net.torso.core(x_next[t], state)
+                    qs.append(net.q(h))
+                    next_qs.append(net.q(h_next))
+            return torch.stack(qs), torch.stack(next_qs)
+
+        q_all, _ = unroll(self.policy, c.burn_in)
+        q = q_all.gather(2, action[..., None]).squeeze(2)
+        with torch.no_grad():
+            _, next_q = unroll(self.target, L)
+            if c.double_q:
+                _, online_next = unroll(self.policy, L)
+                next_value = next_q.gather(2, online_next.argmax(2, keepdim=True)).squeeze(2)
+            else:
+                next_value = next_q.max(2).values
+            y = seq.reward + c.gamma * (~seq.terminated).float() * next_value
+        mask = seq.mask
+        loss = (mask * F.huber_loss(q, y, reduction="none")).sum() / mask.sum().clamp(min=1)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        td = ((q - y).detach().abs() * mask).sum() / mask.sum().clamp(min=1)
+        return {
+            "train/loss": float(loss.detach()),
+            "train/q_mean": float((q.detach() * mask).sum() / mask.sum().clamp(min=1)),
+            "train/td_error": float(td),
+            "train/grad_norm": float(norm),
+        }
+
+
+def _where(done: torch.Tensor, a: Any, b: Any) -> Any:
+    """Rows of ``a`` where ``done``, else of ``b`` (also for dict observations)."""
+    if isinstance(a, Mapping):
+        return {k: _where(done, a[k], b[k]) for k in a}
+    return torch.where(done.view(-1, *([1] * (a.ndim - 1))), a, b)
+
+
+def _flatten(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: v.flatten(0, 1) for k, v in x.items()}
+    return x.flatten(0, 1)

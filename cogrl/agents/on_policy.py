@@ -1,0 +1,282 @@
+"""The part A2C and PPO share: collecting a rollout of ``n_steps`` steps in every one of
+``num_envs`` environments with an actor-critic policy, and its advantages by GAE.
+
+Generalized advantage estimation (Schulman et al. 2016):
+``delta_t = r_t + gamma V(s_{t+1}) (1 - done_t) - V(s_t)`` and
+``A_t = delta_t + gamma lambda (1 - done_t) A_{t+1}``; the value targets are
+``R_t = A_t + V(s_t)``. An episode cut short by a time limit (truncated, not terminated)
+bootstraps: its last reward becomes ``r_t + gamma V(final_obs)``, as in Stable-Baselines3.
+
+Recurrent policies: the rollout keeps the policy's state at its first step and the
+``episode_start`` flag of every step, so an update can replay each environment's steps as
+one sequence from that state, restarting the state where an episode starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from cogrl.agents.base import Hyperparameters
+from cogrl.agents.common import (
+    EpisodeStats,
+    PolicyAgent,
+    check_choice,
+    check_int,
+    check_number,
+    detach_state,
+)
+from cogrl.agents.policies import ACTIVATIONS, CORES, ActorCriticPolicy, State, map_state
+from cogrl.core import BatchedEnv
+
+__all__ = ["OnPolicyAgent", "OnPolicyConfig", "Rollout"]
+
+
+@dataclass
+class OnPolicyConfig(Hyperparameters):
+    """Hyperparameters every actor-critic learner has.
+
+    - ``num_envs``: environments stepped together; ``n_steps``: steps per environment and
+      rollout (a rollout holds ``num_envs * n_steps`` transitions).
+    - ``learning_rate``; ``anneal_lr``: decay it linearly to 0 over a ``learn`` call.
+    - ``gamma``: discount; ``gae_lambda``: GAE's lambda (1: Monte-Carlo advantages).
+    - ``ent_coef``, ``vf_coef``: weights of the entropy bonus and the value loss.
+    - ``max_grad_norm``: gradient clipping by global norm (``None``: none).
+    - ``normalize_advantage``: standardise advantages in each (mini)batch.
+    - policy: ``core`` (``"none"``, ``"rnn"``, ``"gru"``, ``"lstm"``), ``hidden_sizes`` of
+      the encoder's MLP, ``core_size``, ``activation`` (``"tanh"``, ``"relu"``),
+      ``share_torso`` (one encoder and core for actor and critic, or one each).
+    """
+
+    num_envs: int = 16
+    n_steps: int = 32
+    learning_rate: float = 3e-4
+    anneal_lr: bool = False
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float | None = 0.5
+    normalize_advantage: bool = True
+    core: str = "none"
+    hidden_sizes: tuple[int, ...] | list[int] = (64, 64)
+    core_size: int = 128
+    activation: str = "tanh"
+    share_torso: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("num_envs", "n_steps", "core_size"):
+            check_int(name, getattr(self, name))
+        check_number("learning_rate", self.learning_rate, low_open=True)
+        check_number("gamma", self.gamma, high=1.0)
+        check_number("gae_lambda", self.gae_lambda, high=1.0)
+        check_number("ent_coef", self.ent_coef)
+        check_number("vf_coef", self.vf_coef)
+        if self.max_grad_norm is not None:
+            check_number("max_grad_norm", self.max_grad_norm, low_open=True)
+        check_choice("core", self.core, CORES)
+        check_choice("activation", self.activation, ACTIVATIONS)
+        if not isinstance(self.hidden_sizes, (list, tuple)):
+            raise ValueError(f"hidden_sizes must be a list of ints, got {self.hidden_sizes!r}")
+        for size in self.hidden_sizes:
+            check_int("hidden_sizes entries", size)
+        self.hidden_sizes = list(self.hidden_sizes)
+        for name in ("anneal_lr", "normalize_advantage", "share_torso"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+
+@dataclass
+class Rollout:
+    """``n_steps`` x ``num_envs`` transitions, time-major (T, N, ...)."""
+
+    obs: Any
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    episode_starts: torch.Tensor
+    initial_state: State
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+
+def _alloc(x: Any, n: int) -> Any:
+    """Room for ``n`` steps of ``x`` (a batch tensor or a dict of them)."""
+    if isinstance(x, Mapping):
+        return {k: _alloc(v, n) for k, v in x.items()}
+    return torch.empty((n, *x.shape), dtype=x.dtype, device=x.device)
+
+
+def _write(buffer: Any, t: int, x: Any) -> None:
+    if isinstance(buffer, Mapping):
+        for k in buffer:
+            buffer[k][t] = x[k]
+    else:
+        buffer[t] = x
+
+
+def select(obs: Any, index: Any) -> Any:
+    """``obs[index]``, also for dicts."""
+    if isinstance(obs, Mapping):
+        return {k: v[index] for k, v in obs.items()}
+    return obs[index]
+
+
+class OnPolicyAgent(PolicyAgent):
+    """Base of A2C and PPO: an :class:`ActorCriticPolicy`, rollouts and GAE."""
+
+    config: OnPolicyConfig
+    policy: ActorCriticPolicy
+
+    def __init__(
+        self,
+        env: str | gym.Env | BatchedEnv,
+        device: str | torch.device = "auto",
+        seed: int | None = 0,
+        env_kwargs: Mapping[str, Any] | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        super().__init__(env, device, seed, env_kwargs, **hyperparameters)
+        self._probe_spaces()
+        c = self.config
+        self.policy = ActorCriticPolicy(
+            self.observation_space,
+            self.action_space,
+            core=c.core,
+            hidden_sizes=c.hidden_sizes,
+            core_size=c.core_size,
+            activation=c.activation,
+            share_torso=c.share_torso,
+        ).to(self.device)
+        self.optimizer = self._make_optimizer()
+        self.generator = self._make_generator()
+        self._env: BatchedEnv | None = None
+        self.episodes = EpisodeStats()
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate, eps=1e-5)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"policy": self.policy}
+
+    def _act(self, obs, state, episode_start, deterministic):
+        params, _, state = self.policy.step(obs, state, episode_start)
+        head = self.policy.action_head
+        action = head.mode(params) if deterministic else head.sample(params, self.generator)
+        return action, state
+
+    # --- rollouts -------------------------------------------------------------------------------
+    def _start(self) -> None:
+        """The training environments, made on the first ``learn`` call and kept after."""
+        if self._env is None:
+            n = self.config.num_envs
+            self._env = self.make_core(n)
+            self._obs, _ = self._env.reset(seed=self.seed)
+            self._episode_start = torch.ones(n, dtype=torch.bool, device=self.device)
+            self._state = self.initial_state(n)
+
+    @torch.no_grad()
+    def collect_rollout(self) -> Rollout:
+        """Step every environment ``n_steps`` times with the current policy; GAE on top."""
+        c, env, head = self.config, self._env, self.policy.action_head
+        T = c.n_steps
+        obs, state, start = self._obs, self._state, self._episode_start
+        initial_state = state
+        obs_buf = _alloc(obs, T)
+        starts = torch.empty((T, env.num_envs), dtype=torch.bool, device=self.device)
+        values = torch.empty((T, env.num_envs), device=self.device)
+        rewards = torch.empty_like(values)
+        log_probs = torch.empty_like(values)
+        dones = torch.empty_like(starts)
+        actions = None
+        for t in range(T):
+            _write(obs_buf, t, obs)
+            starts[t] = start
+            params, value, state = self.policy.step(obs, state, start)
+            action = head.sample(params, self.generator)
+            if actions is None:
+                actions = _alloc(action, T)
+            actions[t] = action
+            log_probs[t] = head.log_prob(params, action)
+            values[t] = value
+            obs, reward, terminated, truncated, info = env.step(self.env_action(action))
+            # A time limit is not a failure: bootstrap r + gamma V(final obs) (SB3's way).
+            cut = truncated & ~terminated
+            if bool(cut.any()):
+                _, final_value, _ = self.policy.step(info["final_obs"], state)
+                reward = reward + c.gamma * final_value * cut
+            rewards[t] = reward
+            start = terminated | truncated
+            dones[t] = start
+            self.episodes.update(info)
+        _, last_value, _ = self.policy.step(obs, state, start)
+        self._obs, self._state, self._episode_start = obs, state, start
+
+        # GAE(lambda), backwards in time.
+        advantages = torch.empty_like(values)
+        gae = torch.zeros_like(last_value)
+        for t in reversed(range(T)):
+            next_value = last_value if t == T - 1 else values[t + 1]
+            not_done = (~dones[t]).float()
+            delta = rewards[t] + c.gamma * next_value * not_done - values[t]
+            gae = delta + c.gamma * c.gae_lambda * not_done * gae
+            advantages[t] = gae
+        return Rollout(
+            obs=obs_buf,
+            actions=actions,
+            log_probs=log_probs,
+            values=values,
+            rewards=rewards,
+            dones=dones,
+            episode_starts=starts,
+            initial_state=detach_state(initial_state),
+            advantages=advantages,
+            returns=advantages + values,
+        )
+
+    def evaluate_actions(
+        self, rollout: Rollout, index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probabilities, entropies and values of the rollout's actions under the current
+        policy, for ``index``: flat transition indices (feedforward policies) or
+        environment indices (recurrent policies, replayed as whole sequences).
+
+        Returns ``(log_prob, entropy, value, rows)`` where ``rows`` selects the matching
+        entries of any flattened (T * N) rollout tensor.
+        """
+        head = self.policy.action_head
+        T, N = rollout.values.shape
+        if not self.policy.recurrent:
+            obs = select(_flatten(rollout.obs), index)
+            state = self.initial_state(index.numel())
+            params, value, _ = self.policy.step(obs, state)
+            action = rollout.actions.flatten(0, 1)[index]
+            return head.log_prob(params, action), head.entropy(params), value, index
+        obs = select(rollout.obs, (slice(None), index))
+        state = map_state(lambda s: s[index], rollout.initial_state)
+        params, value, _ = self.policy.sequence(obs, state, rollout.episode_starts[:, index])
+        params, value = params.flatten(0, 1), value.flatten(0, 1)
+        action = rollout.actions[:, index].flatten(0, 1)
+        rows = (torch.arange(T, device=self.device)[:, None] * N + index[None]).flatten()
+        return head.log_prob(params, action), head.entropy(params), value, rows
+
+    def rollout_stats(self) -> dict[str, float]:
+        return self.episodes.summary()
+
+
+def _flatten(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: v.flatten(0, 1) for k, v in x.items()}
+    return x.flatten(0, 1)
+
+
+def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """``1 - Var[target - prediction] / Var[target]`` (1: perfect, 0: no better than a mean)."""
+    var = target.var()
+    return float("nan") if var == 0 else float(1 - (target - prediction).var() / var)

@@ -1,0 +1,134 @@
+"""PPO: proximal policy optimization with the clipped objective (Schulman et al. 2017).
+
+```python
+agent = cogrl.agents.make("ppo", "CartPole-v1", seed=0)
+agent.learn(total_timesteps=100_000)
+```
+
+Each update collects a rollout (``num_envs * n_steps`` transitions, advantages by GAE; see
+:mod:`cogrl.agents.on_policy`) and takes ``n_epochs`` passes over it in minibatches of
+``batch_size`` transitions. Recurrent policies (``core="gru"``/``"lstm"``) are trained on
+whole per-environment sequences, ``batch_size // n_steps`` environments per minibatch,
+replayed from the state the rollout began with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cogrl.agents.base import register_agent
+from cogrl.agents.common import Progress, check_int, check_number, clip_grad
+from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
+
+__all__ = ["PPO"]
+
+
+@register_agent("ppo")
+class PPO(OnPolicyAgent):
+    """Proximal policy optimization, feedforward or recurrent, on any action space."""
+
+    @dataclass
+    class Config(OnPolicyConfig):
+        """PPO's hyperparameters (see :class:`~cogrl.agents.on_policy.OnPolicyConfig`), plus:
+
+        - ``n_epochs``: passes over each rollout; ``batch_size``: transitions per minibatch.
+        - ``clip_range``: epsilon of ``min(rho A, clip(rho, 1 - eps, 1 + eps) A)``.
+        - ``clip_range_vf``: clip the value change to this range (``None``: no clipping).
+        - ``target_kl``: stop an update's epochs early once the approximate KL passes this.
+        """
+
+        n_steps: int = 128
+        n_epochs: int = 4
+        batch_size: int = 256
+        clip_range: float = 0.2
+        clip_range_vf: float | None = None
+        target_kl: float | None = None
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            check_int("n_epochs", self.n_epochs)
+            check_int("batch_size", self.batch_size)
+            check_number("clip_range", self.clip_range, low_open=True)
+            if self.clip_range_vf is not None:
+                check_number("clip_range_vf", self.clip_range_vf, low_open=True)
+            if self.target_kl is not None:
+                check_number("target_kl", self.target_kl, low_open=True)
+            if self.batch_size > self.num_envs * self.n_steps:
+                raise ValueError(
+                    f"batch_size {self.batch_size} is larger than a rollout "
+                    f"(num_envs * n_steps = {self.num_envs * self.n_steps})"
+                )
+
+    config: Config
+
+    def learn(
+        self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
+    ) -> PPO:
+        progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
+        c = self.config
+        self._start()
+        N, T = c.num_envs, c.n_steps
+        recurrent = self.policy.recurrent
+        # Minibatches: random transitions, or (recurrent) random environments' sequences.
+        units = N if recurrent else N * T
+        per_batch = max(1, c.batch_size // T) if recurrent else c.batch_size
+        keep_going = progress.remaining > 0
+        while keep_going:
+            if c.anneal_lr:
+                lr = c.learning_rate * max(0.0, 1.0 - progress.done / progress.total)
+                self.optimizer.param_groups[0]["lr"] = lr
+            rollout = self.collect_rollout()
+            flat_adv = rollout.advantages.flatten()
+            flat_ret = rollout.returns.flatten()
+            flat_logp = rollout.log_probs.flatten()
+            flat_val = rollout.values.flatten()
+            clip_fractions, approx_kl = [], torch.zeros(())
+            for _epoch in range(c.n_epochs):
+                order = torch.randperm(units, generator=self.generator, device=self.device)
+                for begin in range(0, units, per_batch):
+                    index = order[begin : begin + per_batch]
+                    new_logp, entropy, value, rows = self.evaluate_actions(rollout, index)
+                    adv = flat_adv[rows]
+                    if c.normalize_advantage and adv.numel() > 1:
+                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    # Clipped surrogate: L = E[min(rho A, clip(rho, 1-eps, 1+eps) A)],
+                    # rho = pi(a|s) / pi_old(a|s).
+                    log_ratio = new_logp - flat_logp[rows]
+                    ratio = log_ratio.exp()
+                    policy_loss = -torch.min(
+                        ratio * adv, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * adv
+                    ).mean()
+                    if c.clip_range_vf is not None:
+                        old = flat_val[rows]
+                        value = old + (value - old).clamp(-c.clip_range_vf, c.clip_range_vf)
+                    value_loss = F.mse_loss(value, flat_ret[rows])
+                    entropy_loss = -entropy.mean()
+                    loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
+
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
+                    self.optimizer.step()
+                    with torch.no_grad():
+                        # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator).
+                        approx_kl = ((ratio - 1) - log_ratio).mean()
+                        clip_fractions.append(((ratio - 1).abs() > c.clip_range).float().mean())
+                if c.target_kl is not None and float(approx_kl) > c.target_kl:
+                    break
+            stats = {
+                **self.rollout_stats(),
+                "train/policy_loss": float(policy_loss.detach()),
+                "train/value_loss": float(value_loss.detach()),
+                "train/entropy": float(-entropy_loss.detach()),
+                "train/approx_kl": float(approx_kl),
+                "train/clip_fraction": float(torch.stack(clip_fractions).mean()),
+                "train/explained_variance": explained_variance(flat_val, flat_ret),
+                "train/grad_norm": float(norm),
+                "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+            }
+            keep_going = progress.update(N * T, stats)
+        progress.close()
+        return self

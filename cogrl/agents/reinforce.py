@@ -1,0 +1,218 @@
+"""REINFORCE: Monte-Carlo policy gradient (Williams 1992) with a baseline and an entropy bonus.
+
+```python
+agent = cogrl.agents.make("reinforce", "CartPole-v1", seed=0)
+agent.learn(total_timesteps=200_000)
+```
+
+Each update runs one whole episode in each of ``num_envs`` environments (all restarted
+together) and follows the likelihood-ratio gradient
+
+``grad J = (1/N) sum_n sum_t grad log pi(a_t^n | s_t^n) (G_t^n - b_t^n)``,
+
+with the reward-to-go ``G_t = sum_{k >= t} gamma^(k - t) r_k`` in place of the episode's
+whole return (same expectation, less variance) and a baseline ``b_t``: a learned value
+``V(s_t)`` regressed on ``G_t`` (``baseline="learned"``), a running mean of returns
+(``"mean"``) or none. Environments whose episode ended early idle (their steps are counted
+but masked) until the longest episode of the batch ends, so an update holds N complete
+episodes, as the estimator needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from cogrl.agents.base import Hyperparameters, register_agent
+from cogrl.agents.common import (
+    EpisodeStats,
+    PolicyAgent,
+    Progress,
+    check_choice,
+    check_int,
+    check_number,
+    clip_grad,
+)
+from cogrl.agents.policies import ACTIVATIONS, CORES, ActorCriticPolicy
+from cogrl.core import BatchedEnv
+
+__all__ = ["REINFORCE"]
+
+
+@register_agent("reinforce")
+class REINFORCE(PolicyAgent):
+    """Monte-Carlo policy gradient, feedforward or recurrent, on any action space."""
+
+    @dataclass
+    class Config(Hyperparameters):
+        """REINFORCE's hyperparameters.
+
+        - ``num_envs``: episodes per update.
+        - ``learning_rate``, ``gamma``, ``ent_coef`` (entropy bonus), ``max_grad_norm``.
+        - ``baseline``: ``"learned"`` (a value head, weighted by ``vf_coef``), ``"mean"``
+          (exponential running mean of returns with rate ``baseline_rate``) or ``"none"``.
+        - ``normalize_advantage``: standardise ``G_t - b_t`` over the batch.
+        - ``max_episode_steps``: an episode longer than this is cut (its later steps are
+          not learned from), so an environment without a time limit cannot stall learning.
+        - policy: ``core``, ``hidden_sizes``, ``core_size``, ``activation``, ``share_torso``.
+        """
+
+        num_envs: int = 16
+        learning_rate: float = 1e-3
+        gamma: float = 0.99
+        ent_coef: float = 0.0
+        baseline: str = "learned"
+        vf_coef: float = 0.5
+        baseline_rate: float = 0.05
+        normalize_advantage: bool = True
+        max_grad_norm: float | None = 1.0
+        max_episode_steps: int = 10_000
+        core: str = "none"
+        hidden_sizes: tuple[int, ...] | list[int] = (64, 64)
+        core_size: int = 128
+        activation: str = "tanh"
+        share_torso: bool = False
+
+        def __post_init__(self) -> None:
+            for name in ("num_envs", "core_size", "max_episode_steps"):
+                check_int(name, getattr(self, name))
+            check_number("learning_rate", self.learning_rate, low_open=True)
+            check_number("gamma", self.gamma, high=1.0)
+            check_number("ent_coef", self.ent_coef)
+            check_number("vf_coef", self.vf_coef)
+            check_number("baseline_rate", self.baseline_rate, high=1.0, low_open=True)
+            if self.max_grad_norm is not None:
+                check_number("max_grad_norm", self.max_grad_norm, low_open=True)
+            check_choice("baseline", self.baseline, {"learned", "mean", "none"})
+            check_choice("core", self.core, CORES)
+            check_choice("activation", self.activation, ACTIVATIONS)
+            if not isinstance(self.hidden_sizes, (list, tuple)):
+                raise ValueError(f"hidden_sizes must be a list of ints, got {self.hidden_sizes!r}")
+            for size in self.hidden_sizes:
+                check_int("hidden_sizes entries", size)
+            self.hidden_sizes = list(self.hidden_sizes)
+            for name in ("normalize_advantage", "share_torso"):
+                if not isinstance(getattr(self, name), bool):
+                    raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    config: Config
+    policy: ActorCriticPolicy
+
+    def __init__(
+        self,
+        env: str | gym.Env | BatchedEnv,
+        device: str | torch.device = "auto",
+        seed: int | None = 0,
+        env_kwargs: Mapping[str, Any] | None = None,
+        **hyperparameters: Any,
+    ) -> None:
+        super().__init__(env, device, seed, env_kwargs, **hyperparameters)
+        self._probe_spaces()
+        c = self.config
+        self.policy = ActorCriticPolicy(
+            self.observation_space,
+            self.action_space,
+            core=c.core,
+            hidden_sizes=c.hidden_sizes,
+            core_size=c.core_size,
+            activation=c.activation,
+            share_torso=c.share_torso,
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.learning_rate)
+        self.generator = self._make_generator()
+        self.running_return = 0.0
+        self.episodes = EpisodeStats()
+        self._env: BatchedEnv | None = None
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"policy": self.policy}
+
+    def _act(self, obs, state, episode_start, deterministic):
+        params, _, state = self.policy.step(obs, state, episode_start)
+        head = self.policy.action_head
+        action = head.mode(params) if deterministic else head.sample(params, self.generator)
+        return action, state
+
+    def learn(
+        self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
+    ) -> REINFORCE:
+        progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
+        c = self.config
+        N = c.num_envs
+        head = self.policy.action_head
+        if self._env is None:
+            self._env = self.make_core(N)
+            self._env.reset(seed=self.seed)
+        env = self._env
+        keep_going = progress.remaining > 0
+        while keep_going:
+            # --- N whole episodes, started together ------------------------------------------
+            obs, _ = env.reset()
+            state = self.initial_state(N)
+            active = torch.ones(N, dtype=torch.bool, device=self.device)
+            log_probs, entropies, values, rewards, masks = [], [], [], [], []
+            t = 0
+            while bool(active.any()) and t < c.max_episode_steps:
+                params, value, state = self.policy.step(obs, state)
+                action = head.sample(params, self.generator)
+                log_probs.append(head.log_prob(params, action))
+                entropies.append(head.entropy(params))
+                values.append(value)
+                obs, reward, terminated, truncated, info = env.step(self.env_action(action))
+                rewards.append(reward * active)
+                masks.append(active.float())
+                self.episodes.update({**info, "_episode": info["_episode"] & active})
+                active = active & ~(terminated | truncated)
+                t += 1
+            mask = torch.stack(masks)  # (T, N): 1 on each environment's first episode
+            log_prob, entropy, value = map(torch.stack, (log_probs, entropies, values))
+
+            # Reward-to-go G_t = r_t + gamma G_{t+1}, backwards within each episode.
+            returns = torch.empty_like(mask)
+            g = torch.zeros(N, device=self.device)
+            for k in reversed(range(t)):
+                g = rewards[k] + c.gamma * g
+                returns[k] = g
+            if c.baseline == "learned":
+                baseline = value.detach()
+            elif c.baseline == "mean":
+                baseline = torch.full_like(returns, self.running_return)
+            else:
+                baseline = torch.zeros_like(returns)
+            advantage = returns - baseline
+            count = mask.sum()
+            if c.normalize_advantage and count > 1:
+                mean = (advantage * mask).sum() / count
+                std = (((advantage - mean) * mask).pow(2).sum() / (count - 1)).sqrt()
+                advantage = (advantage - mean) / (std + 1e-8)
+
+            # grad J = (1/N) sum_n sum_t grad log pi(a_t|s_t) (G_t - b_t), plus the bonus.
+            policy_loss = -(log_prob * advantage * mask).sum() / N
+            entropy_mean = (entropy * mask).sum() / count
+            loss = policy_loss - c.ent_coef * entropy_mean
+            value_loss = torch.zeros((), device=self.device)
+            if c.baseline == "learned":
+                value_loss = ((value - returns).pow(2) * mask).sum() / count
+                loss = loss + c.vf_coef * value_loss
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
+            self.optimizer.step()
+            episode_return = float(returns[0].mean())
+            self.running_return += c.baseline_rate * (episode_return - self.running_return)
+
+            stats = {
+                **self.episodes.summary(),
+                "train/policy_loss": float(policy_loss.detach()),
+                "train/value_loss": float(value_loss.detach()),
+                "train/entropy": float(entropy_mean.detach()),
+                "train/grad_norm": float(norm),
+                "train/baseline": float((baseline * mask).sum() / count),
+            }
+            keep_going = progress.update(N * t, stats)
+        progress.close()
+        return self
