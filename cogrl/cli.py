@@ -24,12 +24,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 import cogrl
 from cogrl import agents
 from cogrl.agents import Agent, evaluate, rollout_frames
-from cogrl.envs import cogrl_env_ids, core_spec, make_core
+from cogrl.agents.presets import preset
+from cogrl.envs import cogrl_env_ids, core_spec, env_kind, make_core
 from cogrl.logging import RunLogger, write_mp4
 from cogrl.runs import (
     DEFAULT_ROOT,
@@ -50,6 +52,11 @@ EVAL_SEED = 0  # also the default of `cogrl eval`, so it reproduces a run's fina
 VIDEO_EPISODES = 4
 VIDEO_FPS = 2.0
 SPLITS = ("test", "train")
+ANY_GYM_ID = "any registered Gymnasium id (e.g. CartPole-v1, or mypackage:MyEnv-v0) works too"
+
+
+#: What rendering an environment without an rgb_array renderer raises.
+CANNOT_RENDER = (gym.error.DependencyNotInstalled, NotImplementedError, RuntimeError, ValueError)
 
 
 class UsageError(Exception):
@@ -101,15 +108,20 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         description="Train an agent and write a run folder: config.json, TensorBoard events, "
         "model.pt and rollout videos. Prints the run folder as the last line.",
     )
-    sub.add_argument("--env", required=True, metavar="ID", help="environment id (cogrl list)")
+    sub.add_argument(
+        "--env",
+        required=True,
+        metavar="ID",
+        help="environment id: a cogrl id (cogrl list) or any registered Gymnasium id",
+    )
     sub.add_argument("--agent", required=True, metavar="NAME", help="agent name (cogrl list)")
     sub.add_argument(
         "--steps",
         type=positive_int,
         default=None,
         metavar="N",
-        help="environment steps, summed over environments (default: the agent's "
-        "default_timesteps, e.g. 1,000,000 for ram)",
+        help="environment steps, summed over environments (default: the preset's for this "
+        "agent and environment, else the agent's default_timesteps, e.g. 1,000,000 for ram)",
     )
     sub.add_argument(
         "--num-envs",
@@ -146,6 +158,11 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         default=EVAL_EPISODES,
         metavar="N",
         help=f"episodes of the final evaluation (default {EVAL_EPISODES})",
+    )
+    sub.add_argument(
+        "--no-preset",
+        action="store_true",
+        help="ignore the per-environment preset (cogrl.agents.presets): the agent's defaults",
     )
     sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sub.set_defaults(run=cmd_train, parser=sub)
@@ -215,7 +232,7 @@ def add_split_argument(parser: argparse.ArgumentParser) -> None:
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    print("environments:")
+    print(f"environments: cogrl's tasks below; {ANY_GYM_ID}")
     for env_id in cogrl_env_ids():
         print(f"  {env_id}")
     print("agents:")
@@ -243,14 +260,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         metrics = evaluate(agent, args.eval_episodes, seed=EVAL_SEED, **split)
         logger.hparams(config_hparams(config), hparams_metrics(metrics, split))
     # The agent logged rollout GIFs every video_interval steps; the final rollout is an MP4.
-    _, video = record_rollout(
-        agent,
-        run_dir / VIDEOS_DIR / f"final-{agent.num_timesteps}.mp4",
-        VIDEO_EPISODES,
-        args.seed,
-        VIDEO_FPS,
-        split,
-    )
+    try:
+        _, video = record_rollout(
+            agent,
+            run_dir / VIDEOS_DIR / f"final-{agent.num_timesteps}.mp4",
+            VIDEO_EPISODES,
+            args.seed,
+            VIDEO_FPS,
+            split,
+        )
+    except CANNOT_RENDER as e:
+        video = f"none ({agent.env_id} does not render: {e})"
     print_metrics(metrics, split)
     print(f"video: {video}")
     print(run_dir)
@@ -283,9 +303,12 @@ def cmd_record(args: argparse.Namespace) -> int:
     run_dir, agent = load_run(args.run_dir, args.device)
     split = split_overrides(agent.env_id, args.split)
     name = "_".join(["record", *split.values(), f"seed{args.seed}", f"{args.episodes}ep"])
-    frames, path = record_rollout(
-        agent, run_dir / VIDEOS_DIR / f"{name}.mp4", args.episodes, args.seed, args.fps, split
-    )
+    try:
+        frames, path = record_rollout(
+            agent, run_dir / VIDEOS_DIR / f"{name}.mp4", args.episodes, args.seed, args.fps, split
+        )
+    except CANNOT_RENDER as e:
+        raise UsageError(f"{agent.env_id} cannot be recorded: {e}") from None
     with RunLogger(run_dir) as logger:
         logger.video("record/rollout", frames, step=agent.num_timesteps, fps=args.fps)
     print(path)
@@ -295,12 +318,19 @@ def cmd_record(args: argparse.Namespace) -> int:
 # --- helpers ----------------------------------------------------------------------------------
 def build_agent(args: argparse.Namespace) -> Agent:
     """The agent that ``cogrl train`` asks for; UsageError if anything about it is wrong."""
-    check_known("environment", args.env, cogrl_env_ids())
+    check_env_id(args.env)
     check_known("agent", args.agent, agents.available_agents())
     try:
         hyperparameters, env_kwargs = parse_overrides(args.set)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if not args.no_preset:
+        # Per-environment defaults (cogrl.agents.presets) under the --set overrides.
+        found = preset(args.agent, args.env)
+        hyperparameters = {**found.hyperparameters, **hyperparameters}
+        env_kwargs = {**found.env_kwargs, **env_kwargs}
+        if args.steps is None:
+            args.steps = found.timesteps
     if args.num_envs is not None:
         hyperparameters["num_envs"] = args.num_envs
     try:
@@ -327,11 +357,24 @@ def check_known(what: str, name: str, known: Sequence[str]) -> None:
         raise UsageError(f"unknown {what} {name!r}; available: {', '.join(known) or '(none)'}")
 
 
+def check_env_id(env_id: str) -> None:
+    """UsageError unless ``env_id`` is a cogrl id or any other registered Gymnasium id."""
+    try:
+        env_kind(env_id)
+    except ValueError:
+        ids = ", ".join(cogrl_env_ids()) or "(none)"
+        raise UsageError(
+            f"unknown environment {env_id!r}; available: {ids}; {ANY_GYM_ID}"
+        ) from None
+
+
 def split_overrides(env_id: str, split: str | None) -> dict[str, str]:
-    """``{"split": split or "test"}`` for environments with splits, ``{}`` for the others."""
-    core, _ = core_spec(env_id)
-    if "split" in inspect.signature(core.__init__).parameters:
-        return {"split": split or "test"}
+    """``{"split": split or "test"}`` for environments with splits (the cogrl cores that take
+    a ``split`` argument), ``{}`` for the others."""
+    if env_kind(env_id) == "core":
+        core, _ = core_spec(env_id)
+        if "split" in inspect.signature(core.__init__).parameters:
+            return {"split": split or "test"}
     if split is not None:
         raise UsageError(f"environment {env_id} has no data splits; drop --split")
     return {}
@@ -351,6 +394,7 @@ def run_config(agent: Agent, args: argparse.Namespace, video_interval: int) -> d
     return {
         **agent.describe(),
         "steps": args.steps,
+        "preset": not args.no_preset,
         "device": str(agent.device),
         "video_interval": video_interval,
         "command": shlex.join([PROG, *args.argv]),

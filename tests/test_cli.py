@@ -174,14 +174,22 @@ def test_record_writes_an_mp4_and_a_gif_summary(trained: dict) -> None:
     ("args", "expected"),
     [
         (["--env", "cogrl/NoSuchTask-v0", "--agent", "ram"], ["NoSuchTask", ENV]),
-        (["--env", "CartPole-v1", "--agent", "ram"], ["CartPole-v1", ENV]),
+        (["--env", "CartPole-v1", "--agent", "ram"], ["CartPole-v1", "Box"]),
         (["--env", ENV, "--agent", "nosuchagent"], ["nosuchagent", "ram"]),
         (["--env", ENV, "--agent", "ram", "--set", "bogus=1"], ["bogus", "learning_rate"]),
         (["--env", ENV, "--agent", "ram", "--set", "env.bogus=1"], ["bogus", "n_glimpses"]),
         (["--env", ENV, "--agent", "ram", "--set", "env.n_glimpses=0"], ["n_glimpses"]),
         (["--env", ENV, "--agent", "ram", "--set", "learning_rate"], ["key=value"]),
     ],
-    ids=["env", "non-cogrl-env", "agent", "hyperparameter", "env-kwarg", "env-value", "no-value"],
+    ids=[
+        "env",
+        "agent-cannot-act-in-env",
+        "agent",
+        "hyperparameter",
+        "env-kwarg",
+        "env-value",
+        "no-value",
+    ],
 )
 def test_train_usage_errors_exit_2_without_a_run_folder(
     tmp_path: Path, args: list[str], expected: list[str]

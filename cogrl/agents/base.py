@@ -76,22 +76,40 @@ class Hyperparameters:
 
 
 def env_identity(env: str | gym.Env | BatchedEnv) -> tuple[str, dict[str, Any]]:
-    """The registered id and constructor arguments of ``env`` (an id, a cogrl env or core).
+    """The registered id and constructor arguments of ``env``.
 
-    Agents rebuild the environment as a batched core of their own size and device from this.
+    ``env`` is a registered id (a cogrl id or any Gymnasium id), an env made with
+    ``gym.make``/``gym.make_vec`` (its ``spec`` gives the id and arguments), or a core from
+    :func:`cogrl.envs.make_core`. Agents rebuild the environment as a batched core of their
+    own size and device from this.
     """
+    from cogrl.envs import env_kind
+
     if isinstance(env, str):
-        core_spec(env)  # raises a clear error for unknown or non-cogrl ids
+        if env_kind(env) == "core":  # ValueError for ids that are not registered
+            core_spec(env)  # a clear error if the core class cannot be loaded
         return env, {}
     if isinstance(env, gym.Env) or isinstance(env, gym.vector.VectorEnv):
-        spec = env.spec if isinstance(env, gym.Env) else getattr(env, "spec", None)
-        unwrapped = env.unwrapped if isinstance(env, gym.Env) else env
-        if spec is None or not hasattr(unwrapped, "core"):
+        spec = getattr(env, "spec", None)
+        unwrapped = env.unwrapped
+        if spec is None:
             raise ValueError(
-                f"env {env!r} is not a registered cogrl environment; pass an id such as "
-                "'cogrl/GlimpseDigits-v0' or an env made with gym.make/gym.make_vec"
+                f"env {env!r} has no spec: it was not made from a registered id. Register its "
+                "class with gymnasium.register(id='MyEnv-v0', entry_point=MyEnv) and pass "
+                "'MyEnv-v0' (or gym.make('MyEnv-v0')) to the agent"
             )
-        return spec.id, dict(unwrapped.core_kwargs)
+        if hasattr(unwrapped, "core") and hasattr(unwrapped, "core_kwargs"):
+            return spec.id, dict(unwrapped.core_kwargs)  # cogrl's CoreEnv / CoreVectorEnv
+        kind = env_kind(spec.id)  # ValueError if the id is no longer registered
+        # gym.make_vec's own arguments, the core class and the render mode are not arguments
+        # of the environment that an agent rebuilds.
+        dropped = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers", "core")
+        kwargs = {
+            k: v for k, v in (spec.kwargs or {}).items() if k not in (*dropped, "render_mode")
+        }
+        if kind == "gymnasium" and spec.max_episode_steps != gym.spec(spec.id).max_episode_steps:
+            kwargs["max_episode_steps"] = spec.max_episode_steps  # gym.make(max_episode_steps=)
+        return spec.id, kwargs
     if isinstance(env, BatchedEnv):
         spec_id = getattr(env, "spec_id", None)
         if spec_id is None:

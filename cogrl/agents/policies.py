@@ -595,7 +595,8 @@ class GaussianActionHead(ActionHead):
 
     def sample(self, params, generator=None):
         noise = torch.randn(params.shape, generator=generator, device=params.device)
-        return (params + self.log_std.exp() * noise).reshape(*params.shape[:-1], *self.shape)
+        sample = params.detach() + self.log_std.detach().exp() * noise  # not differentiable
+        return sample.reshape(*params.shape[:-1], *self.shape)
 
     def log_prob(self, params, action):
         z = (action.reshape(params.shape) - params) / self.log_std.exp()

@@ -4,19 +4,33 @@ Every task is a batched core (:class:`cogrl.core.BatchedEnv`). ``gym.make(id)`` 
 ``gymnasium.Env`` over a core of one; ``gym.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` a ``gymnasium.vector.VectorEnv`` over a core of
 N; :func:`make_core` the core itself, as cogrl's agents use it.
+
+Any other registered Gymnasium id (``CartPole-v1``, or a class of the user's registered with
+``gymnasium.register``) works with :func:`make_core` too: it returns a
+:class:`~cogrl.envs.gym_vector.GymVectorCore` over ``gym.make`` copies, so cogrl's agents
+train on it. :func:`env_kind` tells the two kinds of id apart.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import torch
 
 from cogrl.core import BatchedEnv, load_core_class
 from cogrl.core import make_core as _make_core
+from cogrl.envs.gym_vector import GymVectorCore, gym_spec
 
-__all__ = ["register_core", "make_core", "core_spec", "cogrl_env_ids"]
+__all__ = [
+    "register_core",
+    "make_core",
+    "core_spec",
+    "cogrl_env_ids",
+    "env_kind",
+    "is_core_id",
+    "GymVectorCore",
+]
 
 _TASKS = {
     "cogrl/GlimpseDigits-v0": "cogrl.envs.glimpse:GlimpseDigits",
@@ -40,12 +54,8 @@ def register_core(env_id: str, core: str | type[BatchedEnv], **kwargs: Any) -> N
 
 
 def core_spec(env_id: str) -> tuple[type[BatchedEnv], dict[str, Any]]:
-    """The core class and default arguments registered under ``env_id``."""
-    try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as e:
-        raise ValueError(f"unknown environment id {env_id!r}: {e}") from e
-    kwargs = dict(spec.kwargs)
+    """The core class and default arguments registered under ``env_id`` (a cogrl id)."""
+    kwargs = dict(gym_spec(env_id).kwargs)
     if "core" not in kwargs:
         raise ValueError(
             f"{env_id!r} is a Gymnasium environment but not a cogrl batched core; "
@@ -62,9 +72,35 @@ def make_core(
     autoreset: bool = True,
     **kwargs: Any,
 ) -> BatchedEnv:
-    """The batched core of a registered cogrl id, with ``kwargs`` over its defaults."""
-    core, defaults = core_spec(env_id)
-    return _make_core(core, num_envs, device, autoreset, **{**defaults, **kwargs})
+    """A batched core of ``env_id``, with ``kwargs`` over its registered defaults.
+
+    For a cogrl id, its own core; for any other registered Gymnasium id, a
+    :class:`~cogrl.envs.gym_vector.GymVectorCore` (``kwargs`` go to ``gym.make``). Unknown
+    ids and unknown arguments are a ValueError. The core remembers ``env_id`` and ``kwargs``
+    as ``spec_id``/``spec_kwargs``, so that an agent given it can rebuild it.
+    """
+    if env_kind(env_id) == "core":
+        core, defaults = core_spec(env_id)
+        made = _make_core(core, num_envs, device, autoreset, **{**defaults, **kwargs})
+    else:
+        made = GymVectorCore(env_id, num_envs, device, autoreset, **kwargs)
+    made.spec_id = env_id
+    made.spec_kwargs = dict(kwargs)
+    return made
+
+
+def env_kind(env_id: str) -> Literal["core", "gymnasium"]:
+    """``"core"`` for an id backed by a cogrl batched core, ``"gymnasium"`` for any other
+    registered Gymnasium id; ValueError for an id that is not registered."""
+    return "core" if "core" in (gym_spec(env_id).kwargs or {}) else "gymnasium"
+
+
+def is_core_id(env_id: str) -> bool:
+    """Whether ``env_id`` is registered and backed by a cogrl batched core."""
+    try:
+        return env_kind(env_id) == "core"
+    except ValueError:
+        return False
 
 
 def cogrl_env_ids() -> list[str]:

@@ -1,0 +1,75 @@
+"""Per-environment hyperparameters, in the style of RL Zoo's hyperparameter files.
+
+``cogrl train --env ID --agent NAME`` starts from ``preset(NAME, ID)`` (if there is one),
+then applies ``--set`` overrides; ``cogrl train --no-preset`` uses the agent's plain
+defaults. In a script::
+
+    p = cogrl.agents.preset("dqn", "CartPole-v1")
+    agent = cogrl.agents.make("dqn", "CartPole-v1", env_kwargs=p.env_kwargs, **p.hyperparameters)
+    agent.learn(p.timesteps)
+
+Every preset here reaches the score given in its comment within its ``timesteps``; the
+measurements are in BENCHMARKS.md, and ``pytest -m learning`` checks them.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PRESETS", "Preset", "preset"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Hyperparameters, environment arguments and a training length for one agent and env."""
+
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    timesteps: int | None = None
+
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    "ppo": {
+        "CartPole-v1": Preset(
+            {
+                "num_envs": 16,
+                "n_steps": 32,
+                "batch_size": 256,
+                "n_epochs": 10,
+                "learning_rate": 1e-3,
+                "anneal_lr": True,
+                "gamma": 0.98,
+                "gae_lambda": 0.8,
+            },
+            timesteps=200_000,
+        ),
+    },
+    "a2c": {
+        "CartPole-v1": Preset({"num_envs": 16, "n_steps": 8}, timesteps=200_000),
+    },
+    "dqn": {
+        "CartPole-v1": Preset(
+            {
+                "num_envs": 16,
+                "learning_rate": 1e-3,
+                "batch_size": 128,
+                "train_freq": 16,
+                "gradient_steps": 1,
+                "target_update_interval": 1_000,
+                "exploration_fraction": 0.2,
+            },
+            timesteps=200_000,
+        ),
+    },
+    "reinforce": {
+        "CartPole-v1": Preset({"num_envs": 16}, timesteps=200_000),
+    },
+}
+
+
+def preset(agent: str, env_id: str) -> Preset:
+    """The preset of ``agent`` on ``env_id`` (a copy), or an empty one: the plain defaults."""
+    found = PRESETS.get(agent, {}).get(env_id)
+    return copy.deepcopy(found) if found is not None else Preset()
