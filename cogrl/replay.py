@@ -356,6 +356,11 @@ class ReplayBuffer:
         """The largest priority seen so far (given to new transitions)."""
         return self._max_priority
 
+    @property
+    def extra_specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """The declared extras, ``{name: (shape, dtype)}``."""
+        return {name: (f.shape, f.dtype) for name, f in self._extra_fields.items()}
+
     def __len__(self) -> int:
         return self.size
 

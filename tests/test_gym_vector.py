@@ -170,6 +170,22 @@ def test_same_seed_same_episodes_and_env_i_gets_seed_plus_i() -> None:
     torch.testing.assert_close(obs_a, again, rtol=0, atol=0)
 
 
+def test_returned_tensors_are_not_overwritten_by_later_steps() -> None:
+    core = make_core(CARTPOLE, 4, max_episode_steps=3)
+    core.reset(seed=0)
+    kept, copies = [], []
+    for _ in range(6):  # episodes end at steps 3 and 6: final_obs and episode resets too
+        out = core.step(torch.tensor([0, 1, 0, 1]))
+        obs, reward, terminated, truncated, info = out
+        tensors = [obs, reward, terminated, truncated, info["episode"]["r"], info["_episode"]]
+        tensors += [info["final_obs"]] if "final_obs" in info else []
+        kept.append(tensors)
+        copies.append([t.clone() for t in tensors])
+    for tensors, saved in zip(kept, copies, strict=True):
+        for t, c in zip(tensors, saved, strict=True):
+            assert torch.equal(t, c)
+
+
 # --- autoreset=False ------------------------------------------------------------------------------
 def test_without_autoreset_a_finished_env_returns_its_final_obs_and_must_be_reset() -> None:
     core = make_core(CARTPOLE, 1, autoreset=False)
@@ -317,7 +333,7 @@ def test_module_prefixed_ids_import_the_module_that_registers_them(
     core.reset(seed=0)
     for _ in range(7):
         *_, truncated, _ = core.step([0, 0])
-    assert core.vector_env.envs[0].spec.max_episode_steps == 7
+    assert core.envs[0].spec.max_episode_steps == 7
 
 
 # --- env_identity ---------------------------------------------------------------------------------
@@ -331,7 +347,7 @@ def test_env_identity_of_ids_and_gym_envs() -> None:
     assert env_id == CARTPOLE
     assert kwargs == {"sutton_barto_reward": True, "max_episode_steps": 50}
     core = make_core(env_id, 2, **kwargs)  # the agent rebuilds the env from its identity
-    assert core.vector_env.envs[0].spec.max_episode_steps == 50
+    assert core.envs[0].spec.max_episode_steps == 50
     assert env_identity(gym.make(GUESS, scale=3.0)) == (GUESS, {"scale": 3.0})
     vec = gym.make_vec(GUESS, num_envs=2, vectorization_mode="sync", scale=3.0)
     assert env_identity(vec) == (GUESS, {"scale": 3.0})

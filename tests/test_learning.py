@@ -4,6 +4,7 @@ import pytest
 
 import cogrl
 from cogrl.agents import evaluate
+from cogrl.agents.presets import preset
 
 
 @pytest.mark.learning
@@ -20,3 +21,31 @@ def test_ram_reaches_its_test_accuracy(env_id: str, steps: int, accuracy: float)
     agent.learn(steps)
     result = evaluate(agent, episodes=1000, num_envs=1000, seed=12345, split="test")
     assert result["accuracy"] >= accuracy, result
+
+
+def _train_preset(name: str, env_id: str, steps: int) -> cogrl.agents.Agent:
+    """``name`` with the hyperparameters ``cogrl train`` uses for ``env_id`` (its preset)."""
+    p = preset(name, env_id)
+    agent = cogrl.agents.make(
+        name, env_id, device="cpu", seed=0, env_kwargs=p.env_kwargs, **p.hyperparameters
+    )
+    return agent.learn(steps)
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
+def test_cartpole_preset_reaches_475_within_200k_steps(name: str) -> None:
+    """As ``cogrl train --env CartPole-v1 --agent NAME --steps 200000`` then ``cogrl eval``."""
+    agent = _train_preset(name, "CartPole-v1", 200_000)
+    result = evaluate(agent, episodes=20, num_envs=20, seed=0)
+    assert result["mean_return"] >= 475, result
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("name", ["ppo", "dqn"])
+def test_glimpse_digits_discrete_preset_reaches_90_percent(name: str) -> None:
+    """DQN and PPO on GlimpseDigits' discrete mode (look at a cell or answer), unseen digits."""
+    env_id = "cogrl/GlimpseDigits-v0"
+    agent = _train_preset(name, env_id, preset(name, env_id).timesteps)
+    result = evaluate(agent, episodes=1000, num_envs=1000, seed=12345, split="test")
+    assert result["accuracy"] >= 0.90, result

@@ -78,7 +78,7 @@ def test_learn_counts_timesteps_and_callback_can_stop():
     assert len(seen) == 2
     assert [s["timesteps"] for s in seen] == [16 * 6, 2 * 16 * 6]
     assert agent.num_timesteps == 2 * 16 * 6
-    for key in ("rollout/accuracy", "train/classifier_loss", "train/reinforce_loss", "time/fps"):
+    for key in ("rollout/accuracy", "train/classifier_loss", "train/policy_loss", "time/fps"):
         assert isinstance(seen[0][key], float) and math.isfinite(seen[0][key])
     agent.learn(total_timesteps=1)  # one more whole update: episodes are never cut short
     assert agent.num_timesteps == 3 * 16 * 6
@@ -288,12 +288,13 @@ def test_learn_logs_scalars_and_video(tmp_path):
         "rollout/ep_rew_mean",
         "rollout/accuracy",
         "train/classifier_loss",
-        "train/reinforce_loss",
-        "train/baseline_loss",
+        "train/policy_loss",
+        "train/value_loss",
         "train/location_std",
         "time/fps",
     ):
-        assert [step for step, _ in scalars[tag]] == [96, 192, 288], tag
+        # the first update, then every LOG_INTERVAL (1,000) steps, and the last update
+        assert [step for step, _ in scalars[tag]] == [96, 288], tag
     images = read_images(tmp_path)
     steps = [step for step, _ in images["rollout/video"]]
     assert steps == [192, 288]  # every video_interval, and once at the end

@@ -173,6 +173,10 @@ class EpisodeStats:
         return out
 
 
+#: Environment steps between two points of a learner's TensorBoard scalars.
+LOG_INTERVAL = 1_000
+
+
 class Progress:
     """One training run's bookkeeping: counts steps, logs scalars, shows a progress bar,
     logs a rollout video every ``video_interval`` steps and calls the callback.
@@ -198,6 +202,7 @@ class Progress:
         self.video_interval = video_interval
         self.next_video = agent.num_timesteps + video_interval if video_interval else None
         self.last_video = -1
+        self.last_log = -LOG_INTERVAL
         self.done = 0
         self.start = time.perf_counter()
         self.bar = None
@@ -216,7 +221,11 @@ class Progress:
         agent.num_timesteps += steps
         elapsed = time.perf_counter() - self.start
         stats = {**stats, "time/fps": self.done / max(elapsed, 1e-9)}
-        self.logger.scalars(stats, agent.num_timesteps)
+        # Learners that update every few steps (DQN) would write thousands of points;
+        # TensorBoard gets one every LOG_INTERVAL steps, and the last.
+        if agent.num_timesteps - self.last_log >= LOG_INTERVAL or self.done >= self.total:
+            self.logger.scalars(stats, agent.num_timesteps)
+            self.last_log = agent.num_timesteps
         if self.bar is not None:
             self.bar.update(steps)
             shown = {k.split("/")[-1]: f"{v:.3g}" for k, v in stats.items() if "rollout/" in k}

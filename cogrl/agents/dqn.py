@@ -17,11 +17,16 @@ The Bellman target of a sampled transition is
   ``|delta| + eps``, importance weights annealed from ``beta0`` to 1.
 - a recurrent ``core`` (``"gru"``, ``"lstm"``): R2D2 (Kapturowski et al. 2019). The replay
   stores each step's recurrent state; the learner samples sequences of ``burn_in +
-  sequence_length`` steps, unrolls the core from the stored state through the burn-in
-  without gradient, and learns on the rest, restarting the state at episode starts.
+  sequence_length`` steps, unrolls the core from the stored state (zeros, when it learns
+  from a replay written without it) through the burn-in without gradient, and learns on
+  the rest, restarting the state at episode starts.
 
 The replay (:class:`cogrl.replay.ReplayBuffer`) may be passed in (``replay=``) to share it
-between agents: every agent writes its own experience into it and samples from all of it.
+between agents: every agent that ``learn`` s writes its own experience into it and samples
+from all of it, and :meth:`DQN.train` learns from it without acting (for example a
+recurrent DQN on the experience a feedforward one collected). Several agents writing in
+turn interleave their steps in the replay's time ring, so give them 1-step targets
+(``n_step=1``, feedforward); sequences and n-step windows need one writer.
 """
 
 from __future__ import annotations
@@ -204,6 +209,7 @@ class DQN(PolicyAgent):
         self.generator = self._make_generator()
         self.recurrent = self.policy.recurrent
         self._state_like = self.policy.initial_state(1, self.device)
+        self._state_size = pack_state(self._state_like).shape[1]
         if replay is None:
             replay = self.make_replay()
         elif replay.num_envs != c.num_envs:
@@ -212,6 +218,14 @@ class DQN(PolicyAgent):
                 f"but this agent steps num_envs={c.num_envs}"
             )
         self.replay = replay
+        # Time steps per environment one sample reads: an n-step window, or a sequence.
+        self._sample_steps = c.burn_in + c.sequence_length if self.recurrent else c.n_step
+        if replay.slots < self._sample_steps:
+            raise ValueError(
+                f"buffer_size: the replay keeps {replay.slots} steps per environment, fewer "
+                f"than one sample reads ({self._sample_steps}: "
+                + ("burn_in + sequence_length)" if self.recurrent else "n_step)")
+            )
         self.epsilon = c.exploration_initial_eps
         self._env: BatchedEnv | None = None
         self.episodes = EpisodeStats()
@@ -222,8 +236,7 @@ class DQN(PolicyAgent):
         c = self.config
         extras = None
         if self.recurrent:
-            size = pack_state(self._state_like).shape[1]
-            extras = {"state": ((size,), torch.float32)}
+            extras = {"state": ((self._state_size,), torch.float32)}
         return ReplayBuffer(
             c.buffer_size,
             c.num_envs,
@@ -237,6 +250,22 @@ class DQN(PolicyAgent):
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"q_network": self.policy, "target_network": self.target}
+
+    def _stores_state(self) -> bool:
+        """Whether the replay keeps this agent's recurrent state (R2D2's stored state)."""
+        spec = self.replay.extra_specs.get("state")
+        return self.recurrent and spec is not None and spec[0] == (self._state_size,)
+
+    def _extras(self, state_before: State) -> dict[str, torch.Tensor]:
+        """The extras this step writes: the core's state before the step where the replay
+        keeps it, zeros for extras another agent sharing the replay declared."""
+        N = self.config.num_envs
+        extras = {}
+        for name, (shape, dtype) in self.replay.extra_specs.items():
+            extras[name] = torch.zeros((N, *shape), dtype=dtype, device=self.device)
+        if self._stores_state():
+            extras["state"] = pack_state(reset_where(state_before, self._start))
+        return extras
 
     def _act(self, obs, state, episode_start, deterministic, epsilon: float = 0.0):
         q, state = self.policy.step(obs, state, episode_start)
@@ -280,9 +309,7 @@ class DQN(PolicyAgent):
             real_next = next_obs
             if "final_obs" in info:
                 real_next = _where(done, info["final_obs"], next_obs)
-            extras = None
-            if self.recurrent:
-                extras = {"state": pack_state(reset_where(state_before, self._start))}
+            extras = self._extras(state_before)
             self.replay.add(obs, action, reward, real_next, terminated, truncated, extras)
             self.episodes.update(info)
             self._obs, self._start = next_obs, done
@@ -290,9 +317,8 @@ class DQN(PolicyAgent):
             self._since_target += N
 
             # --- learn ---------------------------------------------------------------------
-            if self.replay.size >= max(c.learning_starts, c.batch_size) and since_train >= (
-                c.train_freq
-            ):
+            ready = max(c.learning_starts, c.batch_size, self._sample_steps * N)
+            if self.replay.size >= ready and since_train >= c.train_freq:
                 since_train = 0
                 for _ in range(c.gradient_steps):
                     stats = self.train_step(progress.done / progress.total)
@@ -318,6 +344,29 @@ class DQN(PolicyAgent):
                 target.copy_(online)
             else:
                 target.lerp_(online, tau)
+
+    def train(self, gradient_steps: int) -> dict[str, float]:
+        """Learn from the replay alone, without acting: for example from experience that
+        another agent collected into a shared replay. Returns the last step's statistics.
+
+        The target network is updated at the rate of online learning: every
+        ``target_update_interval / train_freq * gradient_steps`` gradient steps.
+        """
+        check_int("gradient_steps", gradient_steps)
+        c = self.config
+        needed = max(c.batch_size, self._sample_steps * self.replay.num_envs)
+        if self.replay.size < needed:
+            raise ValueError(
+                f"the replay holds {self.replay.size} transitions; this agent needs at least "
+                f"{needed} to sample a batch"
+            )
+        every = max(1, round(c.target_update_interval / c.train_freq * c.gradient_steps))
+        stats: dict[str, float] = {}
+        for step in range(1, gradient_steps + 1):
+            stats = self.train_step(1.0)
+            if step % every == 0:
+                self.update_target()
+        return stats
 
     def train_step(self, progress: float = 0.0) -> dict[str, float]:
         """One gradient step on a sampled batch; returns its statistics."""
@@ -363,32 +412,53 @@ class DQN(PolicyAgent):
             c.batch_size, c.sequence_length, c.burn_in, self.generator
         )
         L, B = seq.episode_start.shape
-        start_state = unpack_state(seq.extras["state"][0], self._state_like)
+        if self._stores_state():
+            start_state = unpack_state(seq.extras["state"][0], self._state_like)
+        else:
+            # A replay written without this core's state: R2D2's zero start state, which
+            # the burn-in then warms up.
+            start_state = self.initial_state(B)
         action = (seq.action - self.policy.start).long()
 
-        def unroll(net: QNetwork, grad_from: int) -> tuple[torch.Tensor, torch.Tensor]:
-            """Q(s_t, .) and Q(s'_t, .) for every step: s'_t (the step's next observation)
-            is read by the core from the state after s_t, so it also values final
-            observations of truncated episodes."""
+        def unroll(net: QNetwork, grad_from: int, bootstrap: bool) -> tuple[torch.Tensor, Any]:
+            """Q(s_t, .) for every step and, if ``bootstrap``, Q(s'_t, .) of its next state.
+
+            Q(s'_t) is Q(s_{t+1}) of the same unroll where the episode goes on (the only
+            case a target needs it, bar one); the core reads the stored next observation
+            from the state after s_t only at the last step and where an episode was cut
+            by a time limit (its final observation is not in the sequence).
+            """
             x = net.torso.encoder(_flatten(seq.obs)).view(L, B, -1)
-            x_next = net.torso.encoder(_flatten(seq.next_obs)).view(L, B, -1)
             state = start_state
-            qs, next_qs = [], []
+            qs, cut_q = [], {}
             for t in range(L):
                 with torch.set_grad_enabled(torch.is_grad_enabled() and t >= grad_from):
                     state = reset_where(state, seq.episode_start[t])
                     h, state = net.torso.core(x[t], state)
-                    h_next, _ = net.torso.core(x_next[t], state)
                     qs.append(net.q(h))
-                    next_qs.append(net.q(h_next))
-            return torch.stack(qs), torch.stack(next_qs)
+                    rows = (
+                        torch.ones(B, dtype=torch.bool, device=h.device)
+                        if t == L - 1
+                        else seq.truncated[t] & ~seq.terminated[t]
+                    )
+                    if bootstrap and bool(rows.any()):
+                        obs = _select(seq.next_obs, t, rows)
+                        h_next, _ = net.torso.core(net.torso.encoder(obs), _rows(state, rows))
+                        cut_q[t] = (rows, net.q(h_next))
+            q = torch.stack(qs)
+            if not bootstrap:
+                return q, None
+            next_q = torch.cat([q[1:], q[-1:]]).clone()
+            for t, (rows, value) in cut_q.items():
+                next_q[t, rows] = value
+            return q, next_q
 
-        q_all, _ = unroll(self.policy, c.burn_in)
+        q_all, _ = unroll(self.policy, c.burn_in, bootstrap=False)
         q = q_all.gather(2, action[..., None]).squeeze(2)
         with torch.no_grad():
-            _, next_q = unroll(self.target, L)
+            _, next_q = unroll(self.target, L, bootstrap=True)
             if c.double_q:
-                _, online_next = unroll(self.policy, L)
+                _, online_next = unroll(self.policy, L, bootstrap=True)
                 next_value = next_q.gather(2, online_next.argmax(2, keepdim=True)).squeeze(2)
             else:
                 next_value = next_q.max(2).values
@@ -413,6 +483,19 @@ def _where(done: torch.Tensor, a: Any, b: Any) -> Any:
     if isinstance(a, Mapping):
         return {k: _where(done, a[k], b[k]) for k in a}
     return torch.where(done.view(-1, *([1] * (a.ndim - 1))), a, b)
+
+
+def _select(obs: Any, t: int, rows: torch.Tensor) -> Any:
+    """``obs[t, rows]`` of a (L, B, ...) observation (also for dicts)."""
+    if isinstance(obs, Mapping):
+        return {k: v[t][rows] for k, v in obs.items()}
+    return obs[t][rows]
+
+
+def _rows(state: State, rows: torch.Tensor) -> State:
+    if isinstance(state, tuple):
+        return tuple(s[rows] for s in state)
+    return state[rows]
 
 
 def _flatten(x: Any) -> Any:

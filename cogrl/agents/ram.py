@@ -9,6 +9,8 @@ class scores (the environment reads the scores at the last step; same argmax as 
 Training is the paper's hybrid loss, one update per batch of ``num_envs`` whole episodes:
 the classifier by cross-entropy on the true label, the locations by REINFORCE with the
 episode's reward ``R`` (1 if the class was right) and a baseline ``b_t`` regressed on ``R``.
+RAM is :class:`~cogrl.agents.reinforce.REINFORCE` (its episode batches, reward-to-go,
+learned baseline and update) with RAM's policy and the classifier's supervised term.
 
 ```python
 agent = cogrl.agents.make("ram", "cogrl/GlimpseDigits-v0", seed=0)
@@ -20,19 +22,17 @@ cogrl.agents.evaluate(agent, episodes=360, split="test")
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-from cogrl.agents.base import Agent, Callback, Hyperparameters, register_agent, rollout_frames
+from cogrl.agents.base import Hyperparameters, register_agent
+from cogrl.agents.common import is_number
 from cogrl.agents.policies import (
     CORES,
     CategoricalHead,
@@ -43,8 +43,7 @@ from cogrl.agents.policies import (
     make_encoder,
     reset_state,
 )
-from cogrl.core import BatchedEnv
-from cogrl.logging import RunLogger
+from cogrl.agents.reinforce import REINFORCE, Settings
 
 __all__ = ["RAM", "RAMPolicy"]
 
@@ -94,7 +93,7 @@ class RAMPolicy(nn.Module):
 
 
 @register_agent("ram")
-class RAM(Agent):
+class RAM(REINFORCE):
     """Recurrent attention model trained by REINFORCE with a baseline plus cross-entropy.
 
     Works on environments with a ``Box(-1, 1, (2 + n_classes,))`` action (location, class
@@ -146,14 +145,14 @@ class RAM(Agent):
                     raise ValueError(f"{name} must be a positive int, got {value!r}")
             for name in ("learning_rate", "location_std"):
                 value = getattr(self, name)
-                if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                if not is_number(value) or not math.isfinite(value) or value <= 0:
                     raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
             for name in ("reinforce_coef", "baseline_coef"):
                 value = getattr(self, name)
-                if not _is_number(value) or not math.isfinite(value) or value < 0:
+                if not is_number(value) or not math.isfinite(value) or value < 0:
                     raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
             if self.max_grad_norm is not None and (
-                not _is_number(self.max_grad_norm)
+                not is_number(self.max_grad_norm)
                 or not math.isfinite(self.max_grad_norm)
                 or self.max_grad_norm <= 0
             ):
@@ -167,30 +166,20 @@ class RAM(Agent):
     # About a minute on two CPU cores; ~90% test accuracy on GlimpseDigits (BENCHMARKS.md).
     default_timesteps = 1_000_000
 
-    def __init__(
-        self,
-        env: str | gym.Env | BatchedEnv,
-        device: str | torch.device = "auto",
-        seed: int | None = 0,
-        env_kwargs: Mapping[str, Any] | None = None,
-        **hyperparameters: Any,
-    ) -> None:
-        super().__init__(env, device, seed, env_kwargs, **hyperparameters)
-        probe = self.make_core(1)
-        self.observation_space = probe.single_observation_space
-        self.action_space = probe.single_action_space
+    def _build_policy(self) -> RAMPolicy:
+        space = self.action_space
         if not (
-            isinstance(self.action_space, spaces.Box)
-            and len(self.action_space.shape) == 1
-            and self.action_space.shape[0] > LOCATION_SIZE + 1
+            isinstance(space, spaces.Box)
+            and len(space.shape) == 1
+            and space.shape[0] > LOCATION_SIZE + 1
         ):
             raise ValueError(
                 f"RAM needs a Box action (2 location values + class scores), got "
-                f"{self.action_space} for {self.env_id}; use action_mode='continuous'"
+                f"{space} for {self.env_id}; use action_mode='continuous'"
             )
-        self.n_classes = self.action_space.shape[0] - LOCATION_SIZE
+        self.n_classes = space.shape[0] - LOCATION_SIZE
         c = self.config
-        self.policy = RAMPolicy(
+        return RAMPolicy(
             self.observation_space,
             self.n_classes,
             core=c.core,
@@ -199,260 +188,67 @@ class RAM(Agent):
             location_hidden=c.location_hidden,
             core_size=c.core_size,
             location_std=c.location_std,
-        ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.learning_rate)
-        self.generator = torch.Generator(device=self.device)
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(seed)
-        self._env: BatchedEnv | None = None
-        self._obs: Any = None
+        )
 
-    def modules(self) -> dict[str, nn.Module]:
-        return {"policy": self.policy}
+    def _settings(self) -> Settings:
+        c = self.config
+        # The reward comes at the end, so every step's reward-to-go is the episode's R
+        # (gamma = 1); advantages are R - b_t, not standardised, as in the paper.
+        return Settings(
+            num_envs=c.num_envs,
+            gamma=1.0,
+            baseline="learned",
+            normalize_advantage=False,
+            ent_coef=0.0,
+            policy_coef=c.reinforce_coef,
+            value_coef=c.baseline_coef,
+            max_grad_norm=c.max_grad_norm,
+            max_episode_steps=10_000,
+            baseline_rate=0.05,
+        )
 
     # --- acting ------------------------------------------------------------------------------
-    def _act(
-        self, obs: Any, state: State, deterministic: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, State]:
-        """One step: action, log p(l_t), h_t, logits_t, next state."""
+    def _act(self, obs, state, episode_start, deterministic):
+        if episode_start is not None:
+            state = reset_state(state, episode_start)
         h, state = self.policy(obs, state)
         logits = self.policy.classifier(h)
-        if deterministic:
-            location = self.policy.location.deterministic(h)
-            log_prob = torch.zeros(h.shape[0], device=h.device)
-        else:
-            location, log_prob = self.policy.location.sample(h, self.generator)
-        action = torch.cat([location.detach(), self.policy.class_scores(logits.detach())], dim=-1)
-        return action, log_prob, h, logits, state
-
-    def predict(
-        self,
-        obs: Any,
-        state: Any = None,
-        episode_start: np.ndarray | torch.Tensor | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray | torch.Tensor, Any]:
-        """Actions for observations (numpy in, numpy out; tensors in, tensors on device out).
-
-        ``obs`` is a batch ``(n, ...)`` or one unbatched observation (then the action is
-        unbatched too). ``state`` is the recurrent state returned by the previous call
-        (``None`` starts fresh); it is reset where ``episode_start`` is true.
-        """
-        is_numpy = not _is_torch(obs)
-        batched = _is_batched(obs, self.observation_space)
-        with torch.inference_mode():
-            x = _to_tensor(obs, self.device)
-            if not batched:
-                x = {k: v[None] for k, v in x.items()} if isinstance(x, dict) else x[None]
-            n = _batch_size(x)
-            if state is None:
-                state = self.policy.initial_state(n, self.device)
-            elif episode_start is not None:
-                start = torch.as_tensor(
-                    np.asarray(episode_start) if not _is_torch(episode_start) else episode_start
-                )
-                start = start.to(self.device).reshape(-1)
-                if start.numel() == 1 and n > 1:
-                    start = start.expand(n)
-                state = reset_state(state, start)
-            action, _, _, _, state = self._act(x, state, deterministic)
-        if not batched:
-            action = action[0]
-        if is_numpy:
-            return action.cpu().numpy(), state
-        return action, state
-
-    # --- learning ----------------------------------------------------------------------------
-    def learn(
-        self,
-        total_timesteps: int,
-        callback: Callback | None = None,
-        progress_bar: bool = False,
-        logger: RunLogger | None = None,
-        video_interval: int | None = None,
-    ) -> RAM:
-        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)):
-            raise ValueError(f"total_timesteps must be an int, got {total_timesteps!r}")
-        if video_interval is not None and (
-            isinstance(video_interval, bool)
-            or not isinstance(video_interval, int)
-            or video_interval < 1
-        ):
-            raise ValueError(
-                f"video_interval must be a positive int or None, got {video_interval!r}"
-            )
-        logger = logger if logger is not None else RunLogger(None)
-        c = self.config
-        if self._env is None:
-            self._env = self.make_core(c.num_envs)
-            self._obs, _ = self._env.reset(seed=self.seed)
-        env, n = self._env, c.num_envs
-        bar = None
-        if progress_bar:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=int(total_timesteps), unit="step")
-        next_video = self.num_timesteps + video_interval if video_interval else None
-        last_video = -1
-        done_steps = 0
-        start_time = time.perf_counter()
-        self.policy.train()
-        while done_steps < total_timesteps:
-            # --- rollout: one whole episode in every environment (in lockstep) -------------
-            # All episodes start together, so the recurrent state restarts at zero.
-            state = self.policy.initial_state(n, self.device)
-            obs = self._obs
-            log_probs, baselines = [], []
-            t = 0
-            while True:
-                action, log_prob, h, logits, state = self._act(obs, state, deterministic=False)
-                baselines.append(self.policy.baseline(h.detach()))  # b_t sees a detached h_t
-                log_probs.append(log_prob)
-                obs, reward, terminated, truncated, info = env.step(action)
-                t += 1
-                done = terminated | truncated
-                if bool(done.any()):
-                    break
-            if not bool(done.all()):
-                raise RuntimeError(
-                    f"RAM needs episodes of one fixed length; {self.env_id} ended "
-                    f"{int(done.sum())} of {n} episodes at step {t}"
-                )
-            self._obs = obs
-            R = reward  # the episode's return: 1 if the class read at step T was right
-            label = info["label"]
-
-            # --- the hybrid loss (Mnih et al. 2014, eq. 2 and section 4) ----------------------
-            # Classifier: L_a = CE(f_a(h_T), label), the supervised part.
-            classifier_loss = F.cross_entropy(logits, label)
-            # REINFORCE: grad J = E[ sum_t grad log pi(l_t | s_{1:t}) (R - b_t) ]. The location
-            # sent at the last step is never looked at, so only l_1 .. l_{T-1} carry reward.
-            if t > 1:
-                log_p = torch.stack(log_probs[:-1])  # (T-1, N)
-                b = torch.stack(baselines[:-1])  # (T-1, N)
-                advantage = (R[None] - b).detach()
-                reinforce_loss = -(log_p * advantage).mean()
-                # Baseline: b_t regresses on E[R | h_t], MSE(b_t, R).
-                baseline_loss = F.mse_loss(b, R[None].expand_as(b))
-            else:
-                reinforce_loss = baseline_loss = torch.zeros((), device=self.device)
-            loss = (
-                classifier_loss
-                + c.reinforce_coef * reinforce_loss
-                + c.baseline_coef * baseline_loss
-            )
-
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if c.max_grad_norm is not None:
-                grad_norm = nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm)
-            else:
-                grad_norm = _grad_norm(self.policy)
-            self.optimizer.step()
-
-            # --- bookkeeping ---------------------------------------------------------------
-            steps = n * t
-            done_steps += steps
-            self.num_timesteps += steps
-            elapsed = time.perf_counter() - start_time
-            stats = {
-                "rollout/ep_rew_mean": float(info["episode"]["r"].mean()),
-                "rollout/ep_len_mean": float(info["episode"]["l"].float().mean()),
-                "rollout/accuracy": float(info["correct"].float().mean())
-                if "correct" in info
-                else float((logits.argmax(-1) == label).float().mean()),
-                "train/loss": float(loss.detach()),
-                "train/classifier_loss": float(classifier_loss.detach()),
-                "train/reinforce_loss": float(reinforce_loss.detach()),
-                "train/baseline_loss": float(baseline_loss.detach()),
-                "train/location_std": self.policy.location.std,
-                "train/grad_norm": float(grad_norm),
-                "train/learning_rate": self.optimizer.param_groups[0]["lr"],
-                "time/fps": done_steps / max(elapsed, 1e-9),  # env steps per second
-            }
-            logger.scalars(stats, self.num_timesteps)
-            if bar is not None:
-                bar.update(steps)
-                bar.set_postfix(acc=f"{stats['rollout/accuracy']:.2f}")
-            if next_video is not None and self.num_timesteps >= next_video:
-                self._log_video(logger)
-                last_video = self.num_timesteps
-                while next_video <= self.num_timesteps:
-                    next_video += video_interval
-            if callback is not None:
-                info_out = {
-                    **stats,
-                    "timesteps": float(self.num_timesteps),
-                    "time/elapsed": elapsed,
-                }
-                if callback(self, info_out) is False:
-                    break
-        if video_interval and done_steps > 0 and last_video != self.num_timesteps:
-            self._log_video(logger)
-        if bar is not None:
-            bar.close()
-        logger.flush()
-        return self
-
-    def _log_video(self, logger: RunLogger) -> None:
-        if not logger.enabled:
-            return
-        seed = 0 if self.seed is None else self.seed
-        frames = rollout_frames(self, episodes=2, seed=seed)
-        logger.video("rollout/video", frames, self.num_timesteps)
-
-
-# ---------------------------------------------------------------------------------------
-# helpers
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _is_torch(x: Any) -> bool:
-    if isinstance(x, Mapping):
-        return any(isinstance(v, torch.Tensor) for v in x.values())
-    return isinstance(x, torch.Tensor)
-
-
-def _is_batched(obs: Any, space: spaces.Space) -> bool:
-    if isinstance(space, spaces.Dict):
-        if not isinstance(obs, Mapping):
-            raise ValueError(
-                f"observation must be a dict for space {space}, got {type(obs).__name__}"
-            )
-        missing = sorted(set(space.spaces) - set(obs))
-        if missing:
-            raise ValueError(f"observation lacks key(s) {missing} of space {space}")
-        key = next(iter(space.spaces))
-        ndim, expected = np.ndim(obs[key]), len(space[key].shape)
-    else:
-        ndim, expected = (
-            np.ndim(obs) if not isinstance(obs, torch.Tensor) else obs.ndim,
-            len(space.shape),
+        location = (
+            self.policy.location.deterministic(h)
+            if deterministic
+            else (self.policy.location.sample(h, self.generator)[0])
         )
-    if ndim == expected + 1:
-        return True
-    if ndim == expected:
-        return False
-    raise ValueError(f"observation of {ndim} dims does not fit space {space}")
+        return torch.cat([location, self.policy.class_scores(logits)], dim=-1), state
 
+    def _policy_step(self, obs, state):
+        h, state = self.policy(obs, state)
+        logits = self.policy.classifier(h)
+        location, log_prob = self.policy.location.sample(h, self.generator)
+        baseline = self.policy.baseline(h.detach())  # b_t sees a detached h_t
+        action = torch.cat([location.detach(), self.policy.class_scores(logits.detach())], -1)
+        # The location policy's std is fixed: its entropy is a constant, not a bonus.
+        entropy = torch.zeros_like(log_prob)
+        return action, log_prob, entropy, baseline, state, {"logits": logits}
 
-def _to_tensor(obs: Any, device: torch.device) -> Any:
-    if isinstance(obs, Mapping):
-        return {k: _to_tensor(v, device) for k, v in obs.items()}
-    return torch.as_tensor(obs, dtype=torch.float32, device=device)
+    def _policy_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        # The location sent at the last step is never looked at, so only l_1 .. l_{T-1}
+        # carry reward: credit the steps whose next step is in the same episode.
+        return torch.cat([mask[1:], torch.zeros_like(mask[:1])]) * mask
 
-
-def _batch_size(x: Any) -> int:
-    if isinstance(x, Mapping):
-        return next(iter(x.values())).shape[0]
-    return x.shape[0]
-
-
-def _grad_norm(module: nn.Module) -> torch.Tensor:
-    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+    def _extra_loss(self, extras, info, mask):
+        T = mask.shape[0]
+        if not bool((mask[-1] > 0).all()):
+            lengths = mask.sum(0)
+            raise RuntimeError(
+                f"RAM needs episodes of one fixed length; {self.env_id} ended episodes "
+                f"after {int(lengths.min())} to {T} steps"
+            )
+        # Classifier: L_a = CE(f_a(h_T), label), the supervised part (Mnih et al. 2014, 4).
+        logits, label = extras[-1]["logits"], info["label"]
+        classifier_loss = F.cross_entropy(logits, label)
+        accuracy = (logits.argmax(-1) == label).float().mean()
+        return classifier_loss, {
+            "train/classifier_loss": float(classifier_loss.detach()),
+            "train/accuracy": float(accuracy),
+            "train/location_std": self.policy.location.std,
+        }

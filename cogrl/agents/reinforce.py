@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import torch
@@ -37,10 +37,25 @@ from cogrl.agents.common import (
     check_number,
     clip_grad,
 )
-from cogrl.agents.policies import ACTIVATIONS, CORES, ActorCriticPolicy
+from cogrl.agents.policies import ACTIVATIONS, CORES, ActorCriticPolicy, State
 from cogrl.core import BatchedEnv
 
-__all__ = ["REINFORCE"]
+__all__ = ["REINFORCE", "Settings"]
+
+
+class Settings(NamedTuple):
+    """The REINFORCE update's settings, read from an agent's hyperparameters."""
+
+    num_envs: int
+    gamma: float
+    baseline: str
+    normalize_advantage: bool
+    ent_coef: float
+    policy_coef: float
+    value_coef: float
+    max_grad_norm: float | None
+    max_episode_steps: int
+    baseline_rate: float
 
 
 @register_agent("reinforce")
@@ -112,8 +127,16 @@ class REINFORCE(PolicyAgent):
     ) -> None:
         super().__init__(env, device, seed, env_kwargs, **hyperparameters)
         self._probe_spaces()
+        self.policy = self._build_policy().to(self.device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
+        self.generator = self._make_generator()
+        self.running_return = 0.0
+        self.episodes = EpisodeStats()
+        self._env: BatchedEnv | None = None
+
+    def _build_policy(self) -> torch.nn.Module:
         c = self.config
-        self.policy = ActorCriticPolicy(
+        return ActorCriticPolicy(
             self.observation_space,
             self.action_space,
             core=c.core,
@@ -121,12 +144,7 @@ class REINFORCE(PolicyAgent):
             core_size=c.core_size,
             activation=c.activation,
             share_torso=c.share_torso,
-        ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.learning_rate)
-        self.generator = self._make_generator()
-        self.running_return = 0.0
-        self.episodes = EpisodeStats()
-        self._env: BatchedEnv | None = None
+        )
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"policy": self.policy}
@@ -137,13 +155,50 @@ class REINFORCE(PolicyAgent):
         action = head.mode(params) if deterministic else head.sample(params, self.generator)
         return action, state
 
+    # --- what a learner built on this one may change ------------------------------------------
+    def _settings(self) -> Settings:
+        c = self.config
+        return Settings(
+            c.num_envs,
+            c.gamma,
+            c.baseline,
+            c.normalize_advantage,
+            c.ent_coef,
+            1.0,
+            c.vf_coef,
+            c.max_grad_norm,
+            c.max_episode_steps,
+            c.baseline_rate,
+        )
+
+    def _policy_step(
+        self, obs: Any, state: State
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, State, dict[str, Any]]:
+        """One step of the policy: the action to send, log pi(a|s), the entropy, the
+        baseline value V(s), the next state, and anything else ``_extra_loss`` needs."""
+        head = self.policy.action_head
+        params, value, state = self.policy.step(obs, state)
+        action = head.sample(params, self.generator)
+        entropy = head.entropy(params)
+        return self.env_action(action), head.log_prob(params, action), entropy, value, state, {}
+
+    def _policy_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The steps (T, N) whose actions the policy gradient credits: all of each episode."""
+        return mask
+
+    def _extra_loss(
+        self, extras: list[dict[str, Any]], info: dict[str, Any], mask: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """A further loss term (e.g. RAM's supervised classifier) and its statistics."""
+        return torch.zeros((), device=self.device), {}
+
+    # --- learning -------------------------------------------------------------------------------
     def learn(
         self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
     ) -> REINFORCE:
         progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
-        c = self.config
-        N = c.num_envs
-        head = self.policy.action_head
+        s = self._settings()
+        N = s.num_envs
         if self._env is None:
             self._env = self.make_core(N)
             self._env.reset(seed=self.seed)
@@ -154,15 +209,15 @@ class REINFORCE(PolicyAgent):
             obs, _ = env.reset()
             state = self.initial_state(N)
             active = torch.ones(N, dtype=torch.bool, device=self.device)
-            log_probs, entropies, values, rewards, masks = [], [], [], [], []
+            log_probs, entropies, values, rewards, masks, extras = [], [], [], [], [], []
             t = 0
-            while bool(active.any()) and t < c.max_episode_steps:
-                params, value, state = self.policy.step(obs, state)
-                action = head.sample(params, self.generator)
-                log_probs.append(head.log_prob(params, action))
-                entropies.append(head.entropy(params))
+            while bool(active.any()) and t < s.max_episode_steps:
+                action, log_prob, entropy, value, state, extra = self._policy_step(obs, state)
+                log_probs.append(log_prob)
+                entropies.append(entropy)
                 values.append(value)
-                obs, reward, terminated, truncated, info = env.step(self.env_action(action))
+                extras.append(extra)
+                obs, reward, terminated, truncated, info = env.step(action)
                 rewards.append(reward * active)
                 masks.append(active.float())
                 self.episodes.update({**info, "_episode": info["_episode"] & active})
@@ -175,43 +230,52 @@ class REINFORCE(PolicyAgent):
             returns = torch.empty_like(mask)
             g = torch.zeros(N, device=self.device)
             for k in reversed(range(t)):
-                g = rewards[k] + c.gamma * g
+                g = rewards[k] + s.gamma * g
                 returns[k] = g
-            if c.baseline == "learned":
+            if s.baseline == "learned":
                 baseline = value.detach()
-            elif c.baseline == "mean":
+            elif s.baseline == "mean":
                 baseline = torch.full_like(returns, self.running_return)
             else:
                 baseline = torch.zeros_like(returns)
+            credited = self._policy_mask(mask)
+            count = credited.sum().clamp(min=1)
             advantage = returns - baseline
-            count = mask.sum()
-            if c.normalize_advantage and count > 1:
-                mean = (advantage * mask).sum() / count
-                std = (((advantage - mean) * mask).pow(2).sum() / (count - 1)).sqrt()
+            if s.normalize_advantage and count > 1:
+                mean = (advantage * credited).sum() / count
+                std = (((advantage - mean) * credited).pow(2).sum() / (count - 1)).sqrt()
                 advantage = (advantage - mean) / (std + 1e-8)
 
-            # grad J = (1/N) sum_n sum_t grad log pi(a_t|s_t) (G_t - b_t), plus the bonus.
-            policy_loss = -(log_prob * advantage * mask).sum() / N
-            entropy_mean = (entropy * mask).sum() / count
-            loss = policy_loss - c.ent_coef * entropy_mean
+            # grad J = (1/N) sum_n sum_t grad log pi(a_t|s_t) (G_t - b_t), here divided by
+            # the number of steps rather than episodes (the same direction; Adam is
+            # insensitive to the scale), plus the entropy bonus.
+            policy_loss = -(log_prob * advantage * credited).sum() / count
+            entropy_mean = (entropy * credited).sum() / count
+            loss = s.policy_coef * policy_loss - s.ent_coef * entropy_mean
             value_loss = torch.zeros((), device=self.device)
-            if c.baseline == "learned":
-                value_loss = ((value - returns).pow(2) * mask).sum() / count
-                loss = loss + c.vf_coef * value_loss
+            if s.baseline == "learned":
+                # The baseline regresses on the return: MSE(b_t, G_t).
+                value_loss = ((value - returns).pow(2) * credited).sum() / count
+                loss = loss + s.value_coef * value_loss
+            extra_loss, extra_stats = self._extra_loss(extras, info, mask)
+            loss = loss + extra_loss
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
+            norm = clip_grad(self.policy.parameters(), s.max_grad_norm)
             self.optimizer.step()
             episode_return = float(returns[0].mean())
-            self.running_return += c.baseline_rate * (episode_return - self.running_return)
+            self.running_return += s.baseline_rate * (episode_return - self.running_return)
 
             stats = {
                 **self.episodes.summary(),
+                "train/loss": float(loss.detach()),
                 "train/policy_loss": float(policy_loss.detach()),
                 "train/value_loss": float(value_loss.detach()),
                 "train/entropy": float(entropy_mean.detach()),
                 "train/grad_norm": float(norm),
-                "train/baseline": float((baseline * mask).sum() / count),
+                "train/baseline": float((baseline * credited).sum() / count),
+                "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+                **extra_stats,
             }
             keep_going = progress.update(N * t, stats)
         progress.close()

@@ -4,10 +4,11 @@ cogrl's agents learn on batched cores (:class:`cogrl.core.BatchedEnv`): torch te
 out on one device, same-step autoreset, episode statistics in the info. Gymnasium's own
 environments (``CartPole-v1``) and a user's classes registered with ``gymnasium.register``
 are not written as cores, so :class:`GymVectorCore` adapts them: it steps ``num_envs``
-copies made with ``gym.make`` in a ``gymnasium.vector.SyncVectorEnv`` (same-step
-autoreset) and presents exactly the core's contract, so every cogrl agent, ``evaluate``,
-``rollout_frames`` and ``cogrl train`` run on them unchanged. It steps the copies one after
-another on the CPU; only cogrl's own cores step a whole batch at once.
+copies made with ``gym.make`` one after another in a plain loop (what
+``gymnasium.vector.SyncVectorEnv`` does in its same-step autoreset mode, without its
+per-step overhead) and presents exactly the core's contract, so every cogrl agent,
+``evaluate``, ``rollout_frames`` and ``cogrl train`` run on them unchanged. The copies run on
+the CPU; only cogrl's own cores step a whole batch at once.
 
 Conversions
     Observations: ``Box`` as float32 tensors when the space is floating point (else the
@@ -16,26 +17,26 @@ Conversions
     and ``truncated`` bool ``(N,)``. Numeric info keys become tensors with their ``"_" + key``
     masks; other values stay numpy (object) arrays. Actions may be torch tensors (any
     device), numpy arrays or lists with leading dimension ``N``; they are checked against the
-    action space (shape, bounds, integrality, finiteness) and never clipped.
+    action space (shape, bounds, integrality, finiteness) and never clipped. Every returned
+    tensor has storage of its own: a later step never overwrites it.
 
 Info
     As a core reports it: the info of the step for every environment (for finished ones, the
-    info of their last step, which ``SyncVectorEnv`` keeps in ``final_info``; the info of
-    their automatic reset is not reported), ``info["episode"] = {"r", "l"}`` with mask
-    ``info["_episode"]``, and, when some environment finished, ``info["final_obs"]`` (a
-    batch, valid rows where ``info["_final_obs"]``).
+    info of their last step; the info of their automatic reset is not reported),
+    ``info["episode"] = {"r", "l"}`` with mask ``info["_episode"]``, and, when some
+    environment finished, ``info["final_obs"]`` (a batch, valid rows where
+    ``info["_final_obs"]``; the other rows are the returned observations).
 
 Seeding
     ``reset(seed=s)`` gives environment ``i`` the seed ``s + i``: its episodes are those of
-    ``gym.make(env_id).reset(seed=s + i)`` and the steps after it.
+    ``gym.make(env_id).reset(seed=s + i)`` and the steps after it. ``reset()`` without a seed
+    and the automatic resets reset every copy unseeded (it goes on with its own generator).
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
-from collections.abc import Mapping, Sequence
-from functools import partial
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -43,13 +44,15 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec, load_env_creator
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space, iterate
 
 from cogrl.core import BatchedEnv, Info, Obs
 
 __all__ = ["GymVectorCore", "gym_spec", "make_gym_env", "render_modes"]
 
 _SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+_INT_TENSOR_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
 def gym_spec(env_id: str) -> EnvSpec:
@@ -109,7 +112,8 @@ class GymVectorCore(BatchedEnv):
 
     ``env_kwargs`` go to ``gym.make`` (constructor arguments, or ``max_episode_steps``).
     With ``autoreset=False`` a finished environment is not reset: its final observation is
-    returned, and stepping again before :meth:`reset` is an error.
+    returned, and stepping again before :meth:`reset` is an error. The copies are in
+    :attr:`envs`.
     """
 
     def __init__(
@@ -125,26 +129,63 @@ class GymVectorCore(BatchedEnv):
         make_kwargs = dict(env_kwargs)
         if render_mode is not None:
             make_kwargs["render_mode"] = render_mode
-        first = make_gym_env(env_id, **make_kwargs)
-        mode = AutoresetMode.SAME_STEP if autoreset else AutoresetMode.DISABLED
-        fns = [lambda: first] + [partial(make_gym_env, env_id, **make_kwargs)] * (self.num_envs - 1)
-        self.vector_env = SyncVectorEnv(fns, autoreset_mode=mode)
+        # Gymnasium's PassiveEnvChecker only checks (and warns about) an environment's first
+        # reset, step and render; after that it is one more wrapper layer on every call. The
+        # first copy keeps it (so a user's environment is still checked, as gym.make does);
+        # the other copies, made from the same id and arguments, are built without it. The
+        # registered wrappers (TimeLimit, OrderEnforcing, ...) stay: they define the env.
+        self.envs: list[gym.Env] = [make_gym_env(env_id, **make_kwargs)]
+        try:
+            copy_kwargs = {**make_kwargs, "disable_env_checker": True}
+            self.envs += [make_gym_env(env_id, **copy_kwargs) for _ in range(self.num_envs - 1)]
+            first = self.envs[0]
+            self.single_observation_space = first.observation_space
+            self.single_action_space = first.action_space
+            for env in self.envs[1:]:
+                if (env.observation_space, env.action_space) != (
+                    self.single_observation_space,
+                    self.single_action_space,
+                ):
+                    raise ValueError(
+                        f"copies of {env_id!r} have different spaces: {first.observation_space}"
+                        f", {first.action_space} and {env.observation_space}, "
+                        f"{env.action_space}"
+                    )
+            _check_obs_space(self.single_observation_space)
+            leaf_action = isinstance(self.single_action_space, _SUPPORTED)
+            self._batched_action_space = (
+                None if leaf_action else batch_space(self.single_action_space, self.num_envs)
+            )
+        except BaseException:
+            for env in self.envs:
+                env.close()
+            raise
+        self._closed = False
         self.env_id = env_id
         self.spec_id = env_id
         self.spec_kwargs = dict(env_kwargs)
         self.render_mode = render_mode
-        self.metadata = dict(self.vector_env.metadata)
-        self.single_observation_space = self.vector_env.single_observation_space
-        self.single_action_space = self.vector_env.single_action_space
-        try:
-            _check_obs_space(self.single_observation_space)
-        except ValueError:
-            self.vector_env.close()
-            raise
+        self.metadata = dict(first.metadata)
+        self.metadata["autoreset_mode"] = (
+            AutoresetMode.SAME_STEP if autoreset else AutoresetMode.DISABLED
+        )
+        self._env_steps = [env.step for env in self.envs]
+        self._env_resets = [env.reset for env in self.envs]
+        self._stack = _stacker(self.single_observation_space)
+        self._obs_is_leaf = isinstance(self.single_observation_space, _SUPPORTED)
+        self._on_cpu = self.device.type == "cpu"
+        space = self.single_action_space
+        self._discrete_actions = isinstance(space, spaces.Discrete)
+        if self._discrete_actions:
+            self._action_shape = (self.num_envs,)
+            self._action_low, self._action_high = space.start, space.start + space.n - 1
+            self._action_dtype = space.dtype
+        self._ones = np.ones(self.num_envs, dtype=np.int64)
         self._episode_return_np = np.zeros(self.num_envs, dtype=np.float64)
         self._episode_length_np = np.zeros(self.num_envs, dtype=np.int64)
         self._started = False
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self._any_needs_reset = False
 
     def __repr__(self) -> str:
         return (
@@ -161,55 +202,112 @@ class GymVectorCore(BatchedEnv):
             raise ValueError(f"options must be a mapping or None, got {options!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise ValueError(f"seed must be an int or None (env i gets seed + i), got {seed!r}")
-        obs, info = self.vector_env.reset(
-            seed=None if seed is None else int(seed),
-            options=None if options is None else dict(options),
-        )
+        n = self.num_envs
+        seeds = [None] * n if seed is None else range(int(seed), int(seed) + n)
+        opts = None if options is None else dict(options)
+        results = [
+            env_reset(seed=s, options=opts)
+            for env_reset, s in zip(self._env_resets, seeds, strict=True)
+        ]
         self._episode_return_np[:] = 0.0
         self._episode_length_np[:] = 0
         self._needs_reset[:] = False
+        self._any_needs_reset = False
         self._started = True
-        return self._obs_tensor(obs), self._info_tensors(info)
+        infos = [info for _, info in results]
+        info = self._info_tensors(_batch_infos(infos, n)) if any(infos) else {}
+        return self._obs_tensor([obs for obs, _ in results]), info
 
     def step(self, action: Any) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, Info]:
         """Step every environment; with autoreset, finished ones restart in the same call."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        if self._needs_reset.any():
+        if self._any_needs_reset:
             raise RuntimeError(
                 f"environment(s) {np.flatnonzero(self._needs_reset).tolist()} finished their "
                 "episode and autoreset=False: call reset() before stepping again"
             )
-        actions = self._action_numpy(action)
-        obs, reward, terminated, truncated, info = self.vector_env.step(actions)
-        done = np.logical_or(terminated, truncated)
-        self._episode_return_np += reward
-        self._episode_length_np += 1
-        episode = {
-            "r": torch.as_tensor(self._episode_return_np, dtype=torch.float32, device=self.device),
-            "l": torch.as_tensor(self._episode_length_np.copy(), device=self.device),
+        n = self.num_envs
+        actions = self._fast_actions(action) if self._discrete_actions else None
+        if actions is None:
+            actions = _check_batch(self.single_action_space, action, n, "action")
+            if self._batched_action_space is not None:  # Dict, Tuple, ...: one element per env
+                actions = iterate(self._batched_action_space, actions)
+        autoreset = self.autoreset
+        resets = self._env_resets
+        results: list[tuple[Any, ...]] = []
+        finals: list[tuple[int, Any]] = []
+        # As SyncVectorEnv(autoreset_mode=SAME_STEP): step env i, and if its episode ended,
+        # keep its final observation (its step info stays in the results) and reset it at once
+        for env_step, a in zip(self._env_steps, actions, strict=True):
+            result = env_step(a)
+            if result[2] or result[3]:
+                i = len(results)
+                finals.append((i, result[0]))
+                if autoreset:
+                    result = (resets[i]()[0], *result[1:])
+            results.append(result)
+        obs, reward, terminated, truncated, infos = zip(*results, strict=True)
+        reward = np.array(reward, dtype=np.float64)
+        terminated = np.array(terminated, dtype=bool)
+        truncated = np.array(truncated, dtype=bool)
+        episode_return, episode_length = self._episode_return_np, self._episode_length_np
+        episode_return += reward
+        episode_length += self._ones
+        # Fresh arrays only (np.array, astype, copy): tensors share their memory on the CPU
+        tensor = torch.from_numpy if self._on_cpu else self._tensor
+        out = self._info_tensors(_batch_infos(infos, n)) if any(infos) else {}
+        out["episode"] = {
+            "r": tensor(episode_return.astype(np.float32)),
+            "l": tensor(episode_length.copy()),
         }
-        final_obs = None
-        if self.autoreset and done.any():
-            final_obs, info = self._split_final(obs, info, done)
-        out = self._info_tensors(info)
-        out["episode"] = episode
-        out["_episode"] = torch.as_tensor(done, device=self.device)
-        if final_obs is not None:
-            out["final_obs"] = self._obs_tensor(final_obs)
-            out["_final_obs"] = torch.as_tensor(done, device=self.device)
-        if self.autoreset:
-            self._episode_return_np[done] = 0.0
-            self._episode_length_np[done] = 0
+        batch = self._stack(obs)
+        if finals:
+            done = terminated | truncated
+            out["_episode"] = done_tensor = tensor(done)
+            if autoreset:
+                final_batch = _copy_batch(batch)
+                for i, o in finals:
+                    _set_row(final_batch, i, o)
+                    episode_return[i] = 0.0
+                    episode_length[i] = 0
+                out["final_obs"] = self._batch_tensor(final_batch)
+                out["_final_obs"] = done_tensor
+            else:
+                self._needs_reset |= done
+                self._any_needs_reset = True
         else:
-            self._needs_reset |= done
+            out["_episode"] = tensor(np.zeros(n, dtype=bool))
         return (
-            self._obs_tensor(obs),
-            torch.as_tensor(reward, dtype=torch.float32, device=self.device),
-            torch.as_tensor(terminated, dtype=torch.bool, device=self.device),
-            torch.as_tensor(truncated, dtype=torch.bool, device=self.device),
+            self._batch_tensor(batch),
+            tensor(reward.astype(np.float32)),
+            tensor(terminated),
+            tensor(truncated),
             out,
         )
+
+    def _fast_actions(self, action: Any) -> np.ndarray | None:
+        """The common case of a Discrete action space: an integer tensor or numpy array of
+        shape ``(N,)`` within range, as numpy (no copy when it is int64 already); None for
+        anything else, which :func:`_check_batch` then checks (and reports)."""
+        if type(action) is torch.Tensor:
+            if action.dtype not in _INT_TENSOR_DTYPES:
+                return None
+            a = action.numpy(force=True)  # detach().cpu().numpy(): no copy on the CPU
+        elif type(action) is np.ndarray:
+            a = action
+        else:
+            return None
+        if a.shape != self._action_shape or a.dtype.kind not in "iu":
+            return None
+        if self.num_envs <= 64:  # small batches: Python's min/max over a list are cheaper
+            values = a.tolist()
+            low, high = min(values), max(values)
+        else:
+            low, high = a.min(), a.max()
+        if low < self._action_low or high > self._action_high:
+            return None
+        return a.astype(self._action_dtype, copy=False)
 
     def render(self, index: int = 0) -> np.ndarray:
         """The ``rgb_array`` frame (H, W, 3) uint8 of environment ``index``."""
@@ -224,14 +322,37 @@ class GymVectorCore(BatchedEnv):
             raise ValueError(f"index must lie in [0, {self.num_envs}), got {index}")
         if not self._started:
             raise RuntimeError("call reset() before render()")
-        return np.asarray(self.vector_env.envs[int(index)].render())
+        return np.asarray(self.envs[int(index)].render())
 
     def close(self) -> None:
-        self.vector_env.close()
+        """Close every copy (once; later calls do nothing)."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        for env in self.envs:
+            env.close()
+
+    def __del__(self) -> None:  # as SyncVectorEnv did: copies with windows get closed
+        try:
+            self.close()
+        except Exception:  # e.g. at interpreter shutdown: nothing left to release
+            pass
 
     # --- conversions ---------------------------------------------------------------------
-    def _obs_tensor(self, obs: Any) -> Obs:
-        return _to_tensor(self.single_observation_space, obs, self.device)
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        """``x`` (a fresh array, not kept by the core) as a tensor on the device, no copy on CPU."""
+        t = torch.from_numpy(x)
+        return t if self._on_cpu else t.to(self.device)
+
+    def _batch_tensor(self, batch: Any) -> Obs:
+        """A batch of :meth:`_stack` (fresh arrays) as tensors on the device."""
+        if self._obs_is_leaf:
+            return self._tensor(batch)
+        return _map_leaves(self._tensor, batch)
+
+    def _obs_tensor(self, items: Sequence[Any]) -> Obs:
+        """The observations of every environment (a sequence) as the batch a core returns."""
+        return self._batch_tensor(self._stack(items))
 
     def _info_tensors(self, info: Mapping[str, Any]) -> Info:
         out: Info = {}
@@ -243,34 +364,6 @@ class GymVectorCore(BatchedEnv):
             else:
                 out[key] = value
         return out
-
-    def _split_final(
-        self, obs: Any, info: dict[str, Any], done: np.ndarray
-    ) -> tuple[Any, dict[str, Any]]:
-        """The final observations as a batch, and the info of the step for every environment.
-
-        ``SyncVectorEnv`` (same-step) reports a finished environment's final observation and
-        step info in ``final_obs``/``final_info`` and its reset info at the top level; a core
-        reports the step's info at the top level.
-        """
-        info = dict(info)
-        final = info.pop("final_obs")
-        info.pop("_final_obs", None)
-        final_info = info.pop("final_info", {})
-        info.pop("_final_info", None)
-        final_obs = copy.deepcopy(obs)
-        for i in np.flatnonzero(done):
-            _set_row(final_obs, int(i), final[i])
-        if not _has_values(info) and not _has_values(final_info):
-            return final_obs, {}
-        step_info: dict[str, Any] = {}
-        for i in range(self.num_envs):
-            source = final_info if done[i] else info
-            self.vector_env._add_info(step_info, _env_slice(source, i), i)
-        return final_obs, step_info
-
-    def _action_numpy(self, action: Any) -> Any:
-        return _check_batch(self.single_action_space, action, self.num_envs, "action")
 
 
 # ---------------------------------------------------------------------------------------
@@ -288,23 +381,44 @@ def _check_obs_space(space: spaces.Space) -> None:
         )
 
 
-def _to_tensor(space: spaces.Space, x: Any, device: torch.device) -> Any:
+def _stacker(space: spaces.Space) -> Callable[[Sequence[Any]], Any]:
+    """A function that stacks one observation of ``space`` per environment into a new batch
+    (numpy, a dict/tuple of numpy for Dict/Tuple) of the dtypes the core's tensors have."""
     if isinstance(space, spaces.Dict):
-        return {k: _to_tensor(s, x[k], device) for k, s in space.spaces.items()}
+        subs = [(key, _stacker(sub)) for key, sub in space.spaces.items()]
+        return lambda items: {key: stack([x[key] for x in items]) for key, stack in subs}
     if isinstance(space, spaces.Tuple):
-        return tuple(_to_tensor(s, v, device) for s, v in zip(space.spaces, x, strict=True))
-    x = np.asarray(x)
+        parts = [_stacker(sub) for sub in space.spaces]
+        return lambda items: tuple(stack([x[j] for x in items]) for j, stack in enumerate(parts))
+    dtype = np.dtype(space.dtype)
     if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
-        return torch.as_tensor(x.astype(np.int64, copy=False), device=device)
-    if x.dtype.kind == "f":
-        return torch.as_tensor(x.astype(np.float32, copy=False), device=device)
-    if x.dtype in (np.uint16, np.uint32, np.uint64):
-        x = x.astype(np.int64)
-    return torch.as_tensor(x, device=device)
+        final = np.dtype(np.int64)
+    elif dtype.kind == "f":
+        final = np.dtype(np.float32)
+        if dtype.itemsize >= 4:  # float64 -> float32 rounds once either way: stack as float32
+            dtype = final
+    elif dtype in (np.uint16, np.uint32, np.uint64):
+        final = np.dtype(np.int64)
+    else:
+        final = dtype
+    # np.array copies: the batch is new every time, so tensors made from it without a copy
+    # are never overwritten by a later step. (As SyncVectorEnv's concatenate, the values go
+    # through the space's dtype first.)
+    if final == dtype:
+        return lambda items: np.array(items, dtype=dtype)
+    return lambda items: np.array(items, dtype=dtype).astype(final)
+
+
+def _copy_batch(batch: Any) -> Any:
+    if isinstance(batch, dict):
+        return {k: _copy_batch(v) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(_copy_batch(v) for v in batch)
+    return batch.copy()
 
 
 def _set_row(batch: Any, i: int, value: Any) -> None:
-    if isinstance(batch, Mapping):
+    if isinstance(batch, dict):
         for k in batch:
             _set_row(batch[k], i, value[k])
     elif isinstance(batch, tuple):
@@ -314,21 +428,45 @@ def _set_row(batch: Any, i: int, value: Any) -> None:
         batch[i] = value
 
 
-def _has_values(info: Mapping[str, Any]) -> bool:
-    return any(not k.startswith("_") for k in info)
+def _map_leaves(fn: Callable[[np.ndarray], Any], batch: Any) -> Any:
+    if isinstance(batch, dict):
+        return {k: _map_leaves(fn, v) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(_map_leaves(fn, v) for v in batch)
+    return fn(batch)
 
 
-def _env_slice(info: Mapping[str, Any], i: int) -> dict[str, Any]:
-    """Environment ``i``'s entries of a batched info dict (as the single env reported them)."""
+def _batch_infos(infos: Sequence[Mapping[str, Any]], n: int) -> dict[str, Any]:
+    """Per-environment infos as one batched info (``gymnasium.vector``'s convention)."""
     out: dict[str, Any] = {}
-    for key, value in info.items():
-        if key.startswith("_"):
-            continue
-        mask = info.get("_" + key)
-        if mask is not None and not bool(mask[i]):
-            continue
-        out[key] = _env_slice(value, i) if isinstance(value, Mapping) else value[i]
+    for i, info in enumerate(infos):
+        if info:
+            _add_info(out, info, i, n)
     return out
+
+
+def _add_info(batched: dict[str, Any], info: Mapping[str, Any], i: int, n: int) -> None:
+    """Environment ``i``'s ``info`` into ``batched``, as ``VectorEnv._add_info`` does: every
+    key an array over the environments (dtype from the first value), ``"_" + key`` a mask."""
+    for key, value in info.items():
+        if isinstance(value, dict):
+            array = batched.get(key, {})
+            _add_info(array, value, i, n)
+        else:
+            array = batched.get(key)
+            if array is None:
+                if type(value) in (int, float, bool) or issubclass(type(value), np.number):
+                    array = np.zeros(n, dtype=type(value))
+                elif isinstance(value, np.ndarray):
+                    array = np.zeros((n, *value.shape), dtype=value.dtype)
+                else:
+                    array = np.full(n, fill_value=None, dtype=object)
+            array[i] = value
+        mask = batched.get("_" + key)
+        if mask is None:
+            mask = np.zeros(n, dtype=np.bool_)
+        mask[i] = True
+        batched[key], batched["_" + key] = array, mask
 
 
 def _invalid(name: str, value: Any, space: spaces.Space, n: int, why: str) -> ValueError:
@@ -338,7 +476,11 @@ def _invalid(name: str, value: Any, space: spaces.Space, n: int, why: str) -> Va
 
 
 def _check_batch(space: spaces.Space, action: Any, n: int, name: str) -> Any:
-    """``action`` (a batch of ``n``) as numpy of the space's dtype, or ValueError."""
+    """``action`` (a batch of ``n``) as numpy of the space's dtype, or ValueError.
+
+    Whole-batch numpy checks (one min/max for Discrete); a space's own ``contains`` runs per
+    element only for spaces other than Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple.
+    """
     if isinstance(space, spaces.Dict):
         if not isinstance(action, Mapping) or set(action) != set(space.spaces):
             raise _invalid(name, action, space, n, f"a dict with keys {sorted(space.spaces)}")
@@ -351,19 +493,31 @@ def _check_batch(space: spaces.Space, action: Any, n: int, name: str) -> Any:
             for j, (s, a) in enumerate(zip(space.spaces, action, strict=True))
         )
     try:
-        a = np.asarray(action.detach().cpu() if isinstance(action, torch.Tensor) else action)
+        if isinstance(action, torch.Tensor):
+            a = action.detach().cpu().numpy()
+        else:
+            a = np.asarray(action)
     except (TypeError, ValueError) as e:
         raise _invalid(name, action, space, n, f"not an array: {e}") from e
+    kind = a.dtype.kind
+    if isinstance(space, spaces.Discrete):  # the common case first: whole-batch min/max
+        if a.shape != (n,):
+            raise _invalid(name, action, space, n, f"shape {a.shape}, expected {(n,)}")
+        if kind in "iub" and n:
+            low, high = space.start, space.start + space.n - 1
+            if a.min() >= low and a.max() <= high:
+                return a.astype(space.dtype, copy=False)
     expected = (n, *space.shape) if space.shape is not None else None
     if expected is None or a.shape != expected:
         raise _invalid(name, action, space, n, f"shape {a.shape}, expected {expected}")
-    if a.dtype.kind not in "biuf":
+    if kind not in "biuf":
         raise _invalid(name, action, space, n, f"dtype {a.dtype} is not numeric")
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
+    if kind == "f" and not np.isfinite(a).all():
         bad = a[~np.isfinite(a)]
         raise _invalid(name, action, space, n, f"non-finite value(s) {bad.tolist()}")
     if isinstance(space, spaces.Box):
-        if np.issubdtype(space.dtype, np.integer) and not (a == np.round(a)).all():
+        integral = kind != "f" or (a == np.round(a)).all()
+        if np.issubdtype(space.dtype, np.integer) and not integral:
             raise _invalid(name, action, space, n, "values must be integers")
         outside = (a < space.low) | (a > space.high)
         if outside.any():
@@ -372,7 +526,7 @@ def _check_batch(space: spaces.Space, action: Any, n: int, name: str) -> Any:
             )
         return a.astype(space.dtype, copy=False)
     if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
-        if not (a == np.round(a)).all():
+        if kind == "f" and not (a == np.round(a)).all():
             raise _invalid(name, action, space, n, "values must be integers")
         if isinstance(space, spaces.Discrete):
             low, high = space.start, space.start + space.n - 1
