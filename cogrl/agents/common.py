@@ -23,7 +23,7 @@ from gymnasium import spaces
 from torch import nn
 
 from cogrl.agents.base import Agent, Callback, rollout_frames
-from cogrl.agents.policies import State, map_state
+from cogrl.agents.policies import ACTIVATIONS, CORES, State, map_state
 from cogrl.logging import RunLogger
 
 # --- checks of hyperparameters --------------------------------------------------------------
@@ -54,6 +54,25 @@ def check_number(
 def check_choice(name: str, value: Any, choices: Any) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def check_bools(config: Any, *names: str) -> None:
+    for name in names:
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"{name} must be true or false, got {getattr(config, name)!r}")
+
+
+def check_policy(config: Any) -> None:
+    """The policy hyperparameters every learner has: ``core``, ``core_size``,
+    ``hidden_sizes`` (made a list, as JSON keeps it) and ``activation``."""
+    check_int("core_size", config.core_size)
+    check_choice("core", config.core, CORES)
+    check_choice("activation", config.activation, ACTIVATIONS)
+    if not isinstance(config.hidden_sizes, (list, tuple)):
+        raise ValueError(f"hidden_sizes must be a list of ints, got {config.hidden_sizes!r}")
+    for size in config.hidden_sizes:
+        check_int("hidden_sizes entries", size)
+    config.hidden_sizes = list(config.hidden_sizes)
 
 
 def check_learn_args(total_timesteps: Any, video_interval: Any) -> None:

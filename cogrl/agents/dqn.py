@@ -46,12 +46,13 @@ from cogrl.agents.common import (
     EpisodeStats,
     PolicyAgent,
     Progress,
-    check_choice,
+    check_bools,
     check_int,
     check_number,
+    check_policy,
     clip_grad,
 )
-from cogrl.agents.policies import ACTIVATIONS, CORES, QNetwork, State
+from cogrl.agents.policies import QNetwork, State
 from cogrl.core import BatchedEnv
 from cogrl.replay import ReplayBuffer
 
@@ -155,16 +156,8 @@ class DQN(PolicyAgent):
             check_number("beta0", self.beta0, high=1.0)
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
-            check_choice("core", self.core, CORES)
-            check_choice("activation", self.activation, ACTIVATIONS)
-            if not isinstance(self.hidden_sizes, (list, tuple)):
-                raise ValueError(f"hidden_sizes must be a list of ints, got {self.hidden_sizes!r}")
-            for size in self.hidden_sizes:
-                check_int("hidden_sizes entries", size)
-            self.hidden_sizes = list(self.hidden_sizes)
-            for name in ("double_q", "prioritized"):
-                if not isinstance(getattr(self, name), bool):
-                    raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            check_policy(self)
+            check_bools(self, "double_q", "prioritized")
             if self.core != "none" and (self.n_step > 1 or self.prioritized):
                 raise ValueError(
                     "a recurrent DQN learns on sequences with 1-step targets and uniform "

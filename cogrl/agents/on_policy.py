@@ -25,12 +25,13 @@ from cogrl.agents.base import Hyperparameters
 from cogrl.agents.common import (
     EpisodeStats,
     PolicyAgent,
-    check_choice,
+    check_bools,
     check_int,
     check_number,
+    check_policy,
     detach_state,
 )
-from cogrl.agents.policies import ACTIVATIONS, CORES, ActorCriticPolicy, State, map_state
+from cogrl.agents.policies import ActorCriticPolicy, State, map_state
 from cogrl.core import BatchedEnv
 
 __all__ = ["OnPolicyAgent", "OnPolicyConfig", "Rollout"]
@@ -78,16 +79,8 @@ class OnPolicyConfig(Hyperparameters):
         check_number("vf_coef", self.vf_coef)
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low_open=True)
-        check_choice("core", self.core, CORES)
-        check_choice("activation", self.activation, ACTIVATIONS)
-        if not isinstance(self.hidden_sizes, (list, tuple)):
-            raise ValueError(f"hidden_sizes must be a list of ints, got {self.hidden_sizes!r}")
-        for size in self.hidden_sizes:
-            check_int("hidden_sizes entries", size)
-        self.hidden_sizes = list(self.hidden_sizes)
-        for name in ("anneal_lr", "normalize_advantage", "share_torso"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        check_policy(self)
+        check_bools(self, "anneal_lr", "normalize_advantage", "share_torso")
 
 
 @dataclass
@@ -144,15 +137,8 @@ class OnPolicyAgent(PolicyAgent):
     ) -> None:
         super().__init__(env, device, seed, env_kwargs, **hyperparameters)
         self._probe_spaces()
-        c = self.config
-        self.policy = ActorCriticPolicy(
-            self.observation_space,
-            self.action_space,
-            core=c.core,
-            hidden_sizes=c.hidden_sizes,
-            core_size=c.core_size,
-            activation=c.activation,
-            share_torso=c.share_torso,
+        self.policy = ActorCriticPolicy.from_config(
+            self.observation_space, self.action_space, self.config
         ).to(self.device)
         self.optimizer = self._make_optimizer()
         self.generator = self._make_generator()

@@ -745,6 +745,22 @@ class ActorCriticPolicy(nn.Module):
         self.value_head = ValueHead(self.actor_torso.hidden_size)
         self.recurrent = self.actor_torso.recurrent
 
+    @classmethod
+    def from_config(
+        cls, observation_space: spaces.Space, action_space: spaces.Space, config
+    ) -> ActorCriticPolicy:
+        """The policy a learner's hyperparameters describe (``core``, ``hidden_sizes``,
+        ``core_size``, ``activation``, ``share_torso``)."""
+        return cls(
+            observation_space,
+            action_space,
+            core=config.core,
+            hidden_sizes=config.hidden_sizes,
+            core_size=config.core_size,
+            activation=config.activation,
+            share_torso=config.share_torso,
+        )
+
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         critic = (
             torch.zeros(batch_size, 0, device=device)

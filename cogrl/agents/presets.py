@@ -88,6 +88,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "cogrl/GlimpseDigits-v0": Preset(
             {
                 "num_envs": 64,
+                "hidden_sizes": [128, 128],
                 "learning_rate": 5e-4,
                 "batch_size": 256,
                 "buffer_size": 100_000,

@@ -32,12 +32,14 @@ from cogrl.agents.common import (
     EpisodeStats,
     PolicyAgent,
     Progress,
+    check_bools,
     check_choice,
     check_int,
     check_number,
+    check_policy,
     clip_grad,
 )
-from cogrl.agents.policies import ACTIVATIONS, CORES, ActorCriticPolicy, State
+from cogrl.agents.policies import ActorCriticPolicy, State
 from cogrl.core import BatchedEnv
 
 __all__ = ["REINFORCE", "Settings"]
@@ -103,16 +105,8 @@ class REINFORCE(PolicyAgent):
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
             check_choice("baseline", self.baseline, {"learned", "mean", "none"})
-            check_choice("core", self.core, CORES)
-            check_choice("activation", self.activation, ACTIVATIONS)
-            if not isinstance(self.hidden_sizes, (list, tuple)):
-                raise ValueError(f"hidden_sizes must be a list of ints, got {self.hidden_sizes!r}")
-            for size in self.hidden_sizes:
-                check_int("hidden_sizes entries", size)
-            self.hidden_sizes = list(self.hidden_sizes)
-            for name in ("normalize_advantage", "share_torso"):
-                if not isinstance(getattr(self, name), bool):
-                    raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            check_policy(self)
+            check_bools(self, "normalize_advantage", "share_torso")
 
     config: Config
     policy: ActorCriticPolicy
@@ -135,16 +129,7 @@ class REINFORCE(PolicyAgent):
         self._env: BatchedEnv | None = None
 
     def _build_policy(self) -> torch.nn.Module:
-        c = self.config
-        return ActorCriticPolicy(
-            self.observation_space,
-            self.action_space,
-            core=c.core,
-            hidden_sizes=c.hidden_sizes,
-            core_size=c.core_size,
-            activation=c.activation,
-            share_torso=c.share_torso,
-        )
+        return ActorCriticPolicy.from_config(self.observation_space, self.action_space, self.config)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"policy": self.policy}
