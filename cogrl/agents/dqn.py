@@ -100,13 +100,16 @@ class DQN(PolicyAgent):
         - ``exploration_fraction``: the fraction of a ``learn`` call over which epsilon falls
           linearly from ``exploration_initial_eps`` to ``exploration_final_eps``.
         - ``double_q``, ``n_step``, ``prioritized`` (with ``alpha``, ``beta0``): see above.
-        - ``max_grad_norm``: gradient clipping (``None``: none).
+        - ``max_grad_norm``: gradient clipping (``None``: none); ``anneal_lr``: decay the
+          learning rate linearly to 0 over a ``learn`` call, so that the final network
+          settles instead of drifting (DQN's Q-values keep chasing their own targets).
         - policy: ``core``, ``hidden_sizes``, ``core_size``, ``activation``; recurrent cores
           learn on ``sequence_length`` steps after ``burn_in`` steps.
         """
 
         num_envs: int = 16
         learning_rate: float = 1e-3
+        anneal_lr: bool = False
         buffer_size: int = 100_000
         learning_starts: int = 1_000
         batch_size: int = 128
@@ -157,7 +160,7 @@ class DQN(PolicyAgent):
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
             check_policy(self)
-            check_bools(self, "double_q", "prioritized")
+            check_bools(self, "anneal_lr", "double_q", "prioritized")
             if self.core != "none" and (self.n_step > 1 or self.prioritized):
                 raise ValueError(
                     "a recurrent DQN learns on sequences with 1-step targets and uniform "
@@ -290,6 +293,9 @@ class DQN(PolicyAgent):
         keep_going = progress.remaining > 0
         while keep_going:
             # --- act (epsilon-greedy) and store the transitions of all environments ---------
+            if c.anneal_lr:
+                lr = c.learning_rate * max(0.0, 1.0 - progress.done / progress.total)
+                self.optimizer.param_groups[0]["lr"] = lr
             fraction = min(1.0, progress.done / explore_steps)
             self.epsilon = c.exploration_initial_eps + fraction * (
                 c.exploration_final_eps - c.exploration_initial_eps
@@ -322,6 +328,7 @@ class DQN(PolicyAgent):
                 **self.episodes.summary(),
                 **stats,
                 "rollout/epsilon": self.epsilon,
+                "train/learning_rate": self.optimizer.param_groups[0]["lr"],
                 "replay/size": float(self.replay.size),
             }
             keep_going = progress.update(N, out)
