@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from cogrl.agents.base import register_agent
-from cogrl.agents.common import Progress, check_choice, clip_grad
+from cogrl.agents.common import Progress, adam, check_choice, clip_grad
 from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
 
 __all__ = ["A2C"]
@@ -52,7 +52,7 @@ class A2C(OnPolicyAgent):
             return torch.optim.RMSprop(
                 self.policy.parameters(), lr=c.learning_rate, alpha=0.99, eps=1e-5
             )
-        return torch.optim.Adam(self.policy.parameters(), lr=c.learning_rate, eps=1e-5)
+        return adam(self.policy.parameters(), lr=c.learning_rate, eps=1e-5)
 
     def learn(
         self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None

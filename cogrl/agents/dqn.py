@@ -46,6 +46,7 @@ from cogrl.agents.common import (
     EpisodeStats,
     PolicyAgent,
     Progress,
+    adam,
     check_bools,
     check_int,
     check_number,
@@ -201,7 +202,7 @@ class DQN(PolicyAgent):
         ).to(self.device)
         self.target = copy.deepcopy(self.policy)
         self.target.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.learning_rate)
+        self.optimizer = adam(self.policy.parameters(), lr=c.learning_rate)
         self.generator = self._make_generator()
         self.recurrent = self.policy.recurrent
         self._state_like = self.policy.initial_state(1, self.device)

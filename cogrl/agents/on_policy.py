@@ -25,6 +25,7 @@ from cogrl.agents.base import Hyperparameters
 from cogrl.agents.common import (
     EpisodeStats,
     PolicyAgent,
+    adam,
     check_bools,
     check_int,
     check_number,
@@ -50,7 +51,8 @@ class OnPolicyConfig(Hyperparameters):
     - ``normalize_advantage``: standardise advantages in each (mini)batch.
     - policy: ``core`` (``"none"``, ``"rnn"``, ``"gru"``, ``"lstm"``), ``hidden_sizes`` of
       the encoder's MLP, ``core_size``, ``activation`` (``"tanh"``, ``"relu"``),
-      ``share_torso`` (one encoder and core for actor and critic, or one each).
+      ``share_torso`` (one encoder and core for actor and critic, or one each),
+      ``ortho_init`` (orthogonal initialisation as in SB3 and CleanRL).
     """
 
     num_envs: int = 16
@@ -68,6 +70,7 @@ class OnPolicyConfig(Hyperparameters):
     core_size: int = 128
     activation: str = "tanh"
     share_torso: bool = False
+    ortho_init: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_envs", "n_steps", "core_size"):
@@ -80,7 +83,7 @@ class OnPolicyConfig(Hyperparameters):
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low_open=True)
         check_policy(self)
-        check_bools(self, "anneal_lr", "normalize_advantage", "share_torso")
+        check_bools(self, "anneal_lr", "normalize_advantage", "share_torso", "ortho_init")
 
 
 @dataclass
@@ -146,7 +149,7 @@ class OnPolicyAgent(PolicyAgent):
         self.episodes = EpisodeStats()
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate, eps=1e-5)
+        return adam(self.policy.parameters(), lr=self.config.learning_rate, eps=1e-5)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"policy": self.policy}

@@ -716,6 +716,16 @@ def make_torso(
     return Torso(encoder, make_core(core, encoder.output_size, core_size))
 
 
+def orthogonal_init(module: nn.Module, gain: float) -> None:
+    """Orthogonal weights with ``gain`` and zero biases for every linear and convolutional
+    layer of ``module``."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.orthogonal_(layer.weight, gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 class ActorCriticPolicy(nn.Module):
     """An actor (action head) and a critic (value head) over torsos: shared by default,
     or one torso each (``share_torso=False``, as SB3's and CleanRL's MLP policies do).
@@ -733,6 +743,7 @@ class ActorCriticPolicy(nn.Module):
         core_size: int = 128,
         activation: str = "tanh",
         share_torso: bool = False,
+        ortho_init: bool = False,
     ) -> None:
         super().__init__()
         self.actor_torso = make_torso(observation_space, core, hidden_sizes, core_size, activation)
@@ -744,13 +755,22 @@ class ActorCriticPolicy(nn.Module):
         self.action_head = make_action_head(action_space, self.actor_torso.hidden_size)
         self.value_head = ValueHead(self.actor_torso.hidden_size)
         self.recurrent = self.actor_torso.recurrent
+        if ortho_init:
+            # Orthogonal initialisation as in the PPO paper's code, SB3 and CleanRL: gain
+            # sqrt(2) in the encoders, 0.01 for the action head (a near-uniform first
+            # policy), 1 for the value head; zero biases. Recurrent cores keep theirs.
+            for torso in (self.actor_torso, self.critic_torso):
+                if torso is not None:
+                    orthogonal_init(torso.encoder, math.sqrt(2))
+            orthogonal_init(self.action_head, 0.01)
+            orthogonal_init(self.value_head, 1.0)
 
     @classmethod
     def from_config(
         cls, observation_space: spaces.Space, action_space: spaces.Space, config
     ) -> ActorCriticPolicy:
         """The policy a learner's hyperparameters describe (``core``, ``hidden_sizes``,
-        ``core_size``, ``activation``, ``share_torso``)."""
+        ``core_size``, ``activation``, ``share_torso``, ``ortho_init``)."""
         return cls(
             observation_space,
             action_space,
@@ -759,6 +779,7 @@ class ActorCriticPolicy(nn.Module):
             core_size=config.core_size,
             activation=config.activation,
             share_torso=config.share_torso,
+            ortho_init=config.ortho_init,
         )
 
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:

@@ -32,6 +32,7 @@ from cogrl.agents.common import (
     EpisodeStats,
     PolicyAgent,
     Progress,
+    adam,
     check_bools,
     check_choice,
     check_int,
@@ -75,7 +76,8 @@ class REINFORCE(PolicyAgent):
         - ``normalize_advantage``: standardise ``G_t - b_t`` over the batch.
         - ``max_episode_steps``: an episode longer than this is cut (its later steps are
           not learned from), so an environment without a time limit cannot stall learning.
-        - policy: ``core``, ``hidden_sizes``, ``core_size``, ``activation``, ``share_torso``.
+        - policy: ``core``, ``hidden_sizes``, ``core_size``, ``activation``, ``share_torso``,
+          ``ortho_init``.
         """
 
         num_envs: int = 16
@@ -93,6 +95,7 @@ class REINFORCE(PolicyAgent):
         core_size: int = 128
         activation: str = "tanh"
         share_torso: bool = False
+        ortho_init: bool = False
 
         def __post_init__(self) -> None:
             for name in ("num_envs", "core_size", "max_episode_steps"):
@@ -106,7 +109,7 @@ class REINFORCE(PolicyAgent):
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
             check_choice("baseline", self.baseline, {"learned", "mean", "none"})
             check_policy(self)
-            check_bools(self, "normalize_advantage", "share_torso")
+            check_bools(self, "normalize_advantage", "share_torso", "ortho_init")
 
     config: Config
     policy: ActorCriticPolicy
@@ -122,7 +125,7 @@ class REINFORCE(PolicyAgent):
         super().__init__(env, device, seed, env_kwargs, **hyperparameters)
         self._probe_spaces()
         self.policy = self._build_policy().to(self.device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.config.learning_rate)
+        self.optimizer = adam(self.policy.parameters(), lr=self.config.learning_rate)
         self.generator = self._make_generator()
         self.running_return = 0.0
         self.episodes = EpisodeStats()
