@@ -288,36 +288,63 @@ class ThresholdRun:
 
 
 class ThresholdCheck:
-    """Evaluates when the step count crosses the next multiple of ``eval_freq``; says stop
-    at the first score >= 475."""
+    """Evaluates the policy acting when the step count crosses the next multiple of
+    ``eval_freq``; says stop at the first score >= 475.
 
-    def __init__(self, model: Model, evaluation: Evaluation, eval_freq: int) -> None:
+    SB3 calls back after every vector step, so it evaluates at the first count >= the
+    point, with the policy of its last update. cogrl calls back after each update at count
+    T; the new policy acts for the next ``lookahead`` steps, so when the point falls in
+    (T, T + lookahead] it is that policy which acts there: it is evaluated then, and the
+    count recorded is the point rounded up to a whole vector step (``stride``) — the
+    count SB3 would record.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        evaluation: Evaluation,
+        eval_freq: int,
+        lookahead: int = 0,
+        stride: int = 1,
+    ) -> None:
         self.model, self.evaluation, self.eval_freq = model, evaluation, eval_freq
+        self.lookahead, self.stride = lookahead, stride
         self.next_eval = eval_freq
         self.eval_seconds = 0.0
         self.scores: list[tuple[int, float]] = []
         self.hit: int | None = None
 
     def __call__(self, timesteps: int) -> bool:
-        if timesteps < self.next_eval:
+        if timesteps + self.lookahead < self.next_eval:
             return True
-        while self.next_eval <= timesteps:
+        at = timesteps
+        if self.lookahead and self.next_eval > timesteps:
+            at = -(-self.next_eval // self.stride) * self.stride
+        while self.next_eval <= at:
             self.next_eval += self.eval_freq
         start = time.perf_counter()
         score = self.evaluation(self.model)
         self.eval_seconds += time.perf_counter() - start
-        self.scores.append((timesteps, score))
+        self.scores.append((at, score))
         if score >= THRESHOLD:
-            self.hit = timesteps
+            self.hit = at
             return False
         return True
+
+
+def update_size(setup: Setup) -> int:
+    """Environment steps between two of cogrl's callbacks (0 for SB3: every vector step)."""
+    if setup.library != "cogrl":
+        return 0
+    config = AGENTS[setup.algo].Config.from_dict(setup.hyperparameters)
+    return setup.num_envs * getattr(config, "n_steps", 1)  # DQN: every vector step
 
 
 def steps_to_threshold(
     setup: Setup, seed: int, max_steps: int, eval_freq: int, evaluation: Evaluation
 ) -> ThresholdRun:
     model = build(setup, seed)
-    check = ThresholdCheck(model, evaluation, eval_freq)
+    check = ThresholdCheck(model, evaluation, eval_freq, update_size(setup), setup.num_envs)
     start = time.perf_counter()
     learn(model, max_steps, check)
     seconds = time.perf_counter() - start - check.eval_seconds
