@@ -65,8 +65,7 @@ class A2C(OnPolicyAgent):
         keep_going = progress.remaining > 0
         while keep_going:
             if c.anneal_lr:
-                lr = c.learning_rate * max(0.0, 1.0 - progress.done / progress.total)
-                self.optimizer.param_groups[0]["lr"] = lr
+                progress.anneal(self.optimizer, c.learning_rate)
             rollout = self.collect_rollout()
             log_prob, entropy, value, rows = self.evaluate_actions(rollout, everything)
             advantages = rollout.advantages.flatten()[rows]

@@ -151,11 +151,6 @@ def adam(parameters: Any, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
     return torch.optim.Adam(parameters, lr=lr, eps=eps, fused=True)
 
 
-def grad_norm(module: nn.Module) -> torch.Tensor:
-    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
-
-
 def clip_grad(parameters: Any, max_norm: float | None) -> torch.Tensor:
     """Clip the gradient's global norm to ``max_norm`` (``None``: no clipping); its norm."""
     parameters = list(parameters)
@@ -240,6 +235,11 @@ class Progress:
     @property
     def remaining(self) -> int:
         return self.total - self.done
+
+    def anneal(self, optimizer: torch.optim.Optimizer, learning_rate: float) -> None:
+        """Set ``optimizer``'s learning rate to ``learning_rate``, decayed linearly to 0 over
+        this ``learn`` call."""
+        optimizer.param_groups[0]["lr"] = learning_rate * max(0.0, 1.0 - self.done / self.total)
 
     def update(self, steps: int, stats: dict[str, float]) -> bool:
         agent = self.agent

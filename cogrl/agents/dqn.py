@@ -53,7 +53,7 @@ from cogrl.agents.common import (
     check_policy,
     clip_grad,
 )
-from cogrl.agents.policies import QNetwork, State
+from cogrl.agents.policies import QNetwork, State, flatten_time, map_state, reset_state
 from cogrl.core import BatchedEnv
 from cogrl.replay import ReplayBuffer
 
@@ -73,13 +73,6 @@ def unpack_state(packed: torch.Tensor, like: State) -> State:
         parts = torch.split(packed, [s[0].numel() for s in like], dim=-1)
         return tuple(p.reshape(-1, *s.shape[1:]) for p, s in zip(parts, like, strict=True))
     return packed.reshape(-1, *like.shape[1:])
-
-
-def reset_where(state: State, start: torch.Tensor) -> State:
-    keep = (~start).float()
-    if isinstance(state, tuple):
-        return tuple(s * keep.view(-1, *([1] * (s.ndim - 1))) for s in state)
-    return state * keep.view(-1, *([1] * (state.ndim - 1)))
 
 
 @register_agent("dqn")
@@ -261,7 +254,7 @@ class DQN(PolicyAgent):
         for name, (shape, dtype) in self.replay.extra_specs.items():
             extras[name] = torch.zeros((N, *shape), dtype=dtype, device=self.device)
         if self._stores_state():
-            extras["state"] = pack_state(reset_where(state_before, self._start))
+            extras["state"] = pack_state(reset_state(state_before, self._start))
         return extras
 
     def _act(self, obs, state, episode_start, deterministic, epsilon: float = 0.0):
@@ -295,8 +288,7 @@ class DQN(PolicyAgent):
         while keep_going:
             # --- act (epsilon-greedy) and store the transitions of all environments ---------
             if c.anneal_lr:
-                lr = c.learning_rate * max(0.0, 1.0 - progress.done / progress.total)
-                self.optimizer.param_groups[0]["lr"] = lr
+                progress.anneal(self.optimizer, c.learning_rate)
             fraction = min(1.0, progress.done / explore_steps)
             self.epsilon = c.exploration_initial_eps + fraction * (
                 c.exploration_final_eps - c.exploration_initial_eps
@@ -429,12 +421,12 @@ class DQN(PolicyAgent):
             from the state after s_t only at the last step and where an episode was cut
             by a time limit (its final observation is not in the sequence).
             """
-            x = net.torso.encoder(_flatten(seq.obs)).view(L, B, -1)
+            x = net.torso.encoder(flatten_time(seq.obs)).view(L, B, -1)
             state = start_state
             qs, cut_q = [], {}
             for t in range(L):
                 with torch.set_grad_enabled(torch.is_grad_enabled() and t >= grad_from):
-                    state = reset_where(state, seq.episode_start[t])
+                    state = reset_state(state, seq.episode_start[t])
                     h, state = net.torso.core(x[t], state)
                     qs.append(net.q(h))
                     rows = (
@@ -444,7 +436,8 @@ class DQN(PolicyAgent):
                     )
                     if bootstrap and bool(rows.any()):
                         obs = _select(seq.next_obs, t, rows)
-                        h_next, _ = net.torso.core(net.torso.encoder(obs), _rows(state, rows))
+                        state_rows = map_state(lambda s, r=rows: s[r], state)
+                        h_next, _ = net.torso.core(net.torso.encoder(obs), state_rows)
                         cut_q[t] = (rows, net.q(h_next))
             q = torch.stack(qs)
             if not bootstrap:
@@ -491,15 +484,3 @@ def _select(obs: Any, t: int, rows: torch.Tensor) -> Any:
     if isinstance(obs, Mapping):
         return {k: v[t][rows] for k, v in obs.items()}
     return obs[t][rows]
-
-
-def _rows(state: State, rows: torch.Tensor) -> State:
-    if isinstance(state, tuple):
-        return tuple(s[rows] for s in state)
-    return state[rows]
-
-
-def _flatten(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {k: v.flatten(0, 1) for k, v in x.items()}
-    return x.flatten(0, 1)

@@ -32,7 +32,7 @@ from cogrl.agents.common import (
     check_policy,
     detach_state,
 )
-from cogrl.agents.policies import ActorCriticPolicy, State, map_state
+from cogrl.agents.policies import ActorCriticPolicy, State, flatten_time, map_state
 from cogrl.core import BatchedEnv
 
 __all__ = ["OnPolicyAgent", "OnPolicyConfig", "Rollout"]
@@ -242,7 +242,7 @@ class OnPolicyAgent(PolicyAgent):
         head = self.policy.action_head
         T, N = rollout.values.shape
         if not self.policy.recurrent:
-            obs = select(_flatten(rollout.obs), index)
+            obs = select(flatten_time(rollout.obs), index)
             state = self.initial_state(index.numel())
             params, value, _ = self.policy.step(obs, state)
             action = rollout.actions.flatten(0, 1)[index]
@@ -257,12 +257,6 @@ class OnPolicyAgent(PolicyAgent):
 
     def rollout_stats(self) -> dict[str, float]:
         return self.episodes.summary()
-
-
-def _flatten(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {k: v.flatten(0, 1) for k, v in x.items()}
-    return x.flatten(0, 1)
 
 
 def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:

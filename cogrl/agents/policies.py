@@ -240,15 +240,20 @@ def make_encoder(
 # Cores
 
 
+def map_state(fn, state):
+    """Apply ``fn`` to every tensor of a (possibly nested) recurrent state."""
+    if isinstance(state, tuple):
+        return tuple(map_state(fn, s) for s in state)
+    return fn(state)
+
+
 def reset_state(state: State, episode_start: torch.Tensor) -> State:
     """``state * (1 - start)``: zero the recurrent state of environments starting an episode.
 
-    ``episode_start`` is a (B,) bool or float tensor; works on tensors and tuples of them.
+    ``episode_start`` is a (B,) bool or float tensor; works on tensors and (nested) tuples.
     """
     keep = 1.0 - episode_start.to(torch.float32)
-    if isinstance(state, tuple):
-        return tuple(s * keep.view(-1, *([1] * (s.ndim - 1))).to(s.dtype) for s in state)
-    return state * keep.view(-1, *([1] * (state.ndim - 1))).to(state.dtype)
+    return map_state(lambda s: s * keep.view(-1, *([1] * (s.ndim - 1))).to(s.dtype), state)
 
 
 class Core(nn.Module):
@@ -439,7 +444,7 @@ class CategoricalHead(nn.Module):
     def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Categories (...,) drawn from ``softmax(logits)`` (..., n), by the Gumbel-max trick:
         ``argmax(logits + g)`` with ``g = -log(-log(u))``, ``u ~ U(0, 1)``, is distributed as
-        the softmax (and costs about half of ``torch.multinomial`` on small batches)."""
+        the softmax (and needs fewer kernels than ``torch.multinomial`` on small batches)."""
         u = torch.rand(logits.shape, generator=generator, device=logits.device)
         return (logits - torch.log(-torch.log(u))).argmax(-1)
 
@@ -639,18 +644,6 @@ def make_action_head(action_space: spaces.Space, input_size: int) -> ActionHead:
 # Composed policies
 
 
-def map_state(fn, state):
-    """Apply ``fn`` to every tensor of a (possibly nested) recurrent state."""
-    if isinstance(state, tuple):
-        return tuple(map_state(fn, s) for s in state)
-    return fn(state)
-
-
-def _reset_nested(state, episode_start: torch.Tensor):
-    keep = 1.0 - episode_start.to(torch.float32)
-    return map_state(lambda s: s * keep.view(-1, *([1] * (s.ndim - 1))).to(s.dtype), state)
-
-
 def flatten_time(obs: Observation) -> Observation:
     """(T, B, ...) -> (T * B, ...), also inside dicts."""
     if isinstance(obs, Mapping):
@@ -681,7 +674,7 @@ class Torso(nn.Module):
         self, obs: Observation, state: State, episode_start: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, State]:
         if episode_start is not None and self.recurrent:
-            state = _reset_nested(state, episode_start)
+            state = reset_state(state, episode_start)
         return self.core(self.encoder(obs), state)
 
     def sequence(
@@ -695,7 +688,7 @@ class Torso(nn.Module):
         x = x.view(T, B, -1)
         hs = []
         for t in range(T):
-            h, state = self.core(x[t], _reset_nested(state, episode_start[t]))
+            h, state = self.core(x[t], reset_state(state, episode_start[t]))
             hs.append(h)
         return torch.stack(hs), state
 

@@ -78,8 +78,7 @@ class PPO(OnPolicyAgent):
         keep_going = progress.remaining > 0
         while keep_going:
             if c.anneal_lr:
-                lr = c.learning_rate * max(0.0, 1.0 - progress.done / progress.total)
-                self.optimizer.param_groups[0]["lr"] = lr
+                progress.anneal(self.optimizer, c.learning_rate)
             rollout = self.collect_rollout()
             flat_adv = rollout.advantages.flatten()
             flat_ret = rollout.returns.flatten()

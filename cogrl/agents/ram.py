@@ -21,18 +21,16 @@ cogrl.agents.evaluate(agent, episodes=360, split="test")
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
 from cogrl.agents.base import Hyperparameters, register_agent
-from cogrl.agents.common import is_number
+from cogrl.agents.common import check_choice, check_int, check_number
 from cogrl.agents.policies import (
     CORES,
     CategoricalHead,
@@ -140,27 +138,14 @@ class RAM(REINFORCE):
                 "location_hidden",
                 "core_size",
             ):
-                value = getattr(self, name)
-                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                    raise ValueError(f"{name} must be a positive int, got {value!r}")
+                check_int(name, getattr(self, name))
             for name in ("learning_rate", "location_std"):
-                value = getattr(self, name)
-                if not is_number(value) or not math.isfinite(value) or value <= 0:
-                    raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+                check_number(name, getattr(self, name), low_open=True)
             for name in ("reinforce_coef", "baseline_coef"):
-                value = getattr(self, name)
-                if not is_number(value) or not math.isfinite(value) or value < 0:
-                    raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-            if self.max_grad_norm is not None and (
-                not is_number(self.max_grad_norm)
-                or not math.isfinite(self.max_grad_norm)
-                or self.max_grad_norm <= 0
-            ):
-                raise ValueError(
-                    f"max_grad_norm must be a finite number > 0 or None, got {self.max_grad_norm!r}"
-                )
-            if self.core not in CORES:
-                raise ValueError(f"core must be one of {sorted(CORES)}, got {self.core!r}")
+                check_number(name, getattr(self, name))
+            if self.max_grad_norm is not None:
+                check_number("max_grad_norm", self.max_grad_norm, low_open=True)
+            check_choice("core", self.core, CORES)
 
     config: Config
     # About a minute on two CPU cores; ~90% test accuracy on GlimpseDigits (BENCHMARKS.md).
