@@ -4,7 +4,8 @@
 """
 
 from cogrl import envs
-from cogrl.core import BatchedEnv, CoreEnv, CoreVectorEnv
+from cogrl.core import BatchedEnv
+from cogrl.envs.adapters import CoreEnv, CoreVectorEnv
 from cogrl.retina import Retina
 
 __version__ = "0.1.0"

@@ -15,48 +15,33 @@ hyperparameter or env argument; a missing run) exit with status 2.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import gymnasium as gym
-import numpy as np
 
 import cogrl
-from cogrl import agents
-from cogrl.agents import Agent, evaluate, rollout_frames
-from cogrl.agents.presets import preset
-from cogrl.envs import cogrl_env_ids, core_spec, env_kind, make_core
-from cogrl.logging import RunLogger, write_mp4
+from cogrl import agents, runner
+from cogrl.agents import Agent, evaluate
+from cogrl.agents.common import NonFiniteError
+from cogrl.envs import cogrl_env_ids
+from cogrl.logging import RunLogger
+from cogrl.runner import DEFAULT_CHECKPOINT_EVERY, DEFAULT_THREADS, EVAL_SEED
 from cogrl.runs import (
     DEFAULT_ROOT,
-    MODEL_NAME,
     VIDEOS_DIR,
-    config_hparams,
-    create_run_dir,
-    default_video_interval,
     model_path,
     parse_overrides,
     require_run,
-    write_config,
 )
 
 PROG = "cogrl"
 EVAL_EPISODES = 1000
-EVAL_SEED = 0  # also the default of `cogrl eval`, so it reproduces a run's final metrics
 VIDEO_EPISODES = 4
 VIDEO_FPS = 2.0
 SPLITS = ("test", "train")
 ANY_GYM_ID = "any registered Gymnasium id (e.g. CartPole-v1, or mypackage:MyEnv-v0) works too"
-
-
-#: What rendering an environment without an rgb_array renderer raises.
-CANNOT_RENDER = (gym.error.DependencyNotInstalled, NotImplementedError, RuntimeError, ValueError)
 
 
 class UsageError(Exception):
@@ -110,11 +95,17 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     sub.add_argument(
         "--env",
-        required=True,
         metavar="ID",
         help="environment id: a cogrl id (cogrl list) or any registered Gymnasium id",
     )
-    sub.add_argument("--agent", required=True, metavar="NAME", help="agent name (cogrl list)")
+    sub.add_argument("--agent", metavar="NAME", help="agent name (cogrl list)")
+    sub.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its checkpoint.pt (its own settings; "
+        "--device and --no-progress may change)",
+    )
     sub.add_argument(
         "--steps",
         type=positive_int,
@@ -143,8 +134,9 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an agent hyperparameter, or env.NAME=VALUE for an environment "
-        "argument; VALUE is parsed as JSON when it can be (repeatable)",
+        help="an agent hyperparameter (policy.NAME for the policy's: policy.core=gru), or "
+        "env.NAME=VALUE for an environment argument; VALUE is parsed as JSON when it can "
+        "be (repeatable)",
     )
     sub.add_argument(
         "--video-interval",
@@ -154,10 +146,26 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     sub.add_argument(
         "--eval-episodes",
-        type=positive_int,
+        type=non_negative_int,
         default=EVAL_EPISODES,
         metavar="N",
-        help=f"episodes of the final evaluation (default {EVAL_EPISODES})",
+        help=f"episodes of the final evaluation (default {EVAL_EPISODES}; 0: none)",
+    )
+    sub.add_argument(
+        "--checkpoint-every",
+        type=non_negative_int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        metavar="N",
+        help="write the training checkpoint (checkpoint.pt, for --resume) every N steps "
+        f"(default {DEFAULT_CHECKPOINT_EVERY:,}; 0: only at the end); always at the end and "
+        "on SIGINT/SIGTERM",
+    )
+    sub.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"torch's CPU threads (default {DEFAULT_THREADS}: see README, 'CPU threads')",
     )
     sub.add_argument(
         "--no-preset",
@@ -242,44 +250,65 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    agent = build_agent(args)  # every usage error is found before the run folder exists
-    if args.steps is None:
-        args.steps = agent.default_timesteps
-    split = split_overrides(agent.env_id, None)
-    video_interval = (
-        default_video_interval(args.steps) if args.video_interval is None else args.video_interval
-    )
-    run_dir = create_run_dir(args.run_dir, agent.env_id, agent.name, agent.seed)
-    config = run_config(agent, args, video_interval)
-    write_config(run_dir, config)
-    print(f"run folder: {run_dir}", flush=True)
-
-    with RunLogger(run_dir) as logger:
-        interrupted = learn(agent, args.steps, logger, video_interval or None, not args.no_progress)
-        agent.save(run_dir / MODEL_NAME)
-        metrics = evaluate(agent, args.eval_episodes, seed=EVAL_SEED, **split)
-        logger.hparams(config_hparams(config), hparams_metrics(metrics, split))
-    # The agent logged rollout GIFs every video_interval steps; the final rollout is an MP4.
     try:
-        _, video = record_rollout(
-            agent,
-            run_dir / VIDEOS_DIR / f"final-{agent.num_timesteps}.mp4",
-            VIDEO_EPISODES,
-            args.seed,
-            VIDEO_FPS,
-            split,
-        )
-    except CANNOT_RENDER as e:
-        video = f"none ({agent.env_id} does not render: {e})"
-    print_metrics(metrics, split)
-    print(f"video: {video}")
-    print(run_dir)
-    return 130 if interrupted else 0
+        if args.resume is not None:
+            given = [f"--{k}" for k in ("env", "agent") if getattr(args, k) is not None]
+            given += ["--set"] if args.set else []
+            if given:
+                raise UsageError(f"--resume continues a run with its own settings; drop {given}")
+            try:
+                device = None if args.device == "auto" else args.device
+                result = runner.resume(args.resume, device=device, progress=not args.no_progress)
+            except (FileNotFoundError, ValueError) as e:
+                raise UsageError(str(e)) from None
+        else:
+            if args.env is None or args.agent is None:
+                raise UsageError("train needs --env and --agent (or --resume RUN_DIR)")
+            result = runner.train(spec_from_args(args))
+    except runner.SpecError as e:
+        raise UsageError(str(e)) from None
+    except NonFiniteError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(getattr(e, "kept", ""), file=sys.stderr)
+        return 1
+    if result.interrupted:
+        print(result.run_dir)
+        return 130
+    if result.metrics:
+        print_metrics(result.metrics, result.split)
+    print(f"video: {result.video}")
+    print(result.run_dir)
+    return 0
+
+
+def spec_from_args(args: argparse.Namespace) -> runner.RunSpec:
+    try:
+        hyperparameters, env_kwargs = parse_overrides(args.set)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return runner.RunSpec(
+        env=args.env,
+        agent=args.agent,
+        seed=args.seed,
+        device=args.device,
+        steps=args.steps,
+        hyperparameters=hyperparameters,
+        env_kwargs=env_kwargs,
+        preset=not args.no_preset,
+        num_envs=args.num_envs,
+        video_interval=args.video_interval,
+        eval_episodes=args.eval_episodes,
+        checkpoint_every=args.checkpoint_every,
+        threads=args.threads,
+        root=str(args.run_dir),
+        progress=not args.no_progress,
+        command=shlex.join([PROG, *args.argv]),
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     run_dir, agent = load_run(args.run_dir, args.device)
-    split = split_overrides(agent.env_id, args.split)
+    split = split_overrides(agent, args.split)
     metrics = evaluate(agent, args.episodes, seed=args.seed, **split)
     print(f"run: {run_dir}")
     print(
@@ -301,13 +330,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     run_dir, agent = load_run(args.run_dir, args.device)
-    split = split_overrides(agent.env_id, args.split)
+    split = split_overrides(agent, args.split)
     name = "_".join(["record", *split.values(), f"seed{args.seed}", f"{args.episodes}ep"])
     try:
-        frames, path = record_rollout(
+        frames, path = runner.record_rollout(
             agent, run_dir / VIDEOS_DIR / f"{name}.mp4", args.episodes, args.seed, args.fps, split
         )
-    except CANNOT_RENDER as e:
+    except runner.CANNOT_RENDER as e:
         raise UsageError(f"{agent.env_id} cannot be recorded: {e}") from None
     with RunLogger(run_dir) as logger:
         logger.video("record/rollout", frames, step=agent.num_timesteps, fps=args.fps)
@@ -316,68 +345,11 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def build_agent(args: argparse.Namespace) -> Agent:
-    """The agent that ``cogrl train`` asks for; UsageError if anything about it is wrong."""
-    check_env_id(args.env)
-    check_known("agent", args.agent, agents.available_agents())
+def split_overrides(agent: Agent, split: str | None) -> dict[str, str]:
     try:
-        hyperparameters, env_kwargs = parse_overrides(args.set)
-    except ValueError as e:
+        return runner.eval_split(agent, split)
+    except runner.SpecError as e:
         raise UsageError(str(e)) from None
-    if not args.no_preset:
-        # Per-environment defaults (cogrl.agents.presets) under the --set overrides.
-        found = preset(args.agent, args.env)
-        hyperparameters = {**found.hyperparameters, **hyperparameters}
-        env_kwargs = {**found.env_kwargs, **env_kwargs}
-        if args.steps is None:
-            args.steps = found.timesteps
-    if args.num_envs is not None:
-        hyperparameters["num_envs"] = args.num_envs
-    try:
-        # A core of one checks the env arguments' names and values (agents may build
-        # their cores only when they learn).
-        make_core(args.env, 1, "cpu", **env_kwargs).close()
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"environment {args.env}: {e}") from None
-    try:
-        return agents.make(
-            args.agent,
-            args.env,
-            device=args.device,
-            seed=args.seed,
-            env_kwargs=env_kwargs,
-            **hyperparameters,
-        )
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"agent {args.agent}: {e}") from None
-
-
-def check_known(what: str, name: str, known: Sequence[str]) -> None:
-    if name not in known:
-        raise UsageError(f"unknown {what} {name!r}; available: {', '.join(known) or '(none)'}")
-
-
-def check_env_id(env_id: str) -> None:
-    """UsageError unless ``env_id`` is a cogrl id or any other registered Gymnasium id."""
-    try:
-        env_kind(env_id)
-    except ValueError:
-        ids = ", ".join(cogrl_env_ids()) or "(none)"
-        raise UsageError(
-            f"unknown environment {env_id!r}; available: {ids}; {ANY_GYM_ID}"
-        ) from None
-
-
-def split_overrides(env_id: str, split: str | None) -> dict[str, str]:
-    """``{"split": split or "test"}`` for environments with splits (the cogrl cores that take
-    a ``split`` argument), ``{}`` for the others."""
-    if env_kind(env_id) == "core":
-        core, _ = core_spec(env_id)
-        if "split" in inspect.signature(core.__init__).parameters:
-            return {"split": split or "test"}
-    if split is not None:
-        raise UsageError(f"environment {env_id} has no data splits; drop --split")
-    return {}
 
 
 def load_run(run_dir: Path, device: str) -> tuple[Path, Agent]:
@@ -387,57 +359,6 @@ def load_run(run_dir: Path, device: str) -> tuple[Path, Agent]:
         return run_dir, agents.load(model_path(run_dir), device=device)
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from None
-
-
-def run_config(agent: Agent, args: argparse.Namespace, video_interval: int) -> dict[str, Any]:
-    """The resolved configuration of a training run, as written to config.json."""
-    return {
-        **agent.describe(),
-        "steps": args.steps,
-        "preset": not args.no_preset,
-        "device": str(agent.device),
-        "video_interval": video_interval,
-        "command": shlex.join([PROG, *args.argv]),
-        "cogrl_version": cogrl.__version__,
-        "created": datetime.now().isoformat(timespec="seconds"),
-    }
-
-
-def hparams_metrics(metrics: dict[str, float], split: dict[str, str]) -> dict[str, float]:
-    """Final evaluation metrics under HParams tags, e.g. ``final/test_accuracy``."""
-    prefix = f"final/{split['split']}_" if split else "final/"
-    return {f"{prefix}{k}": v for k, v in metrics.items() if k != "episodes"}
-
-
-def learn(
-    agent: Agent, steps: int, logger: RunLogger, video_interval: int | None, progress: bool
-) -> bool:
-    """Train; on Ctrl-C stop early so the run is still saved. Returns whether interrupted."""
-    try:
-        agent.learn(steps, progress_bar=progress, logger=logger, video_interval=video_interval)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {agent.num_timesteps}; saving the run", file=sys.stderr)
-        return True
-    return False
-
-
-def record_rollout(
-    agent: Agent,
-    path: Path,
-    episodes: int,
-    seed: int,
-    fps: float,
-    env_overrides: dict[str, Any],
-) -> tuple[np.ndarray, Path]:
-    """Roll ``agent`` out for ``episodes`` episodes and write them to the MP4 ``path``.
-
-    Episode ``i`` starts from ``reset(seed=seed + i)``. Returns the frames and the path.
-    """
-    # One rollout per episode, episode i from seed + i, so that any one replays on its own.
-    frames = np.concatenate(
-        [rollout_frames(agent, 1, seed=seed + i, **env_overrides) for i in range(episodes)]
-    )
-    return frames, write_mp4(frames, path, fps=fps)
 
 
 def print_metrics(metrics: dict[str, float], split: dict[str, str]) -> None:

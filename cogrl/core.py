@@ -1,11 +1,9 @@
-"""The batched core every cogrl environment is written as, and its Gymnasium adapters.
+"""The batched core every cogrl environment is written as, and its contract.
 
-A *core* steps ``num_envs`` environments at once as torch tensors on one device. Agents
-of cogrl talk to it directly; ``gym.make`` and ``gym.make_vec`` wrap it:
-
-- :class:`CoreEnv`: a plain ``gymnasium.Env`` (numpy in and out) over a core of one
-  environment on the CPU, for Stable-Baselines3 and any Gymnasium tool.
-- :class:`CoreVectorEnv`: a ``gymnasium.vector.VectorEnv`` over a core of N environments.
+A *core* steps ``num_envs`` environments at once as torch tensors on one device. cogrl's
+agents talk to it directly; :mod:`cogrl.envs.adapters` wraps it for ``gym.make`` and
+``gym.make_vec``, and :class:`~cogrl.envs.gym_vector.GymVectorCore` presents any Gymnasium
+environment as one.
 
 Seeding
     ``reset(seed=s)`` gives environment ``i`` the seed ``s + i`` (as ``gymnasium.vector``
@@ -19,26 +17,44 @@ Autoreset (same-step)
     valid rows where ``info["_final_obs"]`` is true), and the episode's return and length in
     ``info["episode"] = {"r": ..., "l": ...}`` with mask ``info["_episode"]``. Other info
     keys follow Gymnasium's vector convention: ``info[key]`` is a batch, ``info["_" + key]``
-    marks the environments it is valid for. :class:`CoreVectorEnv` declares
-    ``AutoresetMode.SAME_STEP`` and reports ``final_obs``/``final_info`` like
-    ``gymnasium.vector.SyncVectorEnv`` in that mode.
+    marks the environments it is valid for. On the CPU ``final_obs`` is present only in the
+    steps where some environment finished; on sync-free devices (below) it is always present.
+    With ``autoreset=False`` a finished environment keeps its final observation, and stepping
+    it again before :meth:`BatchedEnv.reset` is a ``RuntimeError`` naming it.
+
+Host reads (sync-free stepping)
+    On a GPU, reading a tensor on the host (``bool(t.any())``, ``.item()``, ``.tolist()``,
+    ``nonzero()`` without a size) waits for every queued kernel; on the CPU it costs nothing,
+    and skipping work when no environment finished is cheaper there. :func:`sync_free` tells
+    which path :meth:`BatchedEnv.step` takes: on the CPU, finished environments are found
+    with ``nonzero`` and reset by index (:meth:`BatchedEnv._reset_envs`); elsewhere (or on
+    the CPU inside :func:`force_sync_free`) they are reset under a mask
+    (:meth:`BatchedEnv._reset_where`) without reading anything, and with
+    ``check_action_values = False`` a step reads nothing on the host at all.
+
+Snapshots
+    :meth:`BatchedEnv.state_dict` holds CPU tensors and plain values (loadable with
+    ``torch.load(weights_only=True)``); a fresh core built with the same arguments that
+    loads it continues bit for bit as the original would have.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-from collections.abc import Mapping
-from typing import Any
+import os
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
-from gymnasium.vector.utils import batch_space
 
 from cogrl.rng import BatchRNG
+from cogrl.spaces import check_actions
 
 Obs = dict[str, torch.Tensor] | torch.Tensor
 Info = dict[str, Any]
@@ -57,21 +73,120 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+# --- host synchronisation ---------------------------------------------------------------------
+
+_FORCE_SYNC_FREE: ContextVar[bool] = ContextVar("cogrl_force_sync_free", default=False)
+
+
+def sync_free(device: torch.device) -> bool:
+    """Whether code on ``device`` must avoid host reads of tensors: true on every device but
+    the CPU, and on the CPU inside :func:`force_sync_free`."""
+    return device.type != "cpu" or _FORCE_SYNC_FREE.get()
+
+
+@contextlib.contextmanager
+def force_sync_free() -> Iterator[None]:
+    """Make CPU code take the sync-free path of GPUs, so that tests and benchmarks on the
+    CPU exercise (and time) what a GPU runs."""
+    token = _FORCE_SYNC_FREE.set(True)
+    try:
+        yield
+    finally:
+        _FORCE_SYNC_FREE.reset(token)
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory ``device`` has in all (physical memory for the CPU), or None when
+    unknown."""
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # no sysconf (Windows)
+            return None
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[1]
+    return None
+
+
+def check_memory(device: torch.device, nbytes: int, arguments: Mapping[str, Any]) -> None:
+    """ValueError, before anything is allocated, when a core built with ``arguments`` would
+    need ``nbytes`` (an estimate) more than ``device`` has in all."""
+    available = device_memory(device)
+    if available is None or nbytes <= available:
+        return
+    given = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+    raise ValueError(
+        f"{given} would need about {nbytes:,} bytes ({_gib(nbytes)}) on {device}, which has "
+        f"{available:,} bytes ({_gib(available)}) in all; lower {' or '.join(arguments)}"
+    )
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB"
+
+
+def check_num_envs(num_envs: Any) -> int:
+    """``num_envs`` as an int, or ValueError unless it is a positive int."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+    return int(num_envs)
+
+
+# Bytes the base class keeps per environment (RNG keys and counters, index, episode return,
+# length and finished flag) and those of one step's outputs (reward, flags, info).
+_BASE_BYTES_PER_ENV = 8 + 8 + 8 + 4 + 8 + 1 + 64
+
+
 class BatchedEnv:
     """Base of a batched environment core.
 
     A subclass sets ``single_observation_space`` and ``single_action_space`` and implements
     :meth:`_reset_envs` (start new episodes for a set of environments, drawing its random
-    numbers from ``self.rng``), :meth:`_step` (advance every environment by one action),
-    :meth:`_observe` and :meth:`_check_action`. The base class does seeding, same-step
-    autoreset and episode statistics.
+    numbers from ``self.rng``), :meth:`_step` (advance every environment by one action) and
+    :meth:`_observe`. The base class checks actions against the action space, and does
+    seeding, same-step autoreset, episode statistics and snapshots. A core that must not
+    read tensors on the host overrides :meth:`_reset_where` too (see the module docstring).
+
+    Class attributes a core declares:
+
+    ``metadata``
+        Gymnasium's ``render_modes`` and ``render_fps``, plus two keys that tell learners and
+        the CLI what the task measures, so that none of them looks for task-specific info
+        keys or constructor arguments:
+
+        - ``"episode_metrics"``: ``{metric name: info key}``. The value of ``info[key]`` at
+          the step an episode ends (masked by ``info["_" + key]``), averaged over episodes,
+          is the metric; e.g. ``{"accuracy": "correct"}``. Default: none.
+        - ``"splits"``: the values the core's ``split`` argument takes, e.g.
+          ``("train", "test")``; evaluation uses ``"test"``. Default: ``()``, no splits.
+    ``reset_options``
+        The names of the ``reset(options=...)`` keys the core honours (applied by
+        :meth:`_apply_options`); any other is a ValueError. ``None``: any (passed through).
+    ``state_attributes``
+        The names of the tensors (first dimension ``num_envs``) that hold the episodes in
+        progress, saved by :meth:`state_dict`.
+    ``supports_snapshot``
+        Whether :meth:`state_dict` works.
+
+    ``check_action_values`` (default true) may be turned off on an instance: ``step`` then
+    checks only the shape and dtype of actions, not their values (which reading from a GPU
+    costs a synchronisation), for learners whose actions are valid by construction.
     """
 
     metadata: dict[str, Any] = {
         "render_modes": ["rgb_array"],
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.SAME_STEP,
+        "episode_metrics": {},
+        "splits": (),
     }
+    reset_options: ClassVar[tuple[str, ...] | None] = ()
+    state_attributes: ClassVar[tuple[str, ...]] = ()
+    supports_snapshot: ClassVar[bool] = True
+    check_action_values: bool = True
     single_observation_space: spaces.Space
     single_action_space: spaces.Space
 
@@ -82,25 +197,23 @@ class BatchedEnv:
         render_mode: str | None = None,
         autoreset: bool = True,
     ) -> None:
-        if (
-            isinstance(num_envs, bool)
-            or not isinstance(num_envs, (int, np.integer))
-            or num_envs < 1
-        ):
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        num_envs = check_num_envs(num_envs)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}"
             )
-        self.num_envs = int(num_envs)
+        self.num_envs = num_envs
         self.device = resolve_device(device)
+        check_memory(self.device, _BASE_BYTES_PER_ENV * num_envs, {"num_envs": num_envs})
         self.render_mode = render_mode
         self.autoreset = autoreset
         self.rng = BatchRNG(self.num_envs, self.device)
         self._all = torch.arange(self.num_envs, device=self.device)
         self._episode_return = torch.zeros(self.num_envs, device=self.device)
         self._episode_length = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        # autoreset=False: the environments whose episode ended since the last reset().
+        self._finished = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
 
     # --- to implement -------------------------------------------------------------------
     def _reset_envs(self, index: torch.Tensor) -> None:
@@ -112,33 +225,61 @@ class BatchedEnv:
         raise NotImplementedError
 
     def _observe(self, index: torch.Tensor | None = None) -> Obs:
-        """The current observation of the environments in ``index`` (default: all)."""
+        """The current observation of the environments in ``index`` (default: all), as new
+        tensors (not views of the core's state, which later steps change)."""
         raise NotImplementedError
 
+    # --- may override -------------------------------------------------------------------
     def _check_action(self, action: Any) -> torch.Tensor:
-        """Validate a batch of actions and return it as a tensor on the device."""
-        raise NotImplementedError
+        """Validate a batch of actions and return it as a tensor on the device: shape and
+        dtype always, values while ``check_action_values`` (:func:`cogrl.spaces.check_actions`)."""
+        return check_actions(
+            self.single_action_space,
+            action,
+            self.num_envs,
+            self.device,
+            values=self.check_action_values,
+        )
+
+    def _reset_where(self, mask: torch.Tensor) -> None:
+        """Start a new episode in the environments where ``mask`` (N,) bool is true; their
+        random streams have already moved on to the new episode.
+
+        The sync-free path of :meth:`step` calls it. This default finds the environments
+        with ``nonzero`` (a host read) and calls :meth:`_reset_envs`; a core that must not
+        synchronise overrides it with masked tensor operations.
+        """
+        index = mask.nonzero().squeeze(1)
+        if index.numel() > 0:
+            self._reset_envs(index)
+
+    def _apply_options(self, options: Mapping[str, Any]) -> None:
+        """Apply ``reset(options=...)`` (keys among ``reset_options``) before the new
+        episodes are drawn. Cores without options have nothing to do."""
 
     # --- public API ------------------------------------------------------------------------
     def reset(
         self, seed: int | None = None, options: Mapping[str, Any] | None = None
     ) -> tuple[Obs, Info]:
         """Start a new episode in every environment (see the module docstring on seeding)."""
-        if options is not None and not isinstance(options, Mapping):
-            raise ValueError(f"options must be a mapping or None, got {options!r}")
+        options = self._check_options(options)
         if seed is not None or not self.rng.seeded:
             self.rng.seed(seed)
         else:
             self.rng.next_episode(self._all)
+        self._apply_options(options)
         self._reset_envs(self._all)
         self._episode_return.zero_()
         self._episode_length.zero_()
+        self._finished.zero_()
         return self._observe(), {}
 
     def step(self, action: Any) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, Info]:
         """Step every environment; finished ones are reset in the same call (autoreset)."""
         if not self.rng.seeded:
             raise RuntimeError("call reset() before step()")
+        if not self.autoreset:
+            self._check_not_finished()
         action = self._check_action(action)
         reward, terminated, truncated, info = self._step(action)
         self._episode_return += reward
@@ -147,17 +288,86 @@ class BatchedEnv:
         info["episode"] = {"r": self._episode_return.clone(), "l": self._episode_length.clone()}
         info["_episode"] = done
         obs = self._observe()
-        if self.autoreset:
-            done_index = done.nonzero().squeeze(1)
-            if done_index.numel() > 0:
-                info["final_obs"] = obs
-                info["_final_obs"] = done
-                self.rng.next_episode(done_index)
-                self._reset_envs(done_index)
-                self._episode_return[done_index] = 0.0
-                self._episode_length[done_index] = 0
-                obs = _replace_rows(obs, done_index, self._observe(done_index))
+        if not self.autoreset:
+            self._finished |= done
+        elif sync_free(self.device):
+            obs = self._autoreset_masked(obs, done, info)
+        else:
+            obs = self._autoreset_index(obs, done, info)
         return obs, reward, terminated, truncated, info
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a fresh core built with the same arguments needs to continue exactly as
+        this one: the random streams, episode returns and lengths, the finished flags and the
+        ``state_attributes``; as CPU tensors and plain values (``torch.save`` it, and load it
+        with ``torch.load(weights_only=True)``)."""
+        if not self.supports_snapshot:
+            raise NotImplementedError(f"{type(self).__name__} cannot snapshot its environments")
+        return {
+            "core": type(self).__name__,
+            "num_envs": self.num_envs,
+            "rng": {
+                "seeds": _cpu_copy(self.rng.seeds),
+                "episodes": _cpu_copy(self.rng.episodes),
+                "seeded": bool(self.rng.seeded),
+            },
+            "episode_return": _cpu_copy(self._episode_return),
+            "episode_length": _cpu_copy(self._episode_length),
+            "finished": _cpu_copy(self._finished),
+            "attributes": {name: _cpu_copy(getattr(self, name)) for name in self.state_attributes},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` of a core of the same class and arguments.
+
+        Everything is checked before anything changes: missing or unexpected keys and
+        tensors of the wrong shape or dtype are a ValueError naming them.
+        """
+        if not self.supports_snapshot:
+            raise NotImplementedError(f"{type(self).__name__} cannot load a snapshot")
+        name = type(self).__name__
+        _check_keys(
+            "state",
+            state,
+            {
+                "core",
+                "num_envs",
+                "rng",
+                "episode_return",
+                "episode_length",
+                "finished",
+                "attributes",
+            },
+        )
+        if state["core"] != name or state["num_envs"] != self.num_envs:
+            raise ValueError(
+                f"the state is of a {state['core']} of num_envs={state['num_envs']!r}; this core "
+                f"is a {name} of num_envs={self.num_envs}"
+            )
+        _check_keys("state['rng']", state["rng"], {"seeds", "episodes", "seeded"})
+        _check_keys("state['attributes']", state["attributes"], set(self.state_attributes))
+        targets = {
+            "rng.seeds": (self.rng.seeds, state["rng"]["seeds"]),
+            "rng.episodes": (self.rng.episodes, state["rng"]["episodes"]),
+            "episode_return": (self._episode_return, state["episode_return"]),
+            "episode_length": (self._episode_length, state["episode_length"]),
+            "finished": (self._finished, state["finished"]),
+        }
+        for key in self.state_attributes:
+            targets[f"attributes.{key}"] = (getattr(self, key), state["attributes"][key])
+        for key, (target, value) in targets.items():
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"state {key} must be a tensor, got {type(value).__name__}")
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ValueError(
+                    f"state {key} has shape {tuple(value.shape)} and dtype {value.dtype}; "
+                    f"this core expects {tuple(target.shape)} and {target.dtype}"
+                )
+        if not isinstance(state["rng"]["seeded"], bool):
+            raise ValueError(f"state rng.seeded must be a bool, got {state['rng']['seeded']!r}")
+        for target, value in targets.values():
+            target.copy_(value)
+        self.rng.seeded = state["rng"]["seeded"]
 
     def render(self, index: int = 0) -> np.ndarray | None:
         """An RGB frame (H, W, 3) uint8 of environment ``index``."""
@@ -165,6 +375,57 @@ class BatchedEnv:
 
     def close(self) -> None:
         """Cores hold only tensors; nothing to release."""
+
+    # --- the base's own steps ----------------------------------------------------------------
+    def _check_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        if options is None:
+            return {}
+        if not isinstance(options, Mapping):
+            raise ValueError(f"options must be a mapping or None, got {options!r}")
+        if self.reset_options is not None:
+            unknown = sorted(set(options) - set(self.reset_options))
+            if unknown:
+                supported = sorted(self.reset_options) or "none"
+                raise ValueError(
+                    f"unknown reset option(s) {unknown} for {type(self).__name__}; "
+                    f"supported: {supported}"
+                )
+        return dict(options)
+
+    def _check_not_finished(self) -> None:
+        """autoreset=False: stepping an environment whose episode ended is an error (this
+        reads the finished flags on the host, once per step)."""
+        if bool(self._finished.any()):
+            index = self._finished.nonzero().squeeze(1).tolist()
+            raise RuntimeError(
+                f"environment(s) {index} finished their episode and autoreset=False: call "
+                "reset() before stepping again"
+            )
+
+    def _autoreset_index(self, obs: Obs, done: torch.Tensor, info: Info) -> Obs:
+        """Reset the finished environments by index: nothing to do in most steps (CPU)."""
+        done_index = done.nonzero().squeeze(1)
+        if done_index.numel() == 0:
+            return obs
+        info["final_obs"] = obs
+        info["_final_obs"] = done
+        self.rng.next_episode(done_index)
+        self._reset_envs(done_index)
+        self._episode_return[done_index] = 0.0
+        self._episode_length[done_index] = 0
+        return _replace_rows(obs, done_index, self._observe(done_index))
+
+    def _autoreset_masked(self, obs: Obs, done: torch.Tensor, info: Info) -> Obs:
+        """Reset the finished environments under the mask ``done``, reading nothing on the
+        host: every step does the work of a reset, for rows that keep their old values where
+        ``done`` is false."""
+        info["final_obs"] = obs
+        info["_final_obs"] = done
+        self.rng.episodes += done  # next_episode of the finished environments only
+        self._reset_where(done)
+        self._episode_return.masked_fill_(done, 0.0)
+        self._episode_length.masked_fill_(done, 0)
+        return _where_rows(done, self._observe(), obs)
 
 
 def _replace_rows(obs: Obs, index: torch.Tensor, rows: Obs) -> Obs:
@@ -174,8 +435,29 @@ def _replace_rows(obs: Obs, index: torch.Tensor, rows: Obs) -> Obs:
     return {k: v.index_copy(0, index, rows[k]) for k, v in obs.items()}
 
 
+def _where_rows(mask: torch.Tensor, new: Obs, old: Obs) -> Obs:
+    """Rows of ``new`` where ``mask`` (N,) is true, of ``old`` elsewhere."""
+    if isinstance(new, torch.Tensor):
+        return torch.where(mask.view(-1, *[1] * (new.ndim - 1)), new, old)
+    return {k: _where_rows(mask, v, old[k]) for k, v in new.items()}
+
+
+def _cpu_copy(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu", copy=True)
+
+
+def _check_keys(name: str, value: Any, expected: set[str]) -> None:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
+    missing, unexpected = sorted(expected - set(value)), sorted(set(value) - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"{name} has missing key(s) {missing} and unexpected key(s) {unexpected}; "
+            f"expected {sorted(expected)}"
+        )
+
+
 # ---------------------------------------------------------------------------------------
-# Conversions between the core's tensors and Gymnasium's numpy values.
 
 
 def to_numpy(x: Any) -> Any:
@@ -185,12 +467,6 @@ def to_numpy(x: Any) -> Any:
     if isinstance(x, Mapping):
         return {k: to_numpy(v) for k, v in x.items()}
     return x
-
-
-def _index(x: Any, i: int) -> Any:
-    if isinstance(x, Mapping):
-        return {k: _index(v, i) for k, v in x.items()}
-    return x[i]
 
 
 def load_core_class(core: str | type[BatchedEnv]) -> type[BatchedEnv]:
@@ -229,151 +505,3 @@ def make_core(
     cls = load_core_class(core)
     check_core_kwargs(cls, kwargs)
     return cls(num_envs=num_envs, device=device, autoreset=autoreset, **kwargs)
-
-
-class CoreEnv(gym.Env):
-    """A ``gymnasium.Env`` over a batched core of one environment on the CPU.
-
-    Registered as the ``entry_point`` of every cogrl id, with the core class in the spec's
-    ``core`` keyword; every other keyword goes to the core's constructor.
-    """
-
-    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}
-
-    def __init__(self, core: str | type[BatchedEnv], render_mode: str | None = None, **kwargs: Any):
-        self.core = make_core(
-            core, num_envs=1, device="cpu", autoreset=False, render_mode=render_mode, **kwargs
-        )
-        self.core_kwargs = dict(kwargs)
-        self.metadata = {k: v for k, v in self.core.metadata.items() if k != "autoreset_mode"}
-        self.render_mode = render_mode
-        self.observation_space = self.core.single_observation_space
-        self.action_space = self.core.single_action_space
-        self._needs_reset = True
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        obs, info = self.core.reset(seed=seed, options=options)
-        self._needs_reset = False
-        return _index(to_numpy(obs), 0), _single_info(info)
-
-    def step(self, action: Any):
-        if self._needs_reset:
-            raise RuntimeError("the episode has ended (or never started): call reset() first")
-        action = np.asarray(action)
-        if action.shape != self.action_space.shape:
-            raise ValueError(
-                f"action must have shape {self.action_space.shape}, got {action.shape}"
-            )
-        obs, reward, terminated, truncated, info = self.core.step(action[None])
-        term, trunc = bool(terminated[0]), bool(truncated[0])
-        self._needs_reset = term or trunc
-        return _index(to_numpy(obs), 0), float(reward[0]), term, trunc, _single_info(info)
-
-    def render(self):
-        if self.render_mode is None:
-            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
-            return None
-        return self.core.render(0)
-
-
-def _single_info(info: Info) -> dict[str, Any]:
-    """The info of a core of one as a single environment reports it."""
-    return {k: v for k, v in _env_info(info, 0).items() if k not in ("final_obs", "episode")}
-
-
-class CoreVectorEnv(gym.vector.VectorEnv):
-    """A ``gymnasium.vector.VectorEnv`` over a batched core (same-step autoreset)."""
-
-    def __init__(
-        self,
-        num_envs: int,
-        core: str | type[BatchedEnv],
-        device: str | torch.device = "cpu",
-        render_mode: str | None = None,
-        **kwargs: Any,
-    ):
-        self.core = make_core(
-            core, num_envs=num_envs, device=device, render_mode=render_mode, **kwargs
-        )
-        self.core_kwargs = dict(kwargs)
-        self.num_envs = num_envs
-        self.metadata = dict(self.core.metadata)
-        self.render_mode = render_mode
-        self.single_observation_space = self.core.single_observation_space
-        self.single_action_space = self.core.single_action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-
-    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
-        if isinstance(seed, (list, tuple)):
-            raise ValueError(
-                f"cogrl cores take one int seed (environment i gets seed + i), got a list {seed!r}"
-            )
-        obs, info = self.core.reset(seed=seed, options=options)
-        return to_numpy(obs), to_numpy(info)
-
-    def step(self, actions: Any):
-        obs, reward, terminated, truncated, info = self.core.step(actions)
-        done = to_numpy(terminated | truncated)
-        out = to_numpy({k: v for k, v in info.items() if k != "final_obs"})
-        if "final_obs" in info:
-            final = to_numpy(info["final_obs"])
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(done):
-                final_obs[i] = _index(final, int(i))
-            single = {k: v for k, v in info.items() if k not in ("final_obs", "_final_obs")}
-            out["final_obs"] = final_obs
-            out["_final_obs"] = done
-            # As SyncVectorEnv (same-step) reports it: a dict of batches with "_key" masks.
-            out["final_info"] = _masked_info(to_numpy(single), done)
-            out["_final_info"] = done
-        return (
-            to_numpy(obs),
-            to_numpy(reward),
-            to_numpy(terminated),
-            to_numpy(truncated),
-            out,
-        )
-
-    def render(self):
-        if self.render_mode is None:
-            return None
-        return tuple(self.core.render(i) for i in range(self.num_envs))
-
-    def close_extras(self, **kwargs: Any) -> None:
-        self.core.close()
-
-
-def _masked_info(info: Mapping[str, Any], valid: np.ndarray) -> dict[str, Any]:
-    """A batched info dict restricted to the environments of ``valid``: every key keeps its
-    batch, and its ``"_" + key`` mask is ANDed with ``valid`` (nested dicts get their own
-    masks), as ``gymnasium.vector.VectorEnv._add_info`` builds them."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        if key.startswith("_"):
-            continue
-        mask = info.get("_" + key)
-        mask = valid.copy() if mask is None else np.asarray(mask, dtype=bool) & valid
-        out[key] = _masked_info(value, mask) if isinstance(value, Mapping) else value
-        out["_" + key] = mask
-    return out
-
-
-def _env_info(info: Info, i: int) -> dict[str, Any]:
-    """Environment ``i``'s valid entries of a batched info dict."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        if key.startswith("_"):
-            continue
-        mask = info.get("_" + key)
-        if mask is not None and not bool(mask[i]):
-            continue
-        v = to_numpy(_index(value, i))
-        if isinstance(v, Mapping):
-            v = {
-                k: (x.item() if isinstance(x, np.ndarray) and x.ndim == 0 else x)
-                for k, x in v.items()
-            }
-        out[key] = v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
-    return out

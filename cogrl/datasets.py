@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,18 +84,49 @@ def _find(root: Path, name: str) -> Path | None:
     return None
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """The array in an IDX file of unsigned bytes with ``ndim`` dimensions.
+
+    LeCun's format: the magic number ``0x000008NN`` (two zero bytes, 0x08 for unsigned bytes,
+    NN the number of dimensions), NN big-endian uint32 sizes, then the values. Every way a
+    file can break that (wrong magic, short header, missing or surplus values, a damaged
+    gzip stream) is a ``ValueError`` naming the file, what it holds and what was expected.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = data[3]
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # gzip: bad header, cut-off or corrupt stream
+        raise ValueError(f"{path} cannot be read as a gzipped IDX file: {e}") from e
+    expected_magic = 0x0800 + ndim
+    if len(data) < 4:
+        raise ValueError(
+            f"{path} is not an IDX file of unsigned bytes: it holds {len(data)} bytes, fewer "
+            f"than its 4-byte magic number (expected 0x{expected_magic:08X})"
+        )
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expected_magic:
+        raise ValueError(
+            f"{path} is not an IDX file of unsigned bytes with {ndim} dimension"
+            f"{'s' if ndim > 1 else ''}: its magic number is 0x{magic:08X}, expected "
+            f"0x{expected_magic:08X}"
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(
+            f"{path} is truncated: its header needs {header} bytes, the file holds {len(data)}"
+        )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path} holds {array.size} values, its header says shape {shape}")
-    return array.reshape(shape)
+    # A Python int, not np.prod: sizes up to 2**32 per dimension would overflow int64.
+    expected_size = math.prod(shape)
+    size = len(data) - header
+    if size != expected_size:
+        what = "is truncated" if size < expected_size else "has surplus bytes"
+        raise ValueError(
+            f"{path} {what}: it holds {size} values, its header says shape {shape} "
+            f"({expected_size} values)"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
 @functools.cache
@@ -111,12 +144,26 @@ def _mnist(root: str, split: str) -> DigitData:
             f"MNIST files {missing} (or .gz) not found in {folder} (nor in its MNIST/raw or raw "
             "subfolders) - cogrl never downloads data"
         )
-    images = _read_idx(paths[0])
-    labels = _read_idx(paths[1])
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+    images_path, labels_path = paths
+    images = _read_idx(images_path, ndim=3)
+    labels = _read_idx(labels_path, ndim=1)
+    if images.shape[1:] != (28, 28):
         raise ValueError(
             f"MNIST files in {folder} hold images {images.shape} and labels {labels.shape}; "
             "expected (D, 28, 28) and (D,)"
+        )
+    if len(images) == 0:
+        raise ValueError(f"{images_path} holds 0 images; expected at least one")
+    if len(labels) != len(images):
+        raise ValueError(
+            f"MNIST files disagree: {images_path} holds {len(images)} images but "
+            f"{labels_path} holds {len(labels)} labels; expected one label per image"
+        )
+    bad = np.flatnonzero(labels > 9)
+    if len(bad):
+        raise ValueError(
+            f"{labels_path} holds labels outside 0..9: {sorted(set(labels[bad].tolist()))} "
+            f"(first at index {bad[0]}, {len(bad)} in all); expected digits 0-9"
         )
     return _freeze(images.astype(np.float32) / 255.0, labels.astype(np.int64))
 

@@ -37,13 +37,18 @@ class RunLogger:
     Close it (or use it as a context manager) so buffered events reach the disk.
     """
 
-    def __init__(self, log_dir: str | os.PathLike | None) -> None:
+    def __init__(self, log_dir: str | os.PathLike | None, purge_step: int | None = None) -> None:
+        """``purge_step``: a run resumed from a checkpoint at step ``s`` passes ``s + 1``, so
+        TensorBoard drops what the interrupted run logged after ``s`` and shows one
+        unbroken curve."""
         self.log_dir: Path | None = None if log_dir is None else Path(log_dir)
         self._writer: SummaryWriter | None = None
         self._closed = False
         if self.log_dir is not None:
             # flush_secs=10 (not torch's 120) so a live TensorBoard shows training progress.
-            self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=10)
+            self._writer = SummaryWriter(
+                log_dir=str(self.log_dir), flush_secs=10, purge_step=purge_step
+            )
 
     @property
     def enabled(self) -> bool:

@@ -17,7 +17,11 @@ store for them, so that they all see data the same way (see DESIGN.md, "Replay")
   let one agent's collected data seed another's. A saved file holds only tensors and a JSON
   string, so loading it runs no code (``torch.load(..., weights_only=True)``).
 - It checks what it is given: a wrongly shaped or typed batch fails in :meth:`~ReplayBuffer.add`
-  with a ``ValueError`` naming the field, rather than corrupting learning much later.
+  with a ``ValueError`` naming the field, rather than corrupting learning much later. Value
+  checks (ranges, rewards finite in float32) cost one device synchronisation per call, so a
+  learner storing its own environments' transitions may skip them (``check=False``). A
+  buffer larger than the device's memory is refused before allocating, and a loaded buffer
+  whose counters, priorities or tensors are inconsistent is refused with what is wrong.
 
 Conventions
     ``next_obs`` of a step whose episode ended is the episode's final observation (with
@@ -28,6 +32,7 @@ Conventions
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,6 +51,9 @@ Obs = torch.Tensor | dict[str, torch.Tensor]
 Extras = Mapping[str, tuple[tuple[int, ...], torch.dtype]]
 
 _FORMAT = "cogrl.replay/1"
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+# Value checks of one add(): (all-ok device bool, message made only when it failed).
+_Checks = list[tuple[torch.Tensor, Callable[[], str]]]
 
 
 class ReplaySample(NamedTuple):
@@ -116,7 +124,8 @@ def _space_field(space: spaces.Space, what: str, device: torch.device) -> _Field
         lo, hi = rng(space.start, space.start + space.nvec - 1, space.shape)
         return _Field(space.shape, torch.int64, lo, hi, repr(space))
     if isinstance(space, spaces.MultiBinary):
-        lo, hi = rng(0, 1, space.shape)
+        # 0-d bounds (broadcast in the checks): a huge space must reach the memory check.
+        lo, hi = rng(0, 1, ())
         return _Field(space.shape, _torch_dtype(space.dtype), lo, hi, repr(space))
     if isinstance(space, spaces.Box):
         dtype = torch.float32 if what == "action" else _torch_dtype(space.dtype)
@@ -171,6 +180,37 @@ def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _field_bytes(field: _Field) -> int:
+    return math.prod(field.shape) * field.dtype.itemsize
+
+
+def _available_bytes(device: torch.device) -> int | None:
+    """The memory a new buffer on ``device`` may take, or ``None`` where it cannot be told.
+
+    CPU: the machine's physical memory (not the momentarily free part, which swings with
+    other processes). CUDA: the device's free memory plus what this process's caching
+    allocator holds unused (torch reuses that before asking the driver for more).
+    """
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):  # not a POSIX system
+            return None
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return free + unused
+    return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
 
 
 # ---------------------------------------------------------------------------------------
@@ -307,6 +347,8 @@ class ReplayBuffer:
                     )
                 self._extra_fields[name] = _Field(tuple(int(d) for d in shape), dtype)
 
+        self._check_memory(capacity)
+
         def alloc(field: _Field) -> torch.Tensor:
             return torch.zeros((self._slots, num_envs, *field.shape), dtype=field.dtype, device=dev)
 
@@ -322,6 +364,33 @@ class ReplayBuffer:
         # p_i^alpha of every stored transition; 0 marks an unwritten slot.
         self._priority = torch.zeros(shape, dtype=torch.float32, device=dev)
         self.clear()
+
+    def _check_memory(self, capacity: int) -> None:
+        """Refuse, before allocating, a buffer larger than the device's memory: a mistyped
+        ``capacity`` (or a huge observation) should fail at once with the numbers, not after
+        minutes of swapping or with the allocator's out-of-memory error."""
+        per_obs = sum(_field_bytes(f) for f in self._obs_field_list())
+        per_transition = (
+            2 * per_obs  # obs and next_obs
+            + _field_bytes(self._action_field)
+            + sum(_field_bytes(f) for f in self._extra_fields.values())
+            + 4 + 4  # reward and priority, float32
+            + 3  # terminated, truncated, episode_start
+        )  # fmt: skip
+        needed = self._slots * self._num_envs * per_transition
+        available = _available_bytes(self._device)
+        if available is not None and needed > available:
+            raise ValueError(
+                f"capacity {capacity} ({self._slots} time slots x {self._num_envs} envs, "
+                f"{per_transition} bytes per transition) needs an estimated {needed} bytes "
+                f"({_gib(needed)}) on {self._device}, more than the {available} bytes "
+                f"({_gib(available)}) available there; lower the capacity (buffer_size) or "
+                f"the size of the observations or extras"
+            )
+
+    def _obs_field_list(self) -> list[_Field]:
+        f = self._obs_field
+        return list(f.values()) if isinstance(f, dict) else [f]
 
     # --- properties ------------------------------------------------------------------------
     @property
@@ -354,7 +423,7 @@ class ReplayBuffer:
     @property
     def max_priority(self) -> float:
         """The largest priority seen so far (given to new transitions)."""
-        return self._max_priority
+        return float(self._max_priority)
 
     @property
     def extra_specs(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
@@ -374,11 +443,17 @@ class ReplayBuffer:
         """Forget everything stored (the storage stays allocated)."""
         self._pos = 0  # the next slot to write
         self._filled = 0  # the number of written slots
-        self._max_priority = 1.0
+        self._set_max_priority(torch.ones((), dtype=torch.float64, device=self._device))
         self._priority.zero_()
         # Whether each environment's last stored step ended an episode; the next step stored
         # for it then starts one (true before the first step).
         self._prev_done = torch.ones(self._num_envs, dtype=torch.bool, device=self._device)
+
+    def _set_max_priority(self, value: torch.Tensor) -> None:
+        """Keep the running maximum priority, and the ``max^alpha`` new transitions get, as
+        device tensors: updating them then needs no device synchronisation."""
+        self._max_priority = value  # float64, 0-d
+        self._new_priority = (value**self.alpha).float()
 
     # --- writing -----------------------------------------------------------------------------
     def add(
@@ -390,22 +465,42 @@ class ReplayBuffer:
         terminated: Any,
         truncated: Any,
         extras: Mapping[str, Any] | None = None,
+        *,
+        check: bool = True,
     ) -> None:
         """Store one time step of all ``num_envs`` environments (batches with leading dim N).
 
         Arguments may be torch tensors on any device or numpy arrays. ``next_obs`` of an
         environment whose episode ended is its final observation. Raises ``ValueError``
         (and stores nothing) when a field's shape or dtype does not fit, a ``Dict``
-        observation has missing or extra keys, a discrete value is out of its space's range,
-        ``terminated``/``truncated`` are not bool-like, or a reward is not finite.
+        observation has missing or extra keys, or, with ``check=True``, a value is wrong: a
+        discrete value out of its space's range, ``terminated``/``truncated`` not 0/1, an
+        integer too large for its field, or a reward that is not finite once stored as
+        float32 (a finite float64 beyond float32's range would become inf).
+
+        The value checks cost one device synchronisation per call. ``check=False`` skips
+        them (shapes and dtypes are still checked, without synchronising): for a learner
+        storing its own environments' transitions, whose values the environment already
+        guarantees, in its per-step loop.
         """
-        checks: list[tuple[torch.Tensor, Callable[[], str]]] = []
+        checks: _Checks | None = [] if check else None
         obs_t = self._convert_obs("obs", obs, checks)
         next_obs_t = self._convert_obs("next_obs", next_obs, checks)
         action_t = self._convert("action", action, self._action_field, checks)
         reward_t = self._convert("reward", reward, _Field((), torch.float32), checks)
-        finite = torch.isfinite(reward_t).all()
-        checks.append((finite, lambda: f"reward: expected finite values, got {reward_t.tolist()}"))
+        if checks is not None:
+            # Checked as stored: float64 rewards beyond float32's range become inf.
+            bad = ~torch.isfinite(reward_t.to(torch.float32))
+            checks.append(
+                (
+                    ~bad.any(),
+                    lambda: (
+                        f"reward: expected finite values within float32's range (|r| <= "
+                        f"{_FLOAT32_MAX:.8g}), got {reward_t[bad].tolist()} (envs "
+                        f"{torch.nonzero(bad).flatten().tolist()})"
+                    ),
+                )
+            )
         flag = _Field((), torch.bool)
         terminated_t = self._convert("terminated", terminated, flag, checks)
         truncated_t = self._convert("truncated", truncated, flag, checks)
@@ -422,7 +517,7 @@ class ReplayBuffer:
             for k, f in self._extra_fields.items()
         }
         # All value checks in one device synchronisation; find the culprit only on failure.
-        if checks and not bool(torch.stack([ok for ok, _ in checks]).all()):
+        if checks is not None and not bool(torch.stack([ok for ok, _ in checks]).all()):
             for ok, message in checks:
                 if not bool(ok):
                     raise ValueError(message())
@@ -444,11 +539,11 @@ class ReplayBuffer:
         self._prev_done = (terminated_t != 0) | (truncated_t != 0)
         # Schaul et al. 2016, Alg. 1 line 6: a new transition gets the maximal priority so far,
         # so that it is sampled at least once soon.
-        self._priority[t] = self._max_priority**self.alpha
+        self._priority[t] = self._new_priority
         self._pos = (t + 1) % self._slots
         self._filled = min(self._filled + 1, self._slots)
 
-    def _convert_obs(self, name: str, value: Any, checks: list) -> Obs:
+    def _convert_obs(self, name: str, value: Any, checks: _Checks | None) -> Obs:
         fields = self._obs_field
         if not isinstance(fields, dict):
             return self._convert(name, value, fields, checks)
@@ -465,9 +560,11 @@ class ReplayBuffer:
             )
         return {k: self._convert(f"{name}[{k!r}]", value[k], f, checks) for k, f in fields.items()}
 
-    def _convert(self, name: str, value: Any, field: _Field, checks: list) -> torch.Tensor:
+    def _convert(
+        self, name: str, value: Any, field: _Field, checks: _Checks | None
+    ) -> torch.Tensor:
         """``value`` as a tensor on the device in its given dtype, after checking its shape and
-        dtype; value checks (ranges, finiteness) are appended to ``checks``."""
+        dtype; value checks (ranges) are appended to ``checks`` unless it is ``None``."""
         expected = (self._num_envs, *field.shape)
         want = f"shape {expected} and dtype {field.dtype}"
         if isinstance(value, torch.Tensor):
@@ -483,6 +580,8 @@ class ReplayBuffer:
         ):
             raise ValueError(f"{name}: expected {want}, got shape {tuple(t.shape)} dtype {t.dtype}")
         t = t.to(self._device)
+        if checks is None:
+            return t
         target = field.dtype
         if t.numel() == 0 or t.dtype == target or target.is_floating_point:
             if field.low is None:
@@ -569,8 +668,9 @@ class ReplayBuffer:
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
         dev, n_envs = self._device, self._num_envs
         head, tail_valid = self._nstep_tail(n_step)
-        n_tail = int(tail_valid.sum()) if n_step > 1 else 0
-        if head * n_envs + n_tail == 0:
+        # With a head start some window always fits; only fewer stored steps than n_step
+        # need a (synchronising) look at the tail.
+        if head == 0 and not bool(tail_valid.any()):
             raise ValueError(
                 f"no {n_step}-step window fits in the {self._filled} stored steps per env "
                 f"(and no episode ends in them): n_step ({n_step}) is too large"
@@ -582,7 +682,9 @@ class ReplayBuffer:
             )
         else:
             # Uniform over the valid (start, env) pairs: flat index r < head*N is a head start,
-            # the rest index the valid tail starts in order.
+            # the rest index the valid tail starts in order. randint needs the count on the
+            # host: one device synchronisation when n_step > 1.
+            n_tail = int(tail_valid.sum()) if n_step > 1 else 0
             r = torch.randint(
                 head * n_envs + n_tail, (batch_size,), generator=generator, device=dev
             )
@@ -666,12 +768,21 @@ class ReplayBuffer:
         oldest = self._pos if self.full else 0
         return (slot - oldest) % self._slots, env, weights
 
-    def update_priorities(self, indices: torch.Tensor, priorities: Any) -> None:
+    def update_priorities(
+        self, indices: torch.Tensor, priorities: Any, *, check: bool = True
+    ) -> None:
         """Set the priorities ``p_i`` (e.g. |TD error| + eps) of sampled transitions.
 
         ``indices`` is a sample's (B, 2) ``indices``; ``priorities`` a (B,) batch of finite,
-        positive numbers. The stored value is ``p_i^alpha``; the running maximum priority,
-        given to new transitions, is updated too.
+        positive numbers within float32's range. The stored value is ``p_i^alpha`` (float32);
+        the running maximum priority, given to new transitions, is updated too, on the
+        device. Raises ``ValueError`` (and changes nothing) for indices of transitions not
+        stored, or a priority that is not finite, not > 0, beyond float32's range, or whose
+        ``p^alpha`` overflows float32 or rounds to 0 there (the transition would never be
+        drawn again).
+
+        The value checks cost one device synchronisation; ``check=False`` skips them (then
+        nothing here synchronises), at the caller's risk: a NaN priority spoils sampling.
         """
         if not self.prioritized:
             raise ValueError("update_priorities() needs a buffer built with prioritized=True")
@@ -700,20 +811,44 @@ class ReplayBuffer:
         if len(p) == 0:
             return
         p = p.double()
+        stored = (p**self.alpha).float()
         slot, env = idx[:, 0].long(), idx[:, 1].long()
-        in_range = (slot >= 0) & (slot < self._filled) & (env >= 0) & (env < self._num_envs)
-        valid = torch.isfinite(p) & (p > 0)
-        ok = torch.stack([in_range.all(), valid.all()])
-        if not bool(ok.all()):
-            if not bool(ok[0]):
-                raise ValueError(
-                    f"indices: expected (time slot, env) of stored transitions (slots "
-                    f"0..{self._filled - 1}, envs 0..{self._num_envs - 1}), got "
-                    f"{idx[~in_range].tolist()}"
-                )
-            raise ValueError(f"priorities: expected finite values > 0, got {p[~valid].tolist()}")
-        self._priority[slot, env] = (p**self.alpha).float()
-        self._max_priority = max(self._max_priority, float(p.max()))
+        if check:
+            in_range = (slot >= 0) & (slot < self._filled) & (env >= 0) & (env < self._num_envs)
+            valid = torch.isfinite(p.float()) & (p > 0)  # NaN, inf, <= 0 or beyond float32
+            stored_ok = torch.isfinite(stored) & (stored > 0)
+            ok = torch.stack([in_range.all(), valid.all(), stored_ok.all()])
+            if not bool(ok.all()):
+                self._priority_error(idx, p, stored, in_range, valid, stored_ok)
+        self._priority[slot, env] = stored
+        self._set_max_priority(torch.maximum(self._max_priority, p.max()))
+
+    def _priority_error(
+        self,
+        idx: torch.Tensor,
+        p: torch.Tensor,
+        stored: torch.Tensor,
+        in_range: torch.Tensor,
+        valid: torch.Tensor,
+        stored_ok: torch.Tensor,
+    ) -> None:
+        """Raise the ``ValueError`` for the first failed check of :meth:`update_priorities`."""
+        if not bool(in_range.all()):
+            raise ValueError(
+                f"indices: expected (time slot, env) of stored transitions (slots "
+                f"0..{self._filled - 1}, envs 0..{self._num_envs - 1}), got "
+                f"{idx[~in_range].tolist()}"
+            )
+        if not bool(valid.all()):
+            raise ValueError(
+                f"priorities: expected finite values > 0 within float32's range (<= "
+                f"{_FLOAT32_MAX:.8g}), got {p[~valid].tolist()}"
+            )
+        raise ValueError(
+            f"priorities: p**alpha (alpha={self.alpha}) must be a finite float32 > 0 (it is "
+            f"what is stored), but priorities {p[~stored_ok].tolist()} give "
+            f"{stored[~stored_ok].tolist()}"
+        )
 
     def sample_sequences(
         self,
@@ -778,7 +913,10 @@ class ReplayBuffer:
 
     # --- saving and loading ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything :meth:`load` needs: tensors (on the CPU) and a JSON string of metadata."""
+        """Everything a resumed run needs to go on bit-identically: the stored transitions
+        and extras, the priorities and their running maximum, the ring's position and fill,
+        and each environment's pending episode start; as CPU tensors (copies) and a JSON
+        string of metadata, so that :meth:`from_state_dict` and :meth:`load` run no code."""
         obs_meta, obs_tensors = _space_state(self.observation_space)
         action_meta, action_tensors = _space_state(self.action_space)
         meta = {
@@ -790,7 +928,8 @@ class ReplayBuffer:
             "filled": self._filled,
             "prioritized": self.prioritized,
             "alpha": self.alpha,
-            "max_priority": self._max_priority,
+            # A float64 in JSON round-trips exactly (Python writes the shortest exact repr).
+            "max_priority": self.max_priority,
             "observation_space": obs_meta,
             "action_space": action_meta,
             "obs_fields": _map(lambda f: [list(f.shape), str(f.dtype)], self._obs_field),
@@ -825,66 +964,177 @@ class ReplayBuffer:
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> ReplayBuffer:
         """Read a buffer written by :meth:`save` onto ``device``; loading runs no code
-        (``weights_only=True``). It samples exactly what the saved buffer would."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return cls.from_state_dict(state, device)
+        (``weights_only=True``). It samples exactly what the saved buffer would.
+
+        Raises ``FileNotFoundError`` (or ``IsADirectoryError``, ``PermissionError``) when
+        the file cannot be opened, and ``ValueError`` naming the path when it is empty,
+        damaged, or holds something other than a consistent replay buffer.
+        """
+        name = os.fspath(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            raise  # the file cannot be opened: the OS's error names the path and the cause
+        except Exception as e:
+            # torch.load reports a damaged file in many ways: EOFError (empty), RuntimeError
+            # or OSError (cut-off zip archive), UnpicklingError or KeyError (other bytes), ...
+            lines = str(e).strip().splitlines()
+            detail = f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+            raise ValueError(
+                f"{name} is not a cogrl replay file: torch.load failed ({detail})"
+            ) from e
+        return cls._from_state(state, device, name, "replay file")
 
     @classmethod
     def from_state_dict(
         cls, state: Mapping[str, Any], device: str | torch.device = "cpu"
     ) -> ReplayBuffer:
+        """The buffer that :meth:`state_dict` describes, on ``device`` (the state is copied,
+        not shared). Raises ``ValueError`` naming what is missing or out of range: counters
+        (``pos``, ``filled``, ``max_priority``), priorities, or storage tensors whose shape or
+        dtype does not match the declared spaces, extras and capacity."""
+        return cls._from_state(state, device, "state", "replay state dict")
+
+    @classmethod
+    def _from_state(
+        cls, state: Any, device: str | torch.device, source: str, kind: str
+    ) -> ReplayBuffer:
+        """:meth:`from_state_dict`, with messages naming ``source`` (a path, or "state")."""
+
+        device = resolve_device(device)  # the caller's argument: no "not a replay" message
+
+        def not_replay(detail: str) -> ValueError:
+            return ValueError(f"{source} is not a cogrl {kind}: {detail}")
+
+        if not isinstance(state, Mapping):
+            raise not_replay(f"expected a dict, got {type(state).__name__}")
         try:
             meta = json.loads(state["meta"])
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"expected format {_FORMAT!r}, got {meta.get('format')!r}")
+        except (KeyError, TypeError, ValueError) as e:
+            raise not_replay(f"no readable metadata ({type(e).__name__}: {e})") from e
+        if not isinstance(meta, dict):
+            raise not_replay(f"its metadata is a {type(meta).__name__}, expected a dict")
+        if meta.get("format") != _FORMAT:
+            raise not_replay(f"expected format {_FORMAT!r}, got {meta.get('format')!r}")
+        try:
             obs_space = _space_from_state(meta["observation_space"], state["spaces"]["observation"])
             action_space = _space_from_state(meta["action_space"], state["spaces"]["action"])
             extras = {
                 k: (tuple(shape), _dtype_from_str(dtype))
                 for k, (shape, dtype) in meta["extras"].items()
             }
+            args = [meta[k] for k in ("capacity", "num_envs", "prioritized", "alpha", "slots")]
+            counters = [meta[k] for k in ("pos", "filled", "max_priority")]
+            storage = state["storage"]
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError, AssertionError) as e:
+            # ValueError and AssertionError: gymnasium refusing the saved space's parameters.
+            raise not_replay(f"missing or malformed entry ({type(e).__name__}: {e})") from e
+        capacity, num_envs, prioritized, alpha, slots = args
+        try:
             buffer = cls(
-                meta["capacity"],
-                meta["num_envs"],
+                capacity,
+                num_envs,
                 obs_space,
                 action_space,
                 device=device,
-                prioritized=meta["prioritized"],
-                alpha=meta["alpha"],
+                prioritized=prioritized,
+                alpha=alpha,
                 extras=extras,
             )
-            storage = state["storage"]
-        except (KeyError, TypeError, json.JSONDecodeError) as e:
-            raise ValueError(f"not a saved cogrl replay buffer: {e!r}") from e
-        if buffer._slots != meta["slots"]:
-            raise ValueError("saved replay buffer: slots do not match capacity // num_envs")
+        except ValueError as e:  # bad capacity, alpha, ... or too large for this device
+            raise ValueError(f"{source}: {e}") from e
+        if buffer._slots != slots:
+            raise ValueError(
+                f"{source}: slots ({slots!r}) must equal capacity // num_envs "
+                f"({capacity} // {num_envs} = {buffer._slots})"
+            )
+        buffer._restore_counters(*counters, source=source)
+        buffer._restore_storage(storage, source=source)
+        return buffer
+
+    def _restore_counters(self, pos: Any, filled: Any, max_priority: Any, source: str) -> None:
+        """Set the loaded ring position, fill and maximum priority, each checked against the
+        range that sampling and writing rely on."""
+        slots = self._slots
+        if not _is_int(filled) or not 0 <= filled <= slots:
+            raise ValueError(
+                f"{source}: filled (the written time slots) must be an int in [0, {slots}], "
+                f"got {filled!r}"
+            )
+        if not _is_int(pos) or not 0 <= pos < slots:
+            raise ValueError(
+                f"{source}: pos (the next time slot to write) must be an int in "
+                f"[0, {slots}), got {pos!r}"
+            )
+        if filled < slots and pos != filled:
+            raise ValueError(
+                f"{source}: pos must equal filled ({filled}) until all {slots} slots are "
+                f"written, got pos {pos}"
+            )
+        number = isinstance(max_priority, (int, float)) and not isinstance(max_priority, bool)
+        with np.errstate(all="ignore"):  # overflow to inf is what is checked for
+            value = np.float64(max_priority if number and abs(max_priority) < 2**1024 else np.nan)
+            fits = bool(np.isfinite(np.float32(value)))  # as update_priorities requires
+            stored = np.float32(value**self.alpha) if value > 0 else np.float32(0)
+        if not (value > 0 and fits and 0 < stored < math.inf):
+            raise ValueError(
+                f"{source}: max_priority must be a finite number in (0, {_FLOAT32_MAX:.8g}] "
+                f"whose max_priority**alpha (alpha={self.alpha}) is a finite float32 > 0, got "
+                f"{max_priority!r}"
+            )
+        self._pos, self._filled = int(pos), int(filled)
+        self._set_max_priority(
+            torch.tensor(float(max_priority), dtype=torch.float64, device=self._device)
+        )
+
+    def _restore_storage(self, storage: Any, source: str) -> None:
+        """Copy the loaded tensors into the preallocated storage, each checked for the shape
+        and dtype that the declared spaces, extras and capacity give it."""
 
         def put(name: str, store: torch.Tensor, value: Any) -> None:
             if (
                 not isinstance(value, torch.Tensor)
                 or value.shape != store.shape
-                or (value.dtype != store.dtype)
+                or value.dtype != store.dtype
             ):
                 got = (
-                    (tuple(value.shape), value.dtype) if isinstance(value, torch.Tensor) else value
+                    f"shape {tuple(value.shape)} dtype {value.dtype}"
+                    if isinstance(value, torch.Tensor)
+                    else type(value).__name__
                 )
                 raise ValueError(
-                    f"saved replay buffer: {name} should be {tuple(store.shape)} {store.dtype}, "
-                    f"got {got}"
+                    f"{source}: storage {name} must have shape {tuple(store.shape)} (time "
+                    f"slots, envs, ...) and dtype {store.dtype}, as the declared spaces, extras "
+                    f"and capacity give it; got {got}"
                 )
             store.copy_(value)
 
         try:
-            _map(lambda s, v: put("obs", s, v), buffer._obs, storage["obs"])
-            _map(lambda s, v: put("next_obs", s, v), buffer._next_obs, storage["next_obs"])
+            for name, stores in (("obs", self._obs), ("next_obs", self._next_obs)):
+                if isinstance(stores, dict):
+                    for k, store in stores.items():
+                        put(f"{name}[{k!r}]", store, storage[name][k])
+                else:
+                    put(name, stores, storage[name])
             for name in ("action", "reward", "terminated", "truncated", "episode_start"):
-                put(name, getattr(buffer, f"_{name}"), storage[name])
-            put("priority", buffer._priority, storage["priority"])
-            put("prev_done", buffer._prev_done, storage["prev_done"])
-            for k, v in buffer._extras.items():
+                put(name, getattr(self, f"_{name}"), storage[name])
+            put("priority", self._priority, storage["priority"])
+            put("prev_done", self._prev_done, storage["prev_done"])
+            for k, v in self._extras.items():
                 put(f"extras[{k!r}]", v, storage["extras"][k])
         except (KeyError, IndexError, TypeError) as e:
-            raise ValueError(f"saved replay buffer: missing or malformed storage: {e!r}") from e
-        buffer._pos, buffer._filled = int(meta["pos"]), int(meta["filled"])
-        buffer._max_priority = float(meta["max_priority"])
-        return buffer
+            raise ValueError(
+                f"{source}: missing or malformed storage ({type(e).__name__}: {e})"
+            ) from e
+        # Sampling draws in proportion to these: written slots need p^alpha > 0, unwritten
+        # ones 0 (or they would be drawn).
+        written = (torch.arange(self._slots, device=self._device) < self._filled)[:, None]
+        priority = self._priority
+        ok = torch.isfinite(priority) & torch.where(written, priority > 0, priority == 0)
+        if not bool(ok.all()):
+            bad = torch.nonzero(~ok)[0].tolist()
+            raise ValueError(
+                f"{source}: priority must be finite and > 0 in the {self._filled} written time "
+                f"slots, 0 in the others; got {priority[bad[0], bad[1]].item()} at (slot, env) "
+                f"{tuple(bad)}"
+            )

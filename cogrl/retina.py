@@ -13,6 +13,7 @@ extracted with tensor indexing from summed-area tables: no Python loop over imag
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ class Retina:
 
     def corners(self, locations: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Top-left pixel (row, col) of every patch: (N, k, 2) long, in image coordinates."""
-        sizes = torch.tensor(self.sizes, device=locations.device, dtype=locations.dtype)
+        sizes = _sizes_tensor(tuple(self.sizes), locations.device, locations.dtype)
         cx = (locations[:, 0:1] + 1.0) * (0.5 * width)
         cy = (locations[:, 1:2] + 1.0) * (0.5 * height)
         top = torch.floor(cy - sizes / 2 + 0.5).long()
@@ -129,6 +130,13 @@ class Retina:
             )
         table = summed_area_table(images.to(torch.float64))
         return self.extract(table, locations).to(images.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _sizes_tensor(sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The patch sizes as a tensor on ``device``, made once: building it at every step would
+    copy it from the host, which on a GPU waits for every queued kernel. (Read-only.)"""
+    return torch.tensor(sizes, device=device, dtype=dtype)
 
 
 def summed_area_table(images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

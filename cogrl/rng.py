@@ -15,7 +15,23 @@ import torch
 
 _MASK32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
-MAX_SEED = 2**62
+MAX_SEED = 2**62  # seeds lie in [0, MAX_SEED): seed + i for N environments still fits int64
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` as a Python int, or a ``ValueError`` naming it and the range [0, 2**62).
+
+    Accepts Python and numpy integers; rejects bools (``True`` is an int to Python, but never
+    a meant seed), floats, strings and ``None`` (callers that let ``None`` mean "a fresh
+    seed" handle it before calling). Agents check their ``seed=`` with it so that a bad
+    seed fails where it is given, with the same message as an environment's ``reset``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"{name} must be an int in [0, 2**62), got {seed!r}")
+    value = int(seed)
+    if not 0 <= value < MAX_SEED:
+        raise ValueError(f"{name} must be an int in [0, 2**62), got {value}")
+    return value
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
@@ -43,15 +59,14 @@ class BatchRNG:
         self.seeded = False
 
     def seed(self, seed: int | None) -> None:
-        """Environment i gets seed ``seed + i``; ``None`` draws a fresh seed from the OS."""
+        """Environment i gets seed ``seed + i``; ``None`` draws a fresh seed from the OS.
+
+        Raises ``ValueError`` for a seed :func:`check_seed` rejects.
+        """
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(2, np.uint32).view(np.uint64)[0])
             seed %= MAX_SEED
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-        seed = int(seed)
-        if not 0 <= seed < MAX_SEED:
-            raise ValueError(f"seed must lie in [0, 2**62), got {seed}")
+        seed = check_seed(seed)
         self.seeds = seed + torch.arange(self.num_envs, dtype=torch.int64, device=self.device)
         self.episodes.zero_()
         self.seeded = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -22,12 +23,14 @@ __all__ = [
     "CONFIG_FILE",
     "DEFAULT_ROOT",
     "ENV_PREFIX",
+    "CHECKPOINT_NAME",
     "MODEL_NAME",
     "VIDEOS_DIR",
     "config_hparams",
     "create_run_dir",
     "default_video_interval",
     "model_path",
+    "merge_settings",
     "parse_overrides",
     "parse_value",
     "read_config",
@@ -39,15 +42,18 @@ __all__ = [
 DEFAULT_ROOT = Path("runs")
 CONFIG_FILE = "config.json"
 MODEL_NAME = "model"  # agent.save(run / MODEL_NAME) writes model.pt
+CHECKPOINT_NAME = "checkpoint"  # the training checkpoint, checkpoint.pt
 VIDEOS_DIR = "videos"
 ENV_PREFIX = "env."  # --set env.X=value goes to the environment, anything else to the agent
 TIME_FORMAT = "%Y%m%d-%H%M%S"
 
 
 def run_name(env_id: str, agent: str, seed: int | None, when: datetime | None = None) -> str:
-    """``<env>__<agent>__<seed>__<YYYYmmdd-HHMMSS>``, with ``/`` in the env id made ``-``."""
+    """``<env>__<agent>__<seed>__<YYYYmmdd-HHMMSS>``; characters of the env id that are not
+    portable in file names (``/`` of namespaces, ``:`` of ``module:Id``) become ``-``."""
     stamp = (when or datetime.now()).strftime(TIME_FORMAT)
-    return f"{env_id.replace('/', '-')}__{agent}__{seed}__{stamp}"
+    env = re.sub(r"[^A-Za-z0-9._-]", "-", env_id)
+    return f"{env}__{agent}__{seed}__{stamp}"
 
 
 def create_run_dir(
@@ -123,8 +129,9 @@ def parse_value(text: str) -> Any:
 def parse_overrides(items: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split ``key=value`` strings into (agent hyperparameters, env kwargs).
 
-    Keys starting with ``env.`` go to the environment (prefix removed). A later item
-    overrides an earlier one with the same key. A malformed item raises ValueError.
+    Keys starting with ``env.`` go to the environment (prefix removed). Other dotted keys
+    nest: ``policy.core=gru`` sets ``{"policy": {"core": "gru"}}``. A later item overrides
+    an earlier one with the same key. A malformed item raises ValueError.
     """
     hyperparameters: dict[str, Any] = {}
     env_kwargs: dict[str, Any] = {}
@@ -138,16 +145,47 @@ def parse_overrides(items: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any
             if not name:
                 raise ValueError(f"--set {item!r}: missing the env argument name after 'env.'")
             env_kwargs[name] = parse_value(text)
-        else:
-            hyperparameters[key] = parse_value(text)
+            continue
+        *parents, name = key.split(".")
+        if not name or not all(parents):
+            raise ValueError(f"--set {item!r}: empty name in {key!r}")
+        target = hyperparameters
+        for part in parents:
+            if not isinstance(target.setdefault(part, {}), dict):
+                raise ValueError(f"--set {item!r}: {part!r} was set to a value, not settings")
+            target = target[part]
+        target[name] = parse_value(text)
     return hyperparameters, env_kwargs
 
 
+def merge_settings(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` on top, merging nested dicts (a preset's ``policy`` with
+    ``--set policy.core=...``) instead of replacing them."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_settings(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def config_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat hyperparameter table of a run config, for TensorBoard's HParams tab."""
+    """The flat hyperparameter table of a run config, for TensorBoard's HParams tab
+    (nested settings as ``policy.core``)."""
     flat: dict[str, Any] = {
         key: config[key] for key in ("agent", "env", "seed", "steps", "device") if key in config
     }
-    flat.update(config.get("hyperparameters", {}))
+    flat.update(_flatten(config.get("hyperparameters", {})))
     flat.update({f"{ENV_PREFIX}{k}": v for k, v in config.get("env_kwargs", {}).items()})
     return flat

@@ -17,23 +17,32 @@ import pytest
 import torch
 
 from cogrl.agents import available_agents
+from cogrl.agents.presets import preset
 from cogrl.cli import main
 from cogrl.envs import cogrl_env_ids
 from cogrl.logging import read_images, read_scalars
-from cogrl.runs import create_run_dir, parse_overrides, parse_value, read_config, run_name
+from cogrl.runs import (
+    create_run_dir,
+    merge_settings,
+    parse_overrides,
+    parse_value,
+    read_config,
+    run_name,
+)
 
 ENV = "cogrl/GlimpseDigits-v0"
 N_GLIMPSES = 4  # set through --set env.n_glimpses: episodes are 4 steps, 5 rendered frames
-# A small RAM so that training 2000 steps takes seconds on a CPU.
+# A small RAM so that training 2000 steps takes seconds on a CPU (hidden_sizes=[32]: the
+# glimpse feature's width).
 SMALL_RAM = [
     "--set",
-    "core_size=32",
+    "policy.core_size=32",
     "--set",
-    "feature_size=32",
+    "policy.hidden_sizes=[32]",
     "--set",
-    "glimpse_hidden=16",
+    "policy.glimpse_hidden=16",
     "--set",
-    "location_hidden=16",
+    "policy.location_hidden=16",
 ]
 
 
@@ -110,7 +119,12 @@ def test_train_writes_the_resolved_config(trained: dict) -> None:
     assert config["steps"] == 2000 and config["device"] == "cpu"
     assert config["env_kwargs"] == {"n_glimpses": N_GLIMPSES}
     hp = config["hyperparameters"]
-    assert hp["num_envs"] == 16 and hp["learning_rate"] == 2e-3 and hp["core_size"] == 32
+    assert hp["num_envs"] == 16 and hp["learning_rate"] == 2e-3
+    policy = hp["policy"]
+    assert policy["core_size"] == 32 and policy["hidden_sizes"] == [32]
+    assert policy["glimpse_hidden"] == 16 and policy["location_hidden"] == 16
+    # Settings not given keep RAM's defaults (the --set items are merged, not a new policy).
+    assert policy["encoder"] == "glimpse" and policy["core"] == "gru"
     assert config["command"].startswith("cogrl train --env cogrl/GlimpseDigits-v0")
     assert config["cogrl_version"] and config["video_interval"] == 500
 
@@ -180,6 +194,13 @@ def test_record_writes_an_mp4_and_a_gif_summary(trained: dict) -> None:
         (["--env", ENV, "--agent", "ram", "--set", "env.bogus=1"], ["bogus", "n_glimpses"]),
         (["--env", ENV, "--agent", "ram", "--set", "env.n_glimpses=0"], ["n_glimpses"]),
         (["--env", ENV, "--agent", "ram", "--set", "learning_rate"], ["key=value"]),
+        (["--env", ENV, "--agent", "ram", "--set", "core_size=32"], ["core_size", "policy."]),
+        (
+            ["--env", ENV, "--agent", "ram", "--set", "policy.bogus=1"],
+            ["bogus", "core_size", "hidden_sizes"],
+        ),
+        (["--env", ENV, "--agent", "ram", "--set", "policy.core=nosuchcore"], ["nosuchcore"]),
+        (["--env", ENV, "--agent", "ram", "--set", "policy.core_size=0"], ["policy.core_size"]),
     ],
     ids=[
         "env",
@@ -189,6 +210,10 @@ def test_record_writes_an_mp4_and_a_gif_summary(trained: dict) -> None:
         "env-kwarg",
         "env-value",
         "no-value",
+        "flat-policy-setting",
+        "policy-setting",
+        "policy-core",
+        "policy-value",
     ],
 )
 def test_train_usage_errors_exit_2_without_a_run_folder(
@@ -255,16 +280,58 @@ def test_parse_value(text: str, value: object) -> None:
     assert parsed == value and type(parsed) is type(value)
 
 
-def test_parse_overrides_routes_env_keys_to_env_kwargs() -> None:
+def test_parse_overrides_routes_env_keys_to_env_kwargs_and_nests_dotted_keys() -> None:
     hp, env = parse_overrides(
-        ["learning_rate=3e-4", "env.n_glimpses=4", "core=lstm", "env.split=test", "core=gru"]
+        [
+            "learning_rate=3e-4",
+            "env.n_glimpses=4",
+            "policy.core=lstm",
+            "env.split=test",
+            "policy.core_size=32",
+            "policy.core=gru",
+        ]
     )
-    assert hp == {"learning_rate": 3e-4, "core": "gru"}  # the later item wins
+    # Dotted keys nest; the later item wins.
+    assert hp == {"learning_rate": 3e-4, "policy": {"core": "gru", "core_size": 32}}
     assert env == {"n_glimpses": 4, "split": "test"}
     assert parse_overrides(["name=a=b"]) == ({"name": "a=b"}, {})
-    for bad in ("novalue", "=3", "env.=3"):
+    assert parse_overrides(["policy.hidden_sizes=[16, 8]"]) == (
+        {"policy": {"hidden_sizes": [16, 8]}},
+        {},
+    )
+    for bad in ("novalue", "=3", "env.=3", "policy.=3", ".core=3", "policy..core=3"):
         with pytest.raises(ValueError):
             parse_overrides([bad])
+    # A name set to a value cannot also hold settings.
+    with pytest.raises(ValueError, match="policy"):
+        parse_overrides(["policy=3", "policy.core=gru"])
+
+
+def test_merge_settings_merges_a_presets_policy_with_set_items() -> None:
+    preset_hp = {"num_envs": 8, "policy": {"ortho_init": True, "hidden_sizes": [64]}}
+    over = {"policy": {"core": "gru", "hidden_sizes": [32]}, "learning_rate": 1e-3}
+    merged = merge_settings(preset_hp, over)
+    assert merged == {
+        "num_envs": 8,
+        "policy": {"ortho_init": True, "hidden_sizes": [32], "core": "gru"},
+        "learning_rate": 1e-3,
+    }
+    assert preset_hp["policy"] == {"ortho_init": True, "hidden_sizes": [64]}  # not changed
+
+
+def test_train_merges_set_policy_items_into_the_presets_policy(tmp_path: Path) -> None:
+    # PPO's CartPole preset sets policy.ortho_init; --set policy.* adds to it.
+    assert preset("ppo", "CartPole-v1").hyperparameters["policy"] == {"ortho_init": True}
+    code, out, err = run_cli(
+        "train", "--env", "CartPole-v1", "--agent", "ppo", "--steps", "64", "--device", "cpu",
+        "--run-dir", str(tmp_path), "--video-interval", "0", "--eval-episodes", "0",
+        "--no-progress", "--set", "policy.core=gru", "--set", "policy.core_size=8",
+        "--set", "policy.hidden_sizes=[8]",
+    )  # fmt: skip
+    assert code == 0, err
+    policy = read_config(Path(last_line(out)))["hyperparameters"]["policy"]
+    assert policy["ortho_init"] is True
+    assert policy["core"] == "gru" and policy["core_size"] == 8 and policy["hidden_sizes"] == [8]
 
 
 def test_run_folder_names_and_collisions(tmp_path: Path) -> None:

@@ -157,25 +157,90 @@ def test_missing_mnist_folder_and_files_are_named(tmp_path: Path) -> None:
     assert "t10k-images-idx3-ubyte" not in str(err.value)
 
 
-def test_malformed_idx_files_raise(tmp_path: Path) -> None:
-    images, labels = MNIST_NAMES["train"]
-    bad_magic = tmp_path / "magic"
-    bad_magic.mkdir()
-    (bad_magic / images).write_bytes(b"\x00\x00\x0d\x03" + bytes(12))
-    (bad_magic / labels).write_bytes(idx_bytes(np.zeros(2)))
-    with pytest.raises(ValueError, match="not an IDX file"):
-        load_digits("mnist", "train", root=bad_magic)
+_IMAGES = idx_bytes(np.zeros((2, 28, 28)))
+_LABELS = idx_bytes(np.array([3, 7]))
 
-    truncated = tmp_path / "truncated"
-    truncated.mkdir()
-    (truncated / images).write_bytes(idx_bytes(np.zeros((2, 28, 28)))[:-5])
-    (truncated / labels).write_bytes(idx_bytes(np.zeros(2)))
-    with pytest.raises(ValueError, match="header says shape"):
-        load_digits("mnist", "train", root=truncated)
 
-    wrong_shape = tmp_path / "shape"
-    wrong_shape.mkdir()
-    (wrong_shape / images).write_bytes(idx_bytes(np.zeros((2, 16, 16))))
-    (wrong_shape / labels).write_bytes(idx_bytes(np.zeros(2)))
-    with pytest.raises(ValueError, match=re.escape("(D, 28, 28)")):
-        load_digits("mnist", "train", root=wrong_shape)
+@pytest.mark.parametrize(
+    ("images", "labels", "match"),
+    [
+        # wrong magic numbers: another element type, another number of dimensions, none at all
+        (
+            b"\x00\x00\x0d\x03" + bytes(12),
+            _LABELS,
+            r"images-idx3-ubyte is not an IDX file of unsigned bytes with 3 dimensions: its "
+            r"magic number is 0x00000D03, expected 0x00000803",
+        ),
+        (
+            _IMAGES,
+            idx_bytes(np.zeros((2, 1))),
+            r"labels-idx1-ubyte is not an IDX file .* with 1 dimension: its magic number is "
+            r"0x00000802, expected 0x00000801",
+        ),
+        (b"", _LABELS, r"images-idx3-ubyte is not an IDX file .* it holds 0 bytes"),
+        # truncated: in the header, in the values; and values beyond the header's shape
+        (_IMAGES[:10], _LABELS, r"is truncated: its header needs 16 bytes, the file holds 10"),
+        (
+            _IMAGES[:-5],
+            _LABELS,
+            r"images-idx3-ubyte is truncated: it holds 1563 values, its header says shape "
+            r"\(2, 28, 28\) \(1568 values\)",
+        ),
+        (_IMAGES, _LABELS + b"\x01", r"has surplus bytes: it holds 3 values, its header says"),
+        # files that read but do not make a data set
+        (
+            idx_bytes(np.zeros((2, 16, 16))),
+            _LABELS,
+            re.escape("hold images (2, 16, 16) and labels (2,); expected (D, 28, 28) and (D,)"),
+        ),
+        (
+            idx_bytes(np.zeros((0, 28, 28))),
+            idx_bytes(np.zeros(0)),
+            r"images-idx3-ubyte holds 0 images; expected at least one",
+        ),
+        (
+            idx_bytes(np.zeros((3, 28, 28))),
+            _LABELS,
+            r"MNIST files disagree: .*images-idx3-ubyte holds 3 images but "
+            r".*labels-idx1-ubyte holds 2 labels; expected one label per image",
+        ),
+        (
+            idx_bytes(np.zeros((4, 28, 28))),
+            idx_bytes(np.array([0, 12, 3, 10])),
+            r"labels-idx1-ubyte holds labels outside 0..9: \[10, 12\] \(first at index 1, 2 in "
+            r"all\); expected digits 0-9",
+        ),
+    ],
+    ids=[
+        "magic-type",
+        "magic-ndim",
+        "empty-file",
+        "truncated-header",
+        "truncated-values",
+        "surplus-values",
+        "image-shape",
+        "zero-images",
+        "count-mismatch",
+        "label-range",
+    ],
+)
+def test_malformed_idx_files_raise(
+    tmp_path: Path, images: bytes, labels: bytes, match: str
+) -> None:
+    image_name, label_name = MNIST_NAMES["train"]
+    (tmp_path / image_name).write_bytes(images)
+    (tmp_path / label_name).write_bytes(labels)
+    with pytest.raises(ValueError, match=match) as err:
+        load_digits("mnist", "train", root=tmp_path)
+    assert str(tmp_path.resolve()) in str(err.value)  # the message names the file or folder
+
+
+def test_damaged_gzip_files_raise(tmp_path: Path) -> None:
+    image_name, label_name = MNIST_NAMES["test"]
+    (tmp_path / (image_name + ".gz")).write_bytes(gzip.compress(_IMAGES)[:-20])
+    (tmp_path / (label_name + ".gz")).write_bytes(gzip.compress(_LABELS))
+    with pytest.raises(ValueError, match=r"images-idx3-ubyte.gz cannot be read as a gzipped"):
+        load_digits("mnist", "test", root=tmp_path)
+    (tmp_path / (image_name + ".gz")).write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=r"images-idx3-ubyte.gz cannot be read as a gzipped"):
+        load_digits("mnist", "test", root=tmp_path)

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import cogrl
-from cogrl.core import CoreVectorEnv
 from cogrl.datasets import load_digits
 from cogrl.envs import cogrl_env_ids, make_core
+from cogrl.envs.adapters import CoreVectorEnv
 from cogrl.retina import Retina
 
 IDS = cogrl_env_ids()

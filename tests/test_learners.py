@@ -23,8 +23,10 @@ from gymnasium import spaces
 import cogrl.agents
 import cogrl.envs
 from cogrl.agents import evaluate
+from cogrl.agents.presets import PRESETS, preset
 from cogrl.core import BatchedEnv, Info
 from cogrl.logging import RunLogger, read_scalars
+from cogrl.nn import GlimpseNetwork
 
 LEARNERS = ["ppo", "a2c", "dqn", "reinforce"]
 
@@ -98,17 +100,20 @@ if RECALL_ID not in gym.registry:
     cogrl.envs.register_core(RECALL_ID, DelayedRecall)
 
 # Small networks and one (PPO: whole-rollout) minibatch: the task is tiny, so a few seconds.
-RECALL_SMALL = {"core_size": 32, "hidden_sizes": [32], "share_torso": True, "learning_rate": 3e-3}
+RECALL_POLICY = {"core_size": 32, "hidden_sizes": [32], "share_torso": True}
+RECALL_SMALL = {"policy": RECALL_POLICY, "learning_rate": 3e-3}
 RECALL: dict[str, tuple[int, dict[str, Any]]] = {
     "ppo": (10_000, {"num_envs": 32, "n_steps": 16, "batch_size": 512, **RECALL_SMALL}),
     "a2c": (10_000, {"num_envs": 32, "n_steps": 8, **RECALL_SMALL}),
-    "reinforce": (10_000, {"num_envs": 32, **RECALL_SMALL, "share_torso": False}),
+    "reinforce": (
+        10_000,
+        {"num_envs": 32, **RECALL_SMALL, "policy": {**RECALL_POLICY, "share_torso": False}},
+    ),
     "dqn": (
         5_000,
         {
             "num_envs": 16,
-            "core_size": 32,
-            "hidden_sizes": [32],
+            "policy": {"core_size": 32, "hidden_sizes": [32]},
             "batch_size": 32,
             "sequence_length": 5,
             "burn_in": 2,
@@ -121,6 +126,11 @@ RECALL: dict[str, tuple[int, dict[str, Any]]] = {
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def with_policy(hyperparameters: dict[str, Any], **policy: Any) -> dict[str, Any]:
+    """``hyperparameters`` with ``policy`` settings over those it already has."""
+    return {**hyperparameters, "policy": {**hyperparameters.get("policy", {}), **policy}}
 
 
 def random_mean_return(env_id: str, episodes: int = 20, seed: int = 0) -> float:
@@ -221,7 +231,7 @@ def test_save_load_predicts_the_same_actions(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", LEARNERS)
 def test_recurrent_save_load_carries_state_through_predict(name: str, tmp_path: Path) -> None:
-    kwargs: dict[str, Any] = {"core": "gru", "core_size": 16, "hidden_sizes": [16]}
+    kwargs: dict[str, Any] = {"policy": {"core": "gru", "core_size": 16, "hidden_sizes": [16]}}
     if name == "dqn":
         kwargs.update(num_envs=4, learning_starts=10**6)
     elif name in ("ppo", "a2c"):
@@ -263,8 +273,9 @@ def test_recurrent_policy_solves_delayed_recall_feedforward_cannot(name: str) ->
     results = {}
     for core in ("gru", "none"):
         agent = cogrl.agents.make(
-            name, RECALL_ID, device="cpu", seed=0, core=core, **hyperparameters
+            name, RECALL_ID, device="cpu", seed=0, **with_policy(hyperparameters, core=core)
         )
+        assert agent.config.policy.core == core
         agent.learn(steps)
         results[core] = evaluate(agent, episodes=200, seed=1)
     for result in results.values():
@@ -281,7 +292,7 @@ def test_two_dqn_agents_write_to_and_sample_from_one_replay() -> None:
     small = {
         "num_envs": 4,
         "train_freq": 4,
-        "hidden_sizes": [32],
+        "policy": {"hidden_sizes": [32]},
         "batch_size": 32,
         "buffer_size": 10_000,
     }
@@ -330,10 +341,8 @@ def test_recurrent_dqn_trains_and_stores_its_state() -> None:
         RECALL_ID,
         device="cpu",
         seed=0,
-        core="gru",
+        policy={"core": "gru", "core_size": 16, "hidden_sizes": [16]},
         num_envs=8,
-        core_size=16,
-        hidden_sizes=[16],
         batch_size=16,
         sequence_length=4,
         burn_in=2,
@@ -370,12 +379,15 @@ def test_recurrent_dqn_trains_and_stores_its_state() -> None:
         ("ppo", "CartPole-v1", {"learning_rate": float("nan")}, "learning_rate"),
         ("ppo", "CartPole-v1", {"num_envs": 2, "n_steps": 8, "batch_size": 32}, "batch_size"),
         ("ppo", "CartPole-v1", {"gamma": 1.5}, "gamma"),
-        ("ppo", "CartPole-v1", {"core": "transformer"}, "core"),
+        ("ppo", "CartPole-v1", {"policy": {"core": "transformer"}}, "core"),
+        ("ppo", "CartPole-v1", {"core": "gru"}, r"\['core'\].*policy"),
+        ("dqn", "CartPole-v1", {"hidden_sizes": [8]}, r"\['hidden_sizes'\].*policy"),
+        ("a2c", "CartPole-v1", {"policy": {"activation": "gelu"}}, "activation"),
         ("a2c", "CartPole-v1", {"optimizer": "sgd"}, "optimizer"),
-        ("dqn", "CartPole-v1", {"core": "gru", "n_step": 3}, "n_step"),
+        ("dqn", "CartPole-v1", {"policy": {"core": "gru"}, "n_step": 3}, "n_step"),
         ("dqn", "CartPole-v1", {"buffer_size": 8, "num_envs": 16}, "buffer_size"),
         ("dqn", "CartPole-v1", {"buffer_size": 32, "num_envs": 16, "n_step": 3}, "buffer_size"),
-        ("dqn", "CartPole-v1", {"buffer_size": 160, "core": "gru"}, "buffer_size"),
+        ("dqn", "CartPole-v1", {"buffer_size": 160, "policy": {"core": "gru"}}, "buffer_size"),
         ("dqn", "Pendulum-v1", {}, "DQN needs a Discrete action space"),
         ("reinforce", "CartPole-v1", {"baseline": "median"}, "baseline"),
         ("reinforce", "CartPole-v1", {"num_envs": 0}, "num_envs"),
@@ -410,7 +422,12 @@ SHORT = {
     "ppo": {"num_envs": 4, "n_steps": 64, "batch_size": 64},
     "a2c": {"num_envs": 4, "n_steps": 8},
     "reinforce": {"num_envs": 4},
-    "dqn": {"num_envs": 4, "learning_starts": 200, "batch_size": 32, "hidden_sizes": [32]},
+    "dqn": {
+        "num_envs": 4,
+        "learning_starts": 200,
+        "batch_size": 32,
+        "policy": {"hidden_sizes": [32]},
+    },
 }
 
 
@@ -465,6 +482,27 @@ def test_callback_returning_false_stops_training(name: str) -> None:
     assert agent.num_timesteps >= 1_000
 
 
+# --- presets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "env_id"),
+    [(name, env_id) for name, by_env in PRESETS.items() for env_id in by_env],
+)
+def test_every_preset_builds_its_agent_with_its_policy(name: str, env_id: str) -> None:
+    """Presets are written in the learners' hyperparameters: each builds its agent, and its
+    policy settings go over the learner's default policy."""
+    p = preset(name, env_id)
+    agent = cogrl.agents.make(
+        name, env_id, device="cpu", seed=0, env_kwargs=p.env_kwargs, **p.hyperparameters
+    )
+    default = type(agent).Config().policy
+    assert agent.config.policy == default.replace(p.hyperparameters.get("policy", {}))
+    torso = agent.policy.torso if name == "dqn" else agent.policy.actor_torso
+    if agent.config.policy.encoder == "glimpse":  # the GlimpseDigits presets
+        assert isinstance(torso.encoder, GlimpseNetwork)
+
+
 # --- options train without error ------------------------------------------------------------
 
 
@@ -473,24 +511,36 @@ def test_callback_returning_false_stops_training(name: str) -> None:
     [
         (
             "ppo",
-            {"core": "lstm", "n_steps": 16, "clip_range_vf": 0.2, "target_kl": 0.01},
+            {"policy": {"core": "lstm"}, "n_steps": 16, "clip_range_vf": 0.2, "target_kl": 0.01},
         ),
-        ("ppo", {"core": "gru", "n_steps": 16, "batch_size": 32, "anneal_lr": True}),
-        ("ppo", {"share_torso": True, "activation": "relu", "normalize_advantage": False}),
-        ("a2c", {"optimizer": "adam", "core": "rnn", "normalize_advantage": True}),
+        ("ppo", {"policy": {"core": "gru"}, "n_steps": 16, "batch_size": 32, "anneal_lr": True}),
+        (
+            "ppo",
+            {
+                "policy": {"share_torso": True, "activation": "relu", "ortho_init": True},
+                "normalize_advantage": False,
+            },
+        ),
+        ("a2c", {"optimizer": "adam", "policy": {"core": "rnn"}, "normalize_advantage": True}),
         ("dqn", {"double_q": True, "n_step": 3, "prioritized": True, "tau": 0.5}),
-        ("dqn", {"core": "lstm", "double_q": True, "sequence_length": 4, "burn_in": 2}),
+        (
+            "dqn",
+            {"policy": {"core": "lstm"}, "double_q": True, "sequence_length": 4, "burn_in": 2},
+        ),
         # Learning may start before a whole n-step window or sequence is stored: it waits.
         ("dqn", {"n_step": 5, "learning_starts": 0, "batch_size": 4}),
-        ("dqn", {"core": "gru", "learning_starts": 0, "batch_size": 4}),
+        ("dqn", {"policy": {"core": "gru"}, "learning_starts": 0, "batch_size": 4}),
         ("reinforce", {"baseline": "mean", "ent_coef": 0.01}),
-        ("reinforce", {"baseline": "none", "core": "lstm", "max_grad_norm": None}),
+        (
+            "reinforce",
+            {"baseline": "none", "policy": {"core": "lstm"}, "max_grad_norm": None},
+        ),
     ],
 )
 def test_learner_options_train_without_error(name: str, hyperparameters: dict[str, Any]) -> None:
     hyperparameters = {**SHORT[name], **hyperparameters}
-    if hyperparameters.get("core", "none") != "none":
-        hyperparameters.update(core_size=16, hidden_sizes=[16])
+    if hyperparameters.get("policy", {}).get("core", "none") != "none":
+        hyperparameters = with_policy(hyperparameters, core_size=16, hidden_sizes=[16])
     agent = cogrl.agents.make(name, "CartPole-v1", device="cpu", seed=0, **hyperparameters)
     infos: list[dict[str, float]] = []
     agent.learn(1_000, callback=lambda a, info: infos.append(info) and None)

@@ -1,5 +1,6 @@
-"""Tests for the policy parts in cogrl.agents.policies: encoders, action heads, torsos and the
-composed actor-critic and Q policies."""
+"""Tests for the policy parts in cogrl.nn, chosen by space: encoders, action heads, torsos and
+the composed actor-critic and Q policies. (The contracts every part shares, such as recurrent
+state, the core registry, PolicyConfig and the action-head API, are in test_nn.py.)"""
 
 from __future__ import annotations
 
@@ -12,23 +13,26 @@ import torch
 from gymnasium import spaces
 from torch.distributions import Bernoulli, Categorical, Independent, Normal
 
-from cogrl.agents.policies import (
+from cogrl.nn import (
     ActorCriticPolicy,
-    BernoulliActionHead,
-    CategoricalActionHead,
+    BernoulliHead,
+    CategoricalHead,
     CNNEncoder,
     DictEncoder,
     EmbeddingEncoder,
-    GaussianActionHead,
+    GaussianHead,
     GlimpseNetwork,
     MLPEncoder,
-    MultiCategoricalActionHead,
+    MultiCategoricalHead,
+    PolicyConfig,
     QNetwork,
+    build_encoder,
     make_action_head,
     make_encoder,
     make_torso,
     map_state,
 )
+from cogrl.nn.encoders import glimpse_network
 
 
 @pytest.fixture(autouse=True)
@@ -145,13 +149,59 @@ def test_dict_concatenates_its_entries_in_sorted_key_order():
     torch.testing.assert_close(out, expected)
 
 
-def test_glimpse_dict_gets_the_glimpse_network():
-    space = spaces.Dict({"glimpse": spaces.Box(0, 1, (64,)), "location": spaces.Box(-1, 1, (3,))})
-    encoder = make_encoder(space, output_size=32)
+GLIMPSE_SPACE = spaces.Dict(
+    {"glimpse": spaces.Box(0, 1, (64,)), "location": spaces.Box(-1, 1, (3,))}
+)
+
+
+def test_a_glimpse_dict_is_encoded_key_by_key_unless_the_glimpse_network_is_asked_for():
+    # make_encoder goes by the spaces alone, not by key names.
+    encoder = make_encoder(GLIMPSE_SPACE, output_size=16)
+    assert isinstance(encoder, DictEncoder)
+    assert list(encoder.encoders) == ["glimpse", "location"]
+    assert all(isinstance(e, MLPEncoder) for e in encoder.encoders.values())
+    obs = {"glimpse": torch.rand(5, 64), "location": torch.rand(5, 3) * 2 - 1}
+    assert encoder(obs).shape == (5, 32)
+
+
+def test_glimpse_network_combines_the_glimpse_and_its_location():
+    encoder = glimpse_network(GLIMPSE_SPACE, output_size=32, glimpse_hidden=12, location_hidden=6)
     assert isinstance(encoder, GlimpseNetwork)
-    g = encoder({"glimpse": torch.rand(5, 64), "location": torch.rand(5, 3) * 2 - 1})
+    assert encoder.glimpse_fc.out_features == 12 and encoder.location_fc.out_features == 6
+    obs = {"glimpse": torch.rand(5, 64), "location": torch.rand(5, 3) * 2 - 1}
+    g = encoder(obs)
     assert g.shape == (5, encoder.output_size) == (5, 32)
     assert bool((g >= 0).all())
+    # The location matters: the same glimpse seen elsewhere gives another feature.
+    moved = encoder({"glimpse": obs["glimpse"], "location": -obs["location"]})
+    assert not torch.allclose(moved, g)
+
+
+def test_the_glimpse_encoder_by_name_follows_the_policy_config():
+    config = PolicyConfig(
+        encoder="glimpse", hidden_sizes=[24], glimpse_hidden=10, location_hidden=7
+    )
+    encoder = build_encoder("glimpse", GLIMPSE_SPACE, config)
+    assert isinstance(encoder, GlimpseNetwork)
+    assert encoder.output_size == 24  # hidden_sizes[-1] is the glimpse feature's width
+    assert encoder.glimpse_fc.out_features == 10 and encoder.location_fc.out_features == 7
+    assert isinstance(build_encoder("auto", GLIMPSE_SPACE, config), DictEncoder)
+    with pytest.raises(ValueError, match="unknown encoder 'nope'"):
+        build_encoder("nope", GLIMPSE_SPACE, config)
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        spaces.Box(-1, 1, (5,)),
+        spaces.Dict({"glimpse": spaces.Box(0, 1, (9,))}),
+        spaces.Dict({"glimpse": spaces.Box(0, 1, (3, 3, 1)), "location": spaces.Box(-1, 1, (2,))}),
+    ],
+    ids=["box", "no-location", "image-glimpse"],
+)
+def test_glimpse_network_rejects_other_spaces_naming_the_space(space):
+    with pytest.raises(ValueError, match=re.escape(str(space))):
+        glimpse_network(space)
 
 
 @pytest.mark.parametrize(
@@ -186,8 +236,8 @@ ACTION_SPACES = [
 ]
 ACTION_IDS = ["discrete", "multidiscrete", "multidiscrete2d", "multibinary", "multibinary2d"]
 ACTION_IDS += ["box", "box2d"]
-HEAD_TYPES = [CategoricalActionHead, MultiCategoricalActionHead, MultiCategoricalActionHead]
-HEAD_TYPES += [BernoulliActionHead, BernoulliActionHead, GaussianActionHead, GaussianActionHead]
+HEAD_TYPES = [CategoricalHead, MultiCategoricalHead, MultiCategoricalHead]
+HEAD_TYPES += [BernoulliHead, BernoulliHead, GaussianHead, GaussianHead]
 
 
 def params_for(head, batch=(16,), scale=2.0):
@@ -211,10 +261,11 @@ def test_sampled_and_modal_actions_lie_in_the_space(space):
     assert not sample.requires_grad  # a sample is data, not a function of the parameters
     for actions in (sample, head.mode(params)):
         assert actions.shape == (32, *space.shape)
-        for action in actions.detach().numpy():
-            if isinstance(space, spaces.Box):
-                # Gaussian samples are unbounded: the learner clips them to the bounds.
-                action = np.clip(action, space.low, space.high)
+        # to_env gives the action as the environment takes it (Gaussian samples are
+        # unbounded: it clips them to the bounds; the learner keeps the unclipped sample).
+        env_actions = head.to_env(actions)
+        assert env_actions.shape == actions.shape
+        for action in env_actions.detach().numpy():
             assert space.contains(action), (space, action)
 
 
@@ -231,11 +282,11 @@ def test_sampling_with_a_seeded_generator_is_reproducible(space):
 
 def reference_distribution(head, params):
     """The torch.distributions equivalent of ``head`` at ``params`` (batch event shape)."""
-    if isinstance(head, CategoricalActionHead):
+    if isinstance(head, CategoricalHead):
         return Categorical(logits=params)
-    if isinstance(head, BernoulliActionHead):
+    if isinstance(head, BernoulliHead):
         return Independent(Bernoulli(logits=params), 1)
-    if isinstance(head, GaussianActionHead):
+    if isinstance(head, GaussianHead):
         return Independent(Normal(params, head.log_std.exp().expand_as(params)), 1)
     raise TypeError(head)
 
@@ -248,17 +299,17 @@ def reference_distribution(head, params):
 )
 def test_log_prob_and_entropy_match_torch_distributions(space, batch):
     head = make_action_head(space, 8)
-    if isinstance(head, GaussianActionHead):
+    if isinstance(head, GaussianHead):
         with torch.no_grad():
             head.log_std.copy_(torch.randn_like(head.log_std))
     params = params_for(head, batch)
     dist = reference_distribution(head, params)
     raw = dist.sample()  # in the head's flat parameterisation
-    if isinstance(head, CategoricalActionHead):
+    if isinstance(head, CategoricalHead):
         action = raw + space.start
     else:
         action = raw.reshape(*batch, *space.shape)
-        if isinstance(head, BernoulliActionHead):
+        if isinstance(head, BernoulliHead):
             action = action.to(torch.int8)
     torch.testing.assert_close(head.log_prob(params, action), dist.log_prob(raw))
     torch.testing.assert_close(head.entropy(params), dist.entropy())
@@ -325,12 +376,21 @@ def test_unsupported_action_spaces_raise_naming_the_space(space):
 # ---------------------------------------------------------------------------------------
 # Torsos: sequences and steps
 
+GLIMPSE_TORSO_SPACE = spaces.Dict(
+    {"glimpse": spaces.Box(0, 1, (9,)), "location": spaces.Box(-1, 1, (2,))}
+)
+# (observation space, policy.encoder, the encoder it gives): a flat Box, RAM's glimpse
+# network, and the same Dict encoded key by key.
 TORSO_SPACES = {
-    "box": spaces.Box(-1, 1, (5,)),
-    "glimpse": spaces.Dict(
-        {"glimpse": spaces.Box(0, 1, (9,)), "location": spaces.Box(-1, 1, (2,))}
-    ),
+    "box": (spaces.Box(-1, 1, (5,)), "auto", MLPEncoder),
+    "glimpse": (GLIMPSE_TORSO_SPACE, "glimpse", GlimpseNetwork),
+    "dict": (GLIMPSE_TORSO_SPACE, "auto", DictEncoder),
 }
+
+
+def small_torso(space, core, encoder="auto"):
+    config = PolicyConfig(encoder=encoder, core=core, hidden_sizes=[16], core_size=12)
+    return make_torso(space, config)
 
 
 def random_obs(space, *batch):
@@ -348,8 +408,9 @@ def index_obs(obs, index):
 @pytest.mark.parametrize("obs_kind", list(TORSO_SPACES))
 @pytest.mark.parametrize("core", ["none", "rnn", "gru", "lstm"])
 def test_sequence_equals_stepping_one_step_at_a_time(core, obs_kind):
-    space = TORSO_SPACES[obs_kind]
-    torso = make_torso(space, core, hidden_sizes=(16,), core_size=12)
+    space, encoder, encoder_type = TORSO_SPACES[obs_kind]
+    torso = small_torso(space, core, encoder)
+    assert isinstance(torso.encoder, encoder_type)
     assert torso.recurrent == (core != "none")
     T, B = 6, 4
     obs = random_obs(space, T, B)
@@ -370,9 +431,10 @@ def test_sequence_equals_stepping_one_step_at_a_time(core, obs_kind):
 
 @pytest.mark.parametrize("core", ["rnn", "gru", "lstm"])
 def test_sequence_restarts_the_state_at_episode_starts(core):
-    torso = make_torso(TORSO_SPACES["box"], core, hidden_sizes=(16,), core_size=12)
+    space = spaces.Box(-1, 1, (5,))
+    torso = small_torso(space, core)
     T, B = 6, 3
-    obs = random_obs(TORSO_SPACES["box"], T, B)
+    obs = random_obs(space, T, B)
     episode_start = torch.zeros(T, B, dtype=torch.bool)
     episode_start[3, 1] = True  # env 1 starts an episode mid-sequence
     episode_start[0, 2] = True  # env 2 starts one at the first step
@@ -403,14 +465,8 @@ def state_shapes(state):
 @pytest.mark.parametrize("share_torso", [True, False])
 def test_actor_critic_shapes_and_state(share_torso, core, action_space):
     obs_space = spaces.Box(-1, 1, (5,))
-    policy = ActorCriticPolicy(
-        obs_space,
-        action_space,
-        core=core,
-        hidden_sizes=(16,),
-        core_size=12,
-        share_torso=share_torso,
-    )
+    config = PolicyConfig(core=core, hidden_sizes=[16], core_size=12, share_torso=share_torso)
+    policy = ActorCriticPolicy(obs_space, action_space, config)
     B, T = 4, 3
     n = 3 if isinstance(action_space, spaces.Discrete) else 2
     state = policy.initial_state(B)
@@ -456,6 +512,23 @@ def test_actor_critic_gradients_reach_every_parameter(share_torso, core, action_
         assert p.grad is not None and bool(p.grad.abs().sum() > 0), name
 
 
+def test_policy_settings_given_as_keywords_go_over_the_config():
+    obs_space = spaces.Box(-1, 1, (5,))
+    base = PolicyConfig(core="gru", hidden_sizes=[16], core_size=12)
+    policy = ActorCriticPolicy(obs_space, spaces.Discrete(3), base, core_size=7)
+    assert policy.config.core == "gru" and policy.config.core_size == 7
+    assert base.core_size == 12  # the given config is not changed
+    assert policy.actor_torso.hidden_size == 7 and policy.recurrent
+    q = QNetwork(obs_space, spaces.Discrete(3), base, hidden_sizes=[8])
+    assert q.config.hidden_sizes == [8] and q.torso.encoder.output_size == 8
+    # Without a config, keywords go over PolicyConfig's defaults.
+    assert ActorCriticPolicy(obs_space, spaces.Discrete(3)).config == PolicyConfig()
+    with pytest.raises(ValueError, match="hiden_sizes"):
+        ActorCriticPolicy(obs_space, spaces.Discrete(3), hiden_sizes=[8])
+    with pytest.raises(ValueError, match="hiden_sizes"):
+        QNetwork(obs_space, spaces.Discrete(3), hiden_sizes=[8])
+
+
 @pytest.mark.parametrize("share_torso", [True, False])
 def test_value_loss_trains_the_actor_torso_only_when_shared(share_torso):
     obs_space = spaces.Box(-1, 1, (5,))
@@ -473,7 +546,8 @@ def test_value_loss_trains_the_actor_torso_only_when_shared(share_torso):
 @pytest.mark.parametrize("core", ["none", "gru"])
 def test_q_network_gives_one_value_per_action(core):
     obs_space = spaces.Box(-1, 1, (5,))
-    q = QNetwork(obs_space, spaces.Discrete(4, start=2), core=core, hidden_sizes=(16,))
+    config = PolicyConfig(core=core, hidden_sizes=[16], core_size=12)
+    q = QNetwork(obs_space, spaces.Discrete(4, start=2), config)
     B, T = 6, 3
     values, state = q.step(random_obs(obs_space, B), q.initial_state(B))
     assert values.shape == (B, 4)

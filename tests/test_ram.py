@@ -8,34 +8,28 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 
 import cogrl  # noqa: F401  (registers the environments)
 from cogrl.agents import RAM, evaluate, load, make
-from cogrl.agents.policies import (
-    CategoricalHead,
-    GaussianLocationHead,
-    GlimpseNetwork,
-    MLPEncoder,
-    ValueHead,
-    make_core,
-    make_encoder,
-    reset_state,
-)
+from cogrl.agents.ram import ram_policy_config
 from cogrl.logging import RunLogger, read_images, read_scalars
+from cogrl.nn import GlimpseNetwork, GRUCore, LSTMCore, PolicyConfig
 
 ENV = "cogrl/GlimpseDigits-v0"
-SMALL = {
-    "num_envs": 16,
-    "feature_size": 32,
-    "glimpse_hidden": 16,
-    "location_hidden": 16,
-    "core_size": 32,
-}
+# hidden_sizes=[g] is the glimpse feature's width.
+SMALL_POLICY = {"hidden_sizes": [32], "glimpse_hidden": 16, "location_hidden": 16, "core_size": 32}
 
 
-def small_agent(seed: int = 0, **overrides) -> RAM:
-    return make("ram", ENV, device="cpu", seed=seed, **{**SMALL, **overrides})
+def small_agent(seed: int = 0, policy: dict | None = None, **overrides) -> RAM:
+    return make(
+        "ram",
+        ENV,
+        device="cpu",
+        seed=seed,
+        num_envs=16,
+        policy={**SMALL_POLICY, **(policy or {})},
+        **overrides,
+    )
 
 
 # --- learning ---------------------------------------------------------------------------------
@@ -88,7 +82,8 @@ def test_learn_counts_timesteps_and_callback_can_stop():
 
 
 def test_save_load_predict_identical(tmp_path):
-    agent = small_agent(core="lstm")
+    agent = small_agent(policy={"core": "lstm"})
+    assert isinstance(agent.policy.torso.core, LSTMCore)
     agent.learn(16 * 6 * 2)
     path = agent.save(tmp_path / "model")
     data = torch.load(path, weights_only=True)
@@ -110,15 +105,44 @@ def test_save_load_predict_identical(tmp_path):
     env.close()
 
 
+def test_small_policy_settings_go_over_rams_default_policy():
+    agent = small_agent()
+    policy = agent.config.policy
+    assert isinstance(policy, PolicyConfig)
+    # The settings given, over RAM's defaults (not PolicyConfig's).
+    assert policy == ram_policy_config().replace(SMALL_POLICY)
+    assert policy.encoder == "glimpse" and policy.core == "gru"
+    encoder = agent.policy.torso.encoder
+    assert isinstance(encoder, GlimpseNetwork)
+    assert encoder.output_size == 32  # hidden_sizes=[32], the glimpse feature's width
+    assert encoder.glimpse_fc.out_features == 16 and encoder.location_fc.out_features == 16
+    assert isinstance(agent.policy.torso.core, GRUCore) and agent.policy.torso.hidden_size == 32
+    assert agent.policy.location.std == ram_policy_config().location_std
+    # The config written with checkpoints holds the policy as a plain dict.
+    assert agent.config.to_dict()["policy"]["core_size"] == 32
+
+
+def test_rams_default_policy_is_the_glimpse_network_and_a_gru():
+    default = make("ram", ENV, device="cpu").config.policy
+    assert default == ram_policy_config()
+    assert default.encoder == "glimpse" and default.core == "gru"
+    assert default.hidden_sizes == [128] and default.core_size == 128
+
+
 def test_bad_hyperparameters_raise():
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         make("ram", ENV, device="cpu", learning_rat=1e-3)
     with pytest.raises(ValueError, match="core"):
-        make("ram", ENV, device="cpu", core="transformer")
+        make("ram", ENV, device="cpu", policy={"core": "transformer"})
     with pytest.raises(ValueError, match="num_envs"):
         make("ram", ENV, device="cpu", num_envs=0)
     with pytest.raises(ValueError, match="location_std"):
-        make("ram", ENV, device="cpu", location_std=-0.1)
+        make("ram", ENV, device="cpu", policy={"location_std": -0.1})
+    # Policy settings given flat point at policy=; feature_size is gone (hidden_sizes).
+    with pytest.raises(ValueError, match=r"\['core_size'\].*policy"):
+        make("ram", ENV, device="cpu", core_size=32)
+    with pytest.raises(ValueError, match="feature_size"):
+        make("ram", ENV, device="cpu", feature_size=32)
 
 
 def test_ram_needs_the_continuous_action_mode():
@@ -170,110 +194,8 @@ def test_predict_resets_state_where_episode_starts():
 
 
 # --- policy parts ---------------------------------------------------------------------------------
-
-
-def reference_log_prob(mean: np.ndarray, std: float, location: np.ndarray) -> np.ndarray:
-    """log density of l = tanh(u), u ~ N(mean, std^2 I), at ``location``, in float64."""
-    u = np.arctanh(location)
-    log_normal = -0.5 * ((u - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
-    return (log_normal - np.log(1.0 - location**2)).sum(-1)
-
-
-@pytest.mark.parametrize("std", [0.05, 0.2, 0.7])
-def test_gaussian_location_head_log_prob_is_that_of_the_sampled_location(std):
-    torch.manual_seed(0)
-    head = GaussianLocationHead(8, 2, std=std).double()
-    h = torch.randn(4096, 8, dtype=torch.float64)
-    generator = torch.Generator().manual_seed(0)
-    location, log_prob = head.sample(h, generator)
-    assert location.shape == (4096, 2) and log_prob.shape == (4096,)
-    assert bool((location > -1).all() and (location < 1).all())
-    mean = head(h).detach().numpy()
-    expected = reference_log_prob(mean, std, location.numpy())
-    np.testing.assert_allclose(log_prob.detach().numpy(), expected, rtol=1e-6, atol=1e-6)
-    # And as a density: the same numbers via log_prob(mean, location).
-    again = head.log_prob(head(h), location)
-    np.testing.assert_allclose(again.detach().numpy(), expected, rtol=1e-6, atol=1e-6)
-    # Gradient flows to the mean only through the log-probability.
-    assert log_prob.requires_grad and not location.requires_grad
-    # Deterministic location is tanh(mean).
-    np.testing.assert_allclose(head.deterministic(h).detach().numpy(), np.tanh(mean))
-
-
-def test_gaussian_location_head_stays_inside_even_for_extreme_means():
-    head = GaussianLocationHead(1, 2, std=0.2)
-    with torch.no_grad():
-        head.fc.weight.zero_()
-        head.fc.bias.copy_(torch.tensor([40.0, -40.0]))
-    h = torch.ones(1000, 1)
-    location, log_prob = head.sample(h, torch.Generator().manual_seed(0))
-    assert bool((location > -1).all() and (location < 1).all())
-    assert bool(torch.isfinite(log_prob).all())
-    det = head.deterministic(h)
-    assert bool((det.abs() < 1).all())
-
-
-def test_gaussian_location_head_rejects_bad_std():
-    with pytest.raises(ValueError, match="std"):
-        GaussianLocationHead(4, std=0.0)
-
-
-def test_make_encoder_from_spaces():
-    glimpse_space = spaces.Dict(
-        {"glimpse": spaces.Box(0, 1, (64,)), "location": spaces.Box(-1, 1, (2,))}
-    )
-    encoder = make_encoder(glimpse_space, output_size=32)
-    assert isinstance(encoder, GlimpseNetwork)
-    g = encoder({"glimpse": torch.rand(5, 64), "location": torch.rand(5, 2)})
-    assert g.shape == (5, 32) and bool((g >= 0).all())
-
-    mlp = make_encoder(spaces.Box(-1, 1, (7,)), output_size=16)
-    assert isinstance(mlp, MLPEncoder) and mlp(torch.zeros(3, 7)).shape == (3, 16)
-    # Other spaces (and the ones make_encoder rejects) are covered in test_policies.py.
-
-
-@pytest.mark.parametrize("name", ["none", "rnn", "gru", "lstm"])
-def test_cores_step_and_reset(name):
-    core = make_core(name, input_size=6, hidden_size=10)
-    state = core.initial_state(4, "cpu")
-    x = torch.randn(4, 6)
-    h, state = core(x, state)
-    assert h.shape == (4, core.hidden_size)
-    h2, state2 = core(x, state)
-    start = torch.tensor([True, False, True, False])
-    state3 = core.reset(state2, start)
-    fresh = core.initial_state(4, "cpu")
-    h_reset, _ = core(x, state3)
-    h_fresh, _ = core(x, fresh)
-    torch.testing.assert_close(h_reset[start], h_fresh[start])
-    if name != "none":
-        assert not torch.allclose(h_reset[~start], h_fresh[~start])
-
-
-def test_make_core_unknown_name():
-    with pytest.raises(ValueError, match="unknown core"):
-        make_core("transformer", 4, 4)
-
-
-def test_reset_state_on_tuples():
-    state = (torch.ones(3, 2), torch.ones(3, 2))
-    out = reset_state(state, torch.tensor([True, False, False]))
-    assert (
-        isinstance(out, tuple) and float(out[0][0].sum()) == 0.0 and float(out[1][1].sum()) == 2.0
-    )
-
-
-def test_categorical_and_value_heads():
-    head = CategoricalHead(5, 10)
-    logits = head(torch.randn(4, 5))
-    assert logits.shape == (4, 10)
-    value = CategoricalHead.sample(logits, torch.Generator().manual_seed(0))
-    assert value.shape == (4,) and bool(((value >= 0) & (value < 10)).all())
-    torch.testing.assert_close(
-        CategoricalHead.log_prob(logits, value),
-        torch.log_softmax(logits, -1)[torch.arange(4), value],
-    )
-    assert ValueHead(5)(torch.randn(4, 5)).shape == (4,)
+# The location head, cores, recurrent state and heads are tested in test_nn.py, the glimpse
+# network in test_policies.py.
 
 
 # --- logging --------------------------------------------------------------------------------------

@@ -4,11 +4,15 @@ Stored values are distinguishable: the observation of env ``e`` at write ``t`` i
 ``t * 100 + e``, so every sample says where it came from.
 """
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 
+import cogrl.replay
 from cogrl.replay import ReplayBuffer, ReplaySample
 
 BOX = spaces.Box(-1e6, 1e6, (2,), np.float32)
@@ -298,6 +302,12 @@ def test_prioritized_n_step_never_draws_windows_past_the_newest_step():
         ([[0, 0], [1, 0]], [1.0, float("nan")], "priorities: expected finite values > 0"),
         ([[0, 0], [1, 0]], [0.0, 1.0], "priorities: expected finite values > 0"),
         ([[0, 0], [1, 0]], [-1.0, 1.0], "priorities: expected finite values > 0"),
+        (
+            [[0, 0], [1, 0]],
+            torch.tensor([1.0, 1e39], dtype=torch.float64),
+            r"priorities: expected finite values > 0 within float32's range "
+            r"\(<= 3.4028235e\+38\), got \[1e\+39\]",
+        ),
         ([[0, 0], [3, 0]], [1.0, 1.0], r"indices: expected .* stored transitions"),
         ([[0, 0], [0, 2]], [1.0, 1.0], r"indices: expected .* stored transitions"),
     ],
@@ -305,9 +315,41 @@ def test_prioritized_n_step_never_draws_windows_past_the_newest_step():
 def test_update_priorities_rejects_bad_input(indices, priorities, match):
     buffer = ReplayBuffer(8, 2, BOX, spaces.Discrete(4), prioritized=True)
     fill(buffer, 2)
+    before = storage(buffer)["priority"]
     with pytest.raises(ValueError, match=match):
-        buffer.update_priorities(torch.tensor(indices), torch.tensor(priorities))
+        buffer.update_priorities(torch.tensor(indices), torch.as_tensor(priorities))
     assert buffer.max_priority == 1.0
+    assert torch.equal(storage(buffer)["priority"], before)  # nothing changed
+
+
+@pytest.mark.parametrize(
+    ("alpha", "priority", "stored"),
+    [(2.0, 1e30, r"\[inf\]"), (1.0, 1e-50, r"\[0.0\]"), (3.0, 1e-20, r"\[0.0\]")],
+)
+def test_update_priorities_rejects_p_alpha_that_overflows_or_vanishes_in_float32(
+    alpha, priority, stored
+):
+    buffer = ReplayBuffer(8, 2, BOX, spaces.Discrete(4), prioritized=True, alpha=alpha)
+    fill(buffer, 2)
+    with pytest.raises(
+        ValueError,
+        match=rf"priorities: p\*\*alpha \(alpha={alpha}\) must be a finite float32 > 0 .* "
+        rf"priorities \[{re.escape(repr(priority))}\] give {stored}",
+    ):
+        p = torch.tensor([1.0, priority], dtype=torch.float64)
+        buffer.update_priorities(torch.tensor([[0, 0], [1, 1]]), p)
+    assert buffer.max_priority == 1.0
+
+
+def test_max_priority_is_kept_on_the_device_and_read_as_a_float():
+    buffer = ReplayBuffer(8, 2, BOX, spaces.Discrete(4), prioritized=True, alpha=0.5)
+    fill(buffer, 2)
+    buffer.update_priorities(torch.tensor([[0, 0], [1, 1]]), torch.tensor([9.0, 2.0]))
+    assert buffer.max_priority == 9.0 and type(buffer.max_priority) is float
+    buffer.update_priorities(torch.tensor([[0, 1]]), torch.tensor([4.0]), check=False)
+    assert buffer.max_priority == 9.0
+    fill(buffer, 1, start=2)  # a new transition gets max_priority ** alpha
+    assert torch.equal(storage(buffer)["priority"][2], torch.full((2,), 3.0))
 
 
 def test_update_priorities_needs_a_prioritized_buffer():
@@ -455,11 +497,222 @@ def test_save_load_round_trip_gives_identical_samples(tmp_path):
     assert_same(storage(buffer), storage(loaded))
 
 
+def resumable(prioritized=True, steps=7):
+    """A buffer with everything a resume must carry: a Dict observation, extras, a wrapped ring,
+    episode ends (pending episode starts) and updated priorities."""
+    space = spaces.Dict({"x": BOX, "k": spaces.MultiDiscrete([3, 4])})
+    buffer = ReplayBuffer(
+        10, 2, space, spaces.Discrete(4), prioritized=prioritized, alpha=0.7,
+        extras={"h": ((2,), torch.float32)},
+    )  # fmt: skip
+    write(buffer, range(steps))
+    if prioritized:
+        s = buffer.sample(6, gen(0))
+        buffer.update_priorities(s.indices, torch.arange(1.0, 7.0) * 1.37)
+    return buffer
+
+
+def write(buffer, times):
+    for t in times:
+        v = step_values(t, 2, term=(0,) if t % 4 == 3 else (), trunc=(1,) if t == 5 else ())
+        obs = {"x": v["obs"], "k": torch.tensor([[t % 3, 1], [2, t % 4]])}
+        h = {"h": v["obs"] * 0.25}
+        buffer.add(obs, v["action"], v["reward"], obs, v["terminated"], v["truncated"], h)
+
+
+def assert_same_buffer(a: ReplayBuffer, b: ReplayBuffer) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert json.loads(sa["meta"]) == json.loads(sb["meta"])
+    assert_same(sa["storage"], sb["storage"])
+    assert (a.max_priority, a.size, a.full) == (b.max_priority, b.size, b.full)
+
+
+@pytest.mark.parametrize(("prioritized", "steps"), [(True, 7), (True, 3), (False, 7)])
+def test_state_dict_round_trip_resumes_bit_identically(prioritized, steps):
+    buffer = resumable(prioritized, steps)
+    state = buffer.state_dict()
+    loaded = ReplayBuffer.from_state_dict(state)
+    assert_same_buffer(buffer, loaded)
+    # The state is a copy both ways: neither buffer shares tensors with it.
+    snapshot = {k: v.clone() for k, v in state["storage"].items() if isinstance(v, torch.Tensor)}
+    write(buffer, [20])
+    write(loaded, [20])
+    for k, v in snapshot.items():
+        assert torch.equal(state["storage"][k], v)
+    # Continue both the same way: writes (episode starts, new priorities), priority updates
+    # and samples stay identical.
+    for step in range(6):
+        g1, g2 = gen(step), gen(step)
+        for b, g in ((buffer, g1), (loaded, g2)):
+            write(b, [21 + step])
+            if prioritized:
+                s = b.sample(4, g, n_step=2, beta=0.5)
+                b.update_priorities(s.indices, s.reward.abs() * 3.1 + 0.5)
+        assert_same(buffer.sample(8, gen(99), n_step=3), loaded.sample(8, gen(99), n_step=3))
+        q1 = buffer.sample_sequences(4, 3, burn_in=1, generator=gen(7))
+        assert_same(q1, loaded.sample_sequences(4, 3, burn_in=1, generator=gen(7)))
+        assert_same_buffer(buffer, loaded)
+
+
+def bad_state(change_meta=None, change_storage=None):
+    state = resumable().state_dict()  # 5 slots x 2 envs, full, pos 2
+    meta = json.loads(state["meta"])
+    meta.update(change_meta or {})
+    state["meta"] = json.dumps(meta)
+    if change_storage:
+        change_storage(state["storage"])
+    return state
+
+
+@pytest.mark.parametrize(
+    ("meta", "match"),
+    [
+        (dict(pos=-1), r"pos \(the next time slot to write\) must be an int in \[0, 5\), got -1"),
+        (dict(pos=5), r"pos .* must be an int in \[0, 5\), got 5"),
+        (dict(pos=1.5), r"pos .* must be an int in \[0, 5\), got 1.5"),
+        (dict(filled=-2), r"filled \(the written time slots\) must be an int in \[0, 5\], got -2"),
+        (dict(filled=6), r"filled .* must be an int in \[0, 5\], got 6"),
+        (dict(filled=True), r"filled .* must be an int in \[0, 5\], got True"),
+        (dict(filled=3, pos=1), r"pos must equal filled \(3\) until all 5 slots are written, got"),
+        (dict(max_priority=float("inf")), r"max_priority must be a finite number .* got inf"),
+        (dict(max_priority=float("nan")), r"max_priority must be a finite number .* got nan"),
+        (dict(max_priority=0.0), r"max_priority must be a finite number in \(0, .* got 0.0"),
+        (dict(max_priority=-1), r"max_priority must be .* got -1"),
+        (dict(max_priority="2"), r"max_priority must be .* got '2'"),
+        (dict(max_priority=1e39), r"max_priority must be .* float32 .* got 1e\+39"),
+        (dict(max_priority=10**400), r"max_priority must be .* got 1000000"),
+        (dict(max_priority=1e-300), r"max_priority\*\*alpha \(alpha=0.7\) .* got 1e-300"),
+        (dict(slots=4), r"slots \(4\) must equal capacity // num_envs \(10 // 2 = 5\)"),
+        (dict(capacity=-1), r"^state: capacity must be a positive int, got -1$"),
+        (dict(capacity=10**12), r"^state: capacity 1000000000000 .* needs an estimated"),
+    ],
+)
+def test_from_state_dict_rejects_counters_out_of_range(meta, match):
+    with pytest.raises(ValueError, match=match) as err:
+        ReplayBuffer.from_state_dict(bad_state(meta))
+    assert str(err.value).startswith("state: ")
+
+
+def _set(key, value, sub=None):
+    def change(storage):
+        if sub is None:
+            storage[key] = value(storage[key])
+        else:
+            storage[key][sub] = value(storage[key][sub])
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            _set("reward", lambda r: r[:4]),
+            r"storage reward must have shape \(5, 2\) .* and dtype torch.float32, as the "
+            r"declared spaces, extras and capacity give it; got shape \(4, 2\) dtype",
+        ),
+        (
+            _set("obs", lambda x: x.double(), "x"),
+            r"storage obs\['x'\] must have shape \(5, 2, 2\) .* dtype torch.float32, .* got shape "
+            r"\(5, 2, 2\) dtype torch.float64",
+        ),
+        (_set("extras", lambda h: h[..., :1], "h"), r"storage extras\['h'\] must have shape"),
+        (_set("action", lambda a: a.tolist()), "storage action must have .* got list"),
+        (lambda s: s.pop("terminated"), r"missing or malformed storage \(KeyError: 'terminated'\)"),
+        (lambda s: s["extras"].clear(), r"missing or malformed storage \(KeyError: 'h'\)"),
+        (
+            _set("priority", lambda p: p.index_fill(0, torch.tensor([3]), float("nan"))),
+            r"priority must be finite and > 0 in the 5 written time slots, 0 in the others; "
+            r"got nan at \(slot, env\) \(3, 0\)",
+        ),
+        (
+            _set("priority", lambda p: p.index_fill(1, torch.tensor([1]), 0.0)),
+            r"priority must be .* got 0.0 at \(slot, env\) \(0, 1\)",
+        ),
+    ],
+)
+def test_from_state_dict_rejects_storage_that_does_not_fit(change, match):
+    with pytest.raises(ValueError, match=match):
+        ReplayBuffer.from_state_dict(bad_state(change_storage=change))
+
+
+def test_from_state_dict_rejects_priority_in_unwritten_slots():
+    state = resumable(steps=3).state_dict()  # 3 of 5 slots written
+    state["storage"]["priority"][4, 1] = 2.0
+    with pytest.raises(ValueError, match=r"in the 3 written .* got 2.0 at \(slot, env\) \(4, 1\)"):
+        ReplayBuffer.from_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        ([1, 2], r"^state is not a cogrl replay state dict: expected a dict, got list$"),
+        ({}, r"no readable metadata \(KeyError: 'meta'\)"),
+        ({"meta": "{"}, r"no readable metadata \(JSONDecodeError"),
+        ({"meta": "[]"}, r"its metadata is a list, expected a dict"),
+        ({"meta": "{}"}, r"expected format 'cogrl.replay/1', got None"),
+        (
+            {"meta": json.dumps({"format": "cogrl.replay/1"})},
+            r"missing or malformed entry \(KeyError: 'observation_space'\)",
+        ),
+    ],
+)
+def test_from_state_dict_rejects_what_is_not_a_replay_state(state, match):
+    with pytest.raises(ValueError, match=match):
+        ReplayBuffer.from_state_dict(state)
+
+
+def test_from_state_dict_blames_a_bad_device_on_the_argument():
+    with pytest.raises(ValueError, match=r"^device must be"):
+        ReplayBuffer.from_state_dict(resumable().state_dict(), device="nonsense")
+
+
 def test_load_rejects_files_that_are_not_replay_buffers(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"meta": "{}", "storage": {}}, path)
-    with pytest.raises(ValueError, match="format"):
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))} is not a cogrl replay file: "):
         ReplayBuffer.load(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "cause"),
+    [
+        (lambda whole: b"", "EOFError"),
+        (lambda whole: whole[: len(whole) // 2], "(RuntimeError|OSError)"),  # truncated
+        (lambda whole: whole[:-10], "(RuntimeError|OSError)"),
+        (lambda whole: b"this is not a torch file", ""),
+        (lambda whole: bytes(100), ""),
+    ],
+    ids=["empty", "half", "cut-end", "text", "zeros"],
+)
+def test_load_names_the_path_of_a_damaged_file(tmp_path, content, cause):
+    good_path, path = tmp_path / "good.pt", tmp_path / "bad.pt"
+    resumable().save(good_path)
+    path.write_bytes(content(good_path.read_bytes()))
+    with pytest.raises(
+        ValueError,
+        match=rf"^{re.escape(str(path))} is not a cogrl replay file: torch.load failed \({cause}",
+    ):
+        ReplayBuffer.load(path)
+
+
+def test_load_of_other_torch_files(tmp_path):
+    path = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(ValueError, match=r"tensor.pt is not a cogrl replay file: expected a dict"):
+        ReplayBuffer.load(path)
+    # A pickled object is refused by weights_only=True: no code runs.
+    path = tmp_path / "object.pt"
+    torch.save({"meta": gen(0)}, path)
+    with pytest.raises(ValueError, match=r"object.pt is not a cogrl replay file: torch.load"):
+        ReplayBuffer.load(path)
+    # Counters out of range name the path too.
+    path = tmp_path / "counters.pt"
+    torch.save(bad_state({"pos": 9}), path)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: pos .* got 9$"):
+        ReplayBuffer.load(path)
+    with pytest.raises(FileNotFoundError):
+        ReplayBuffer.load(tmp_path / "missing.pt")
 
 
 # ---------------------------------------------------------------------------------------
@@ -489,6 +742,15 @@ def good(n=2):
         (dict(action=torch.tensor([[0], [1]])), r"action: expected shape \(2,\)"),
         (dict(reward=torch.tensor([0.0, float("nan")])), "reward: expected finite values"),
         (dict(reward=torch.tensor([0.0, float("inf")])), "reward: expected finite values"),
+        (
+            dict(reward=torch.tensor([1e39, 0.0], dtype=torch.float64)),
+            r"reward: expected finite values within float32's range \(\|r\| <= 3.4028235e\+38\), "
+            r"got \[1e\+39\] \(envs \[0\]\)",
+        ),
+        (
+            dict(reward=np.array([0.0, -1e300])),
+            r"float32's range .* got \[-1e\+300\] \(envs \[1\]\)",
+        ),
         (dict(reward=torch.zeros(2, 1)), r"reward: expected shape \(2,\)"),
         (
             dict(terminated=torch.tensor([0.0, 1.0])),
@@ -530,6 +792,93 @@ def test_add_rejects_bad_dict_observations_and_extras():
     with pytest.raises(ValueError, match=r"extras\['h'\]: values from .* do not fit .*int32"):
         buffer.add(obs, next_obs=obs, extras={"h": torch.full((2, 3), 2**40)}, **args)
     assert buffer.size == 2
+
+
+def test_add_with_check_false_skips_value_checks_but_not_shapes():
+    buffer = ReplayBuffer(8, 2, BOX, spaces.Discrete(4))
+    buffer.add(**{**good(), "reward": torch.tensor([1e39, 0.0], dtype=torch.float64)}, check=False)
+    assert buffer.size == 2  # stored unchecked (the caller vouches for its values)
+    with pytest.raises(ValueError, match=r"action: expected shape \(2,\)"):
+        buffer.add(**{**good(), "action": torch.zeros(3, dtype=torch.long)}, check=False)
+    with pytest.raises(ValueError, match=r"extras: expected the keys \[\]"):
+        buffer.add(**good(), extras={"h": torch.zeros(2)}, check=False)
+
+
+@pytest.fixture
+def no_host_reads(monkeypatch):
+    """Make every way of reading a tensor's value on the host fail while the test runs."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a host read of a tensor value (a device synchronisation)")
+
+    for name in ("__bool__", "__int__", "__float__", "__index__", "item", "tolist", "nonzero"):
+        monkeypatch.setattr(torch.Tensor, name, boom)
+    monkeypatch.setattr(torch, "nonzero", boom)
+
+
+def test_the_per_step_paths_read_nothing_on_the_host(no_host_reads):
+    buffer = ReplayBuffer(12, 2, BOX, spaces.Discrete(4), prioritized=True)
+    for t in range(7):
+        buffer.add(**step_values(t, 2, term=(0,) if t == 3 else ()), check=False)
+    s = buffer.sample(4, gen(0), n_step=3)
+    buffer.update_priorities(s.indices, s.reward.abs() + 1.0, check=False)
+    buffer.sample_sequences(3, 2, burn_in=1, generator=gen(1))
+    with pytest.raises(AssertionError, match="host read"):  # the fixture works
+        buffer.add(**step_values(7, 2))
+
+
+def expected_bytes(slots, num_envs, obs_bytes, action_bytes, extras_bytes=0):
+    """obs and next_obs, action, extras, reward and priority (float32), three bool flags."""
+    return slots * num_envs * (2 * obs_bytes + action_bytes + extras_bytes + 4 + 4 + 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needed"),
+    [
+        (dict(capacity=10**12, num_envs=1), expected_bytes(10**12, 1, 8, 8)),
+        (
+            dict(capacity=10**12 + 3, num_envs=4),  # rounded down to 250000000000 slots
+            expected_bytes(25 * 10**10, 4, 8, 8),
+        ),
+        (
+            dict(observation_space=spaces.MultiBinary([10**5, 10**6])),  # int8
+            expected_bytes(4, 2, 10**11, 8),
+        ),
+        (
+            dict(
+                observation_space=spaces.Dict({"a": BOX, "b": spaces.MultiBinary([10**6] * 2)}),
+                action_space=spaces.MultiBinary(10**6),
+            ),
+            expected_bytes(4, 2, 8 + 10**12, 10**6),
+        ),
+        (
+            dict(extras={"h": ((10**6, 10**6), torch.float64)}),
+            expected_bytes(4, 2, 8, 8, 8 * 10**12),
+        ),
+    ],
+)
+def test_constructor_refuses_more_memory_than_the_machine_has(kwargs, needed):
+    args = dict(capacity=8, num_envs=2, observation_space=BOX, action_space=spaces.Discrete(4))
+    args = {**args, **kwargs}
+    with pytest.raises(
+        ValueError,
+        match=rf"^capacity {args['capacity']} \(.* time slots x {args['num_envs']} envs, "
+        rf"\d+ bytes per transition\) needs an estimated {needed} bytes \(.* GiB\) on cpu, "
+        r"more than the \d+ bytes \(.* GiB\) available there; lower the capacity",
+    ):
+        ReplayBuffer(**args)
+
+
+def test_memory_estimate_is_exact_at_the_limit(monkeypatch):
+    needed = expected_bytes(4, 2, 8, 8, 3 * 2)  # extras: 3 float16
+    extras = {"h": ((3,), torch.float16)}
+    monkeypatch.setattr(cogrl.replay, "_available_bytes", lambda device: needed)
+    ReplayBuffer(8, 2, BOX, spaces.Discrete(4), extras=extras)  # fits exactly
+    monkeypatch.setattr(cogrl.replay, "_available_bytes", lambda device: needed - 1)
+    with pytest.raises(ValueError, match=rf"estimated {needed} bytes .* than the {needed - 1}"):
+        ReplayBuffer(8, 2, BOX, spaces.Discrete(4), extras=extras)
+    monkeypatch.setattr(cogrl.replay, "_available_bytes", lambda device: None)  # unknown
+    ReplayBuffer(8, 2, BOX, spaces.Discrete(4), extras=extras)
 
 
 @pytest.mark.parametrize(
@@ -589,3 +938,25 @@ def test_cuda_buffer_takes_cpu_batches_and_samples_on_the_device(tmp_path):
     loaded = ReplayBuffer.load(tmp_path / "r.pt", device="cuda")
     g1, g2 = (torch.Generator(device="cuda").manual_seed(3) for _ in range(2))
     assert_same(buffer.sample(8, g1, n_step=2), loaded.sample(8, g2, n_step=2))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_per_step_paths_do_not_synchronise_and_memory_is_checked():
+    buffer = ReplayBuffer(12, 2, BOX, spaces.Discrete(4), device="cuda", prioritized=True)
+    batches = [
+        {k: v.cuda() for k, v in step_values(t, 2, term=(0,) if t == 3 else ()).items()}
+        for t in range(7)
+    ]
+    g = torch.Generator(device="cuda").manual_seed(0)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for batch in batches:
+            buffer.add(**batch, check=False)
+        s = buffer.sample(4, g, n_step=3)
+        buffer.update_priorities(s.indices, s.reward.abs() + 1.0, check=False)
+        buffer.sample_sequences(3, 2, burn_in=1, generator=g)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    with pytest.raises(ValueError, match=r"capacity 1000000000000 .* on cuda.* available there"):
+        ReplayBuffer(10**12, 1, BOX, spaces.Discrete(4), device="cuda")

@@ -55,9 +55,23 @@ class A2C(OnPolicyAgent):
         return adam(self.policy.parameters(), lr=c.learning_rate, eps=1e-5)
 
     def learn(
-        self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
+        self,
+        total_timesteps,
+        callback=None,
+        progress_bar=False,
+        logger=None,
+        video_interval=None,
+        reset_num_timesteps=True,
     ) -> A2C:
-        progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
+        progress = Progress(
+            self,
+            total_timesteps,
+            callback,
+            progress_bar,
+            logger,
+            video_interval,
+            reset_num_timesteps,
+        )
         c = self.config
         self._start()
         N, T = c.num_envs, c.n_steps
@@ -83,13 +97,13 @@ class A2C(OnPolicyAgent):
             loss.backward()
             norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
             self.optimizer.step()
+            self.guard.after_update(self.num_timesteps + N * T, loss, norm)
             stats = {
-                **self.rollout_stats(),
-                "train/policy_loss": float(policy_loss.detach()),
-                "train/value_loss": float(value_loss.detach()),
-                "train/entropy": float(-entropy_loss.detach()),
+                "train/policy_loss": policy_loss.detach(),
+                "train/value_loss": value_loss.detach(),
+                "train/entropy": -entropy_loss.detach(),
                 "train/explained_variance": explained_variance(values_old, returns),
-                "train/grad_norm": float(norm),
+                "train/grad_norm": norm,
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
             }
             keep_going = progress.update(N * T, stats)

@@ -28,9 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from cogrl.checkpoint import atomic_save, read_checkpoint
 from cogrl.core import BatchedEnv, resolve_device
 from cogrl.envs import core_spec, make_core
 from cogrl.logging import RunLogger
+from cogrl.nn import PolicyConfig
+from cogrl.rng import check_seed
 
 AGENTS: dict[str, type[Agent]] = {}
 CHECKPOINT_SUFFIX = ".pt"
@@ -57,18 +60,39 @@ def available_agents() -> list[str]:
 
 @dataclass
 class Hyperparameters:
-    """Base of an agent's hyperparameters: a dataclass, so that configs are typed and JSON."""
+    """Base of an agent's hyperparameters: a dataclass, so that configs are typed and JSON.
+
+    A learner with a policy has a ``policy`` field (:class:`~cogrl.nn.PolicyConfig`, with the
+    learner's own defaults); ``policy={...}`` given to :meth:`from_dict` sets some of its
+    fields over those defaults.
+    """
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Hyperparameters:
         """Hyperparameters from ``values``; an unknown name is an error that lists the known."""
+        values = dict(values)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
+        policy_fields = {f.name for f in fields(PolicyConfig)}
+        if "policy" in known and set(unknown) & policy_fields:
+            names = sorted(set(unknown) & policy_fields)
+            raise ValueError(
+                f"{names} belong to the policy: pass policy={{{names[0]!r}: ...}} "
+                f"(command line: --set policy.{names[0]}=...)"
+            )
         if unknown:
             raise ValueError(
                 f"unknown hyperparameter(s) {unknown} for {cls.__qualname__}; "
                 f"expected some of {sorted(known)}"
             )
+        if "policy" in values and "policy" in known:
+            policy = values["policy"]
+            if isinstance(policy, Mapping):
+                values["policy"] = known["policy"].default_factory().replace(policy)
+            elif not isinstance(policy, PolicyConfig):
+                raise ValueError(
+                    f"policy must be a dict of policy settings or a PolicyConfig, got {policy!r}"
+                )
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,11 +162,21 @@ class Agent(ABC):
     ) -> None:
         env_id, kwargs = env_identity(env)
         self.env_id = env_id
-        self.env_kwargs: dict[str, Any] = {**kwargs, **dict(env_kwargs or {})}
+        # Configs are written as JSON with every checkpoint: numpy numbers and paths become
+        # plain numbers and strings here, and anything JSON cannot hold is an error now,
+        # not at the first save.
+        self.env_kwargs: dict[str, Any] = plain_json(
+            {**kwargs, **dict(env_kwargs or {})}, "env_kwargs"
+        )
         self.device = resolve_device(device)
-        self.seed = seed
-        self.config = self.Config.from_dict(hyperparameters)
+        self.seed = None if seed is None else check_seed(seed)
+        self.config = self.Config.from_dict(plain_json(hyperparameters, "hyperparameters"))
         self.num_timesteps = 0
+        # A training run's schedule and counters (see cogrl.agents.common.Progress), the
+        # checkpoint writer a runner installs, and a stop asked for by a signal.
+        self._progress: dict[str, Any] | None = None
+        self._checkpoint: Any = None
+        self._stop_requested = False
         if seed is not None:
             torch.manual_seed(seed)
             np.random.seed(seed % 2**32)
@@ -201,16 +235,26 @@ class Agent(ABC):
             "num_timesteps": self.num_timesteps,
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``path`` + ``.pt``: weights and the JSON configuration, nothing executable."""
-        path = checkpoint_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | os.PathLike, training: bool = False) -> Path:
+        """Write ``path`` + ``.pt`` atomically: weights and the JSON configuration, nothing
+        executable. ``training=True`` adds the training state (optimiser, random states,
+        counters, environments, replay), from which :func:`cogrl.runner.resume` continues a
+        run exactly."""
         state = {
             name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
             for name, module in self.modules().items()
         }
-        torch.save({"config": json.dumps(self.describe()), "state": state}, path)
-        return path
+        data: dict[str, Any] = {"config": json.dumps(self.describe()), "state": state}
+        if training:
+            data["training"] = self.training_state()
+        return atomic_save(data, checkpoint_path(path))
+
+    def training_state(self, include_replay: bool = True) -> dict[str, Any]:
+        """What a training run needs beyond the weights to continue exactly (override)."""
+        raise NotImplementedError(f"{type(self).__name__} does not save its training state")
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not load a training state")
 
     def _load_state(self, state: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
         modules = self.modules()
@@ -220,6 +264,38 @@ class Agent(ABC):
             )
         for name, module in modules.items():
             module.load_state_dict(state[name])
+
+
+def plain_json(value: Any, name: str) -> Any:
+    """``value`` with numpy numbers as Python numbers, paths as strings and tuples as lists;
+    a ValueError naming ``name`` (and the key inside) for what JSON cannot hold."""
+    if isinstance(value, PolicyConfig):
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{name}: keys must be strings, got {k!r}")
+            out[k] = plain_json(v, f"{name}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(
+        f"{name} = {value!r} ({type(value).__name__}) cannot be written to a JSON config: "
+        "use numbers, strings, booleans, None, lists or dicts"
+    )
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:
@@ -242,11 +318,24 @@ def load(
     device: str | torch.device = "auto",
 ) -> Agent:
     """Load a checkpoint written by :meth:`Agent.save` (``weights_only=True``: runs no code)."""
+    agent, _ = load_checkpoint(path, env, device)
+    return agent
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    env: str | gym.Env | BatchedEnv | None = None,
+    device: str | torch.device = "auto",
+) -> tuple[Agent, dict[str, Any] | None]:
+    """The agent of a checkpoint and its training state (None in a plain model file)."""
     path = checkpoint_path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    config = json.loads(data["config"])
+    data = read_checkpoint(path)
+    try:
+        config = json.loads(data["config"])
+        for key in ("agent", "env", "seed", "env_kwargs", "hyperparameters", "num_timesteps"):
+            config[key]  # noqa: B018 (a KeyError names what is missing)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"checkpoint {path} has no valid configuration ({e!r})") from None
     if config["agent"] not in AGENTS:
         raise ValueError(f"checkpoint {path} is of unknown agent {config['agent']!r}")
     agent = AGENTS[config["agent"]](
@@ -256,9 +345,12 @@ def load(
         env_kwargs=config["env_kwargs"] if env is None else None,
         **config["hyperparameters"],
     )
-    agent._load_state(data["state"])
+    try:
+        agent._load_state(data["state"])
+    except (RuntimeError, ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"checkpoint {path}: the weights do not fit the agent ({e})") from None
     agent.num_timesteps = config["num_timesteps"]
-    return agent
+    return agent, data.get("training")
 
 
 @torch.no_grad()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,61 +22,36 @@ from gymnasium import spaces
 from torch import nn
 
 from cogrl.agents.base import Agent, Callback, rollout_frames
-from cogrl.agents.policies import ACTIVATIONS, CORES, State, map_state
+from cogrl.checks import check_bools, check_choice, check_int, check_number, is_number
+from cogrl.core import BatchedEnv, sync_free
 from cogrl.logging import RunLogger
+from cogrl.nn import State
 
-# --- checks of hyperparameters --------------------------------------------------------------
+__all__ = [
+    "EpisodeStats",
+    "NonFiniteError",
+    "NumericsGuard",
+    "PolicyAgent",
+    "Progress",
+    "adam",
+    "check_bools",
+    "check_choice",
+    "check_int",
+    "check_number",
+    "clip_grad",
+    "is_number",
+]
 
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def check_int(name: str, value: Any, low: int = 1) -> None:
-    """``value`` must be an int >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-
-
-def check_number(
-    name: str, value: Any, low: float = 0.0, high: float = math.inf, low_open: bool = False
-) -> None:
-    """``value`` must be a finite number in [low, high] (or (low, high] if ``low_open``)."""
-    ok = is_number(value) and math.isfinite(value) and value <= high
-    ok = ok and (value > low if low_open else value >= low)
-    if not ok:
-        bracket = "(" if low_open else "["
-        interval = f"{bracket}{low}, {high}]"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-
-
-def check_choice(name: str, value: Any, choices: Any) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
-
-
-def check_bools(config: Any, *names: str) -> None:
-    for name in names:
-        if not isinstance(getattr(config, name), bool):
-            raise ValueError(f"{name} must be true or false, got {getattr(config, name)!r}")
-
-
-def check_policy(config: Any) -> None:
-    """The policy hyperparameters every learner has: ``core``, ``core_size``,
-    ``hidden_sizes`` (made a list, as JSON keeps it) and ``activation``."""
-    check_int("core_size", config.core_size)
-    check_choice("core", config.core, CORES)
-    check_choice("activation", config.activation, ACTIVATIONS)
-    if not isinstance(config.hidden_sizes, (list, tuple)):
-        raise ValueError(f"hidden_sizes must be a list of ints, got {config.hidden_sizes!r}")
-    for size in config.hidden_sizes:
-        check_int("hidden_sizes entries", size)
-    config.hidden_sizes = list(config.hidden_sizes)
+# --- checks of arguments -------------------------------------------------------------------
 
 
 def check_learn_args(total_timesteps: Any, video_interval: Any) -> None:
-    if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, (int, np.integer)):
-        raise ValueError(f"total_timesteps must be an int, got {total_timesteps!r}")
+    if (
+        isinstance(total_timesteps, bool)
+        or not isinstance(total_timesteps, (int, np.integer))
+        or total_timesteps < 1
+    ):
+        raise ValueError(f"total_timesteps must be an int >= 1, got {total_timesteps!r}")
     if video_interval is not None:
         check_int("video_interval", video_interval)
 
@@ -164,46 +138,153 @@ def clip_grad(parameters: Any, max_norm: float | None) -> torch.Tensor:
 
 
 class EpisodeStats:
-    """Returns, lengths (and accuracy, for tasks whose info reports ``correct``) of the
-    last ``window`` finished episodes, read from the core's ``info["episode"]`` (as SB3's
-    ``ep_rew_mean``)."""
+    """Returns, lengths and the environment's episode metrics (``metadata["episode_metrics"]``,
+    e.g. accuracy) of the last ``window`` finished episodes, read from the core's
+    ``info["episode"]`` (as SB3's ``ep_rew_mean``).
 
-    def __init__(self, window: int = 100) -> None:
-        self.returns: deque[float] = deque(maxlen=window)
-        self.lengths: deque[float] = deque(maxlen=window)
-        self.correct: deque[float] = deque(maxlen=window)
-        self.episodes = 0
+    The episodes are kept in a ring of tensors on the learner's device and written with
+    masked scatters, so that recording them reads nothing on the host; :meth:`summary`
+    reads them once per logging interval.
+    """
+
+    def __init__(
+        self,
+        metrics: Mapping[str, str] | None = None,
+        window: int = 100,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.metrics = dict(metrics or {})
+        self.window = window
+        # Rows: return, length, then one per metric; column `window` takes the rows of
+        # environments that did not finish this step and is never read.
+        self.values = torch.zeros(2 + len(self.metrics), window + 1, device=device)
+        self.count = torch.zeros((), dtype=torch.int64, device=device)
 
     def update(self, info: Mapping[str, Any]) -> None:
         done = info.get("_episode")
-        if done is None or not bool(done.any()):
+        if done is None:
             return
-        self.returns.extend(info["episode"]["r"][done].tolist())
-        self.lengths.extend(info["episode"]["l"][done].tolist())
-        if "correct" in info:
-            self.correct.extend(info["correct"][done].float().tolist())
-        self.episodes += int(done.sum())
+        episode = info["episode"]
+        rows = [episode["r"].float(), episode["l"].float()]
+        for key in self.metrics.values():
+            value = info.get(key)
+            rows.append(torch.full_like(rows[0], float("nan")) if value is None else value.float())
+        done = done.to(self.count.device)
+        finished = done.long()
+        # The k-th episode finishing this step goes to slot (count + k) mod window; when
+        # more than `window` finish at once, only the last `window` are kept.
+        order = torch.cumsum(finished, 0) - 1
+        keep = done & (order >= finished.sum() - self.window)
+        slot = torch.where(keep, (self.count + order) % self.window, self.window)
+        self.values[:, slot] = torch.stack(rows).to(self.values.device)
+        self.count += finished.sum()
 
     def summary(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        if self.returns:
-            out["rollout/ep_rew_mean"] = float(np.mean(self.returns))
-            out["rollout/ep_len_mean"] = float(np.mean(self.lengths))
-        if self.correct:
-            out["rollout/accuracy"] = float(np.mean(self.correct))
+        n = min(int(self.count), self.window)
+        if n == 0:
+            return {}
+        means = self.values[:, :n].nanmean(dim=1).tolist()
+        out = {"rollout/ep_rew_mean": means[0], "rollout/ep_len_mean": means[1]}
+        for name, mean in zip(self.metrics, means[2:], strict=True):
+            if not math.isnan(mean):
+                out[f"rollout/{name}"] = mean
         return out
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"values": self.values.cpu(), "count": self.count.cpu()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        if tuple(state["values"].shape) != tuple(self.values.shape):
+            raise ValueError(
+                f"episode statistics of shape {tuple(state['values'].shape)} do not fit "
+                f"{tuple(self.values.shape)}"
+            )
+        self.values.copy_(state["values"])
+        self.count.copy_(state["count"])
+
+
+class NonFiniteError(RuntimeError):
+    """Training met a non-finite loss, gradient or parameter (see :class:`NumericsGuard`)."""
+
+    def __init__(self, step: int, quantity: str, value: str) -> None:
+        self.step, self.quantity = step, quantity
+        super().__init__(
+            f"training stopped at step {step:,}: the {quantity} is not finite ({value}). "
+            "Lower the learning rate or clip gradients (max_grad_norm); the weights after "
+            "this update are not saved"
+        )
+
+
+class NumericsGuard:
+    """Stops training at the first update whose loss or gradient norm is not finite, and
+    before any checkpoint or model holds a non-finite parameter.
+
+    On the CPU each update is checked at once. On a GPU, reading a value on the host would
+    wait for the queued kernels, so the first failure (step and quantity) is recorded on
+    the device and read by :meth:`check` once per logging interval and before every save.
+    """
+
+    QUANTITIES = ("loss", "gradient norm")
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = torch.device(device)
+        self.code = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.step = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.value = torch.zeros((), device=self.device)
+
+    def after_update(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Record the update at environment step ``step``."""
+        loss, grad_norm = loss.detach().float(), grad_norm.detach().float()
+        if not sync_free(self.device):
+            for quantity, value in zip(self.QUANTITIES, (loss, grad_norm), strict=True):
+                if not math.isfinite(float(value)):
+                    raise NonFiniteError(step, quantity, f"{float(value)}")
+            return
+        bad_loss, bad_norm = ~torch.isfinite(loss), ~torch.isfinite(grad_norm)
+        code = torch.where(bad_loss, 1, torch.where(bad_norm, 2, 0))
+        first = (self.code == 0) & (code > 0)
+        self.step = torch.where(first, step, self.step)
+        self.value = torch.where(first, torch.where(bad_loss, loss, grad_norm), self.value)
+        self.code = torch.where(self.code == 0, code, self.code)
+
+    def check(self, modules: Mapping[str, nn.Module], step: int) -> None:
+        """Raise :class:`NonFiniteError` for a recorded failure or a non-finite parameter."""
+        code = int(self.code)
+        if code:
+            raise NonFiniteError(int(self.step), self.QUANTITIES[code - 1], f"{float(self.value)}")
+        for module_name, module in modules.items():
+            params = [p for p in module.parameters()]
+            if not params:
+                continue
+            finite = torch.stack([torch.isfinite(p).all() for p in params])
+            if not bool(finite.all()):
+                names = [n for n, _ in module.named_parameters()]
+                bad = names[int((~finite).nonzero()[0])]
+                raise NonFiniteError(step, f"parameter {module_name}.{bad}", "nan or inf")
 
 
 #: Environment steps between two points of a learner's TensorBoard scalars.
 LOG_INTERVAL = 1_000
 
 
+def _host(value: Any) -> float:
+    return float(value) if isinstance(value, torch.Tensor) else value
+
+
 class Progress:
-    """One training run's bookkeeping: counts steps, logs scalars, shows a progress bar,
-    logs a rollout video every ``video_interval`` steps and calls the callback.
+    """One ``learn`` call's bookkeeping: counts steps, logs scalars, shows a progress bar,
+    logs a rollout video every ``video_interval`` steps, calls the callback, writes
+    checkpoints and checks the numerics (:class:`NumericsGuard`).
 
     ``update(steps, stats)`` after each update returns ``False`` when training must stop
-    (the callback said so).
+    (the steps are done, the callback said so, or a stop was requested). ``stats`` may
+    hold tensors: they are read on the host only when they are logged, once per
+    ``LOG_INTERVAL`` steps (or when a callback asks for them every update).
+
+    The schedule (``start``, ``end``: the steps this training spans, over which learning
+    rates and exploration anneal) lives in ``agent._progress`` with the logging, video
+    and checkpoint counters, so a training run restored from a checkpoint continues
+    exactly where it stopped: ``learn(end - num_timesteps, reset_num_timesteps=False)``.
     """
 
     def __init__(
@@ -214,62 +295,113 @@ class Progress:
         progress_bar: bool,
         logger: RunLogger | None,
         video_interval: int | None,
+        reset_num_timesteps: bool = True,
     ) -> None:
         check_learn_args(total_timesteps, video_interval)
+        if not isinstance(reset_num_timesteps, bool):
+            raise ValueError(
+                f"reset_num_timesteps must be true or false, got {reset_num_timesteps!r}"
+            )
         self.agent = agent
-        self.total = int(total_timesteps)
         self.callback = callback
         self.logger = logger if logger is not None else RunLogger(None)
         self.video_interval = video_interval
-        self.next_video = agent.num_timesteps + video_interval if video_interval else None
-        self.last_video = -1
-        self.last_log = -LOG_INTERVAL
-        self.done = 0
-        self.start = time.perf_counter()
+        saved = agent._progress
+        if reset_num_timesteps:
+            agent.num_timesteps = 0
+        now = agent.num_timesteps
+        if saved is not None and not reset_num_timesteps and saved["end"] == now + total_timesteps:
+            self.counters = dict(saved)  # the same training, resumed
+        else:
+            self.counters = {
+                "start": now,
+                "end": now + int(total_timesteps),
+                "last_log": now - LOG_INTERVAL,
+                "next_video": now + video_interval if video_interval else None,
+                "last_video": -1,
+                "next_checkpoint": None,
+            }
+        agent._progress = self.counters
+        checkpoint = agent._checkpoint
+        if checkpoint is not None and self.counters["next_checkpoint"] is None:
+            self.counters["next_checkpoint"] = now + checkpoint.every
+        self.start_time = time.perf_counter()
+        self.start_steps = now
         self.bar = None
         if progress_bar:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.total, unit="step")
+            self.bar = tqdm(total=self.total, initial=self.done, unit="step")
+
+    @property
+    def total(self) -> int:
+        return self.counters["end"] - self.counters["start"]
+
+    @property
+    def done(self) -> int:
+        return self.agent.num_timesteps - self.counters["start"]
 
     @property
     def remaining(self) -> int:
-        return self.total - self.done
+        return self.counters["end"] - self.agent.num_timesteps
 
     def anneal(self, optimizer: torch.optim.Optimizer, learning_rate: float) -> None:
-        """Set ``optimizer``'s learning rate to ``learning_rate``, decayed linearly to 0 over
-        this ``learn`` call."""
-        optimizer.param_groups[0]["lr"] = learning_rate * max(0.0, 1.0 - self.done / self.total)
+        """Set every parameter group's learning rate to ``learning_rate``, decayed linearly
+        to 0 over this training."""
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate * max(0.0, 1.0 - self.done / self.total)
 
-    def update(self, steps: int, stats: dict[str, float]) -> bool:
-        agent = self.agent
-        self.done += steps
+    def update(self, steps: int, stats: Mapping[str, Any]) -> bool:
+        agent, c = self.agent, self.counters
         agent.num_timesteps += steps
-        elapsed = time.perf_counter() - self.start
-        stats = {**stats, "time/fps": self.done / max(elapsed, 1e-9)}
+        now = agent.num_timesteps
+        elapsed = time.perf_counter() - self.start_time
+        finished = now >= c["end"]
         # Learners that update every few steps (DQN) would write thousands of points;
         # TensorBoard gets one every LOG_INTERVAL steps, and the last.
-        if agent.num_timesteps - self.last_log >= LOG_INTERVAL or self.done >= self.total:
-            self.logger.scalars(stats, agent.num_timesteps)
-            self.last_log = agent.num_timesteps
+        if now - c["last_log"] >= LOG_INTERVAL or finished:
+            agent.guard.check(agent.modules(), now)
+            fps = (now - self.start_steps) / max(elapsed, 1e-9)
+            values = {
+                **agent.episodes.summary(),
+                **{k: _host(v) for k, v in stats.items()},
+                "time/fps": fps,
+            }
+            self.logger.scalars(values, now)
+            c["last_log"] = now
+            if self.bar is not None:
+                shown = {k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if "rollout/" in k}
+                self.bar.set_postfix(shown, refresh=False)
         if self.bar is not None:
             self.bar.update(steps)
-            shown = {k.split("/")[-1]: f"{v:.3g}" for k, v in stats.items() if "rollout/" in k}
-            self.bar.set_postfix(shown)
-        if self.next_video is not None and agent.num_timesteps >= self.next_video:
+        if c["next_video"] is not None and now >= c["next_video"]:
             agent._log_video(self.logger)
-            self.last_video = agent.num_timesteps
-            while self.next_video <= agent.num_timesteps:
-                self.next_video += self.video_interval
+            c["last_video"] = now
+            while c["next_video"] <= now:
+                c["next_video"] += self.video_interval
+        keep_going = not finished
         if self.callback is not None:
-            info = {**stats, "timesteps": float(agent.num_timesteps), "time/elapsed": elapsed}
+            info = {**agent.episodes.summary(), **{k: _host(v) for k, v in stats.items()}}
+            info.update(timesteps=float(now), **{"time/elapsed": elapsed})
             if self.callback(agent, info) is False:
-                return False
-        return self.done < self.total
+                keep_going = False
+        stop = agent._stop_requested
+        checkpoint = agent._checkpoint
+        if checkpoint is not None and (stop or now >= c["next_checkpoint"]):
+            while c["next_checkpoint"] <= now:
+                c["next_checkpoint"] += checkpoint.every
+            agent.guard.check(agent.modules(), now)
+            checkpoint(agent)
+        return keep_going and not stop
 
     def close(self) -> None:
-        if self.video_interval and self.done > 0 and self.last_video != self.agent.num_timesteps:
-            self.agent._log_video(self.logger)
+        agent = self.agent
+        ran = agent.num_timesteps > self.start_steps
+        if self.video_interval and ran and self.counters["last_video"] != agent.num_timesteps:
+            agent._log_video(self.logger)
+            self.counters["last_video"] = agent.num_timesteps
+        if ran:
+            agent.guard.check(agent.modules(), agent.num_timesteps)
         if self.bar is not None:
             self.bar.close()
         self.logger.flush()
@@ -288,12 +420,102 @@ class PolicyAgent(Agent):
     policy: nn.Module
     observation_space: spaces.Space
     action_space: spaces.Space
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    episodes: EpisodeStats
+    _env: BatchedEnv | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = NumericsGuard(self.device)
 
     def _probe_spaces(self) -> None:
         probe = self.make_core(1)
         self.observation_space = probe.single_observation_space
         self.action_space = probe.single_action_space
+        self.env_metadata = dict(probe.metadata)
         probe.close()
+
+    def _episode_stats(self) -> EpisodeStats:
+        """Episode statistics with the environment's declared episode metrics."""
+        metrics = self.env_metadata.get("episode_metrics", {})
+        return EpisodeStats(metrics, device=self.device)
+
+    def make_training_core(self, num_envs: int) -> BatchedEnv:
+        """The core this agent trains on: its actions come from the policy's heads, valid
+        by construction, so the core checks their shape but does not read their values
+        (which, on a GPU, would wait for every queued kernel at each step)."""
+        core = self.make_core(num_envs)
+        core.check_action_values = False
+        return core
+
+    # --- the state of a training run, for checkpoints ----------------------------------------
+    def training_state(self, include_replay: bool = True) -> dict[str, Any]:
+        """Everything a training run needs to continue exactly where it stopped: weights,
+        optimiser, random states, step counters and schedules, episode statistics, the
+        training environments and the learner's loop state (tensors and plain values only,
+        so that it loads with ``weights_only=True``)."""
+        state: dict[str, Any] = {
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "progress": None if self._progress is None else dict(self._progress),
+            "episodes": self.episodes.state_dict(),
+            "loop": self._loop_state(include_replay),
+            "env": None,
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        env = self._env
+        if env is not None and getattr(env, "supports_snapshot", False):
+            state["env"] = env.state_dict()
+        return state
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`training_state` (after the weights, which :func:`load` sets)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self._progress = None if state["progress"] is None else dict(state["progress"])
+        self.episodes.load_state_dict(state["episodes"])
+        self._load_loop_state(state["loop"], state["env"])
+
+    def _loop_state(self, include_replay: bool) -> dict[str, Any]:
+        """The learner's own state between two updates (override)."""
+        return {}
+
+    def _load_loop_state(self, loop: Mapping[str, Any], env: Mapping[str, Any] | None) -> None:
+        """Restore :meth:`_loop_state` and the environments (override)."""
+
+    def _restore_env(self, num_envs: int, env: Mapping[str, Any] | None) -> Any:
+        """Make the training environments and restore their snapshot ``env`` (returns
+        None). Where the environment cannot be snapshot (any Gymnasium env stepped one copy
+        at a time), it starts fresh episodes instead, and their first observation is
+        returned."""
+        self._env = self.make_training_core(num_envs)
+        if env is not None:
+            self._env.load_state_dict(env)
+            return None
+        warnings.warn(
+            f"{self.env_id} cannot be snapshot: the resumed run starts new episodes "
+            "(it will not repeat the uninterrupted run step for step)",
+            stacklevel=3,
+        )
+        seed = None if self.seed is None else self.seed + self.num_timesteps
+        obs, _ = self._env.reset(seed=seed)
+        return obs
+
+    def to_device(self, tree: Any) -> Any:
+        """Tensors of a loaded (nested) structure moved to this agent's device."""
+        if isinstance(tree, torch.Tensor):
+            return tree.to(self.device)
+        if isinstance(tree, Mapping):
+            return {k: self.to_device(v) for k, v in tree.items()}
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(self.to_device(v) for v in tree)
+        return tree
 
     def _make_generator(self) -> torch.Generator:
         generator = torch.Generator(device=self.device)
@@ -310,14 +532,10 @@ class PolicyAgent(Agent):
         raise NotImplementedError
 
     def env_action(self, action: torch.Tensor) -> torch.Tensor:
-        """The action sent to the environment: a Gaussian policy's ``Box`` samples are
-        clipped to the space's bounds (the learner keeps the unclipped sample)."""
-        space = self.action_space
-        if isinstance(space, spaces.Box):
-            low = torch.as_tensor(space.low, device=action.device, dtype=action.dtype)
-            high = torch.as_tensor(space.high, device=action.device, dtype=action.dtype)
-            return torch.maximum(torch.minimum(action, high), low)
-        return action
+        """The action sent to the environment, from the one the learner keeps: the action
+        head's ``to_env`` (a Gaussian's ``Box`` samples are clipped to the space's bounds)."""
+        head = getattr(self.policy, "action_head", None)
+        return action if head is None else head.to_env(action)
 
     def initial_state(self, n: int) -> State:
         return self.policy.initial_state(n, self.device)
@@ -373,7 +591,3 @@ class PolicyAgent(Agent):
             warnings.warn(f"no rollout video for {self.env_id}: {e}", stacklevel=2)
             return
         logger.video("rollout/video", frames, self.num_timesteps)
-
-
-def detach_state(state: State) -> State:
-    return map_state(lambda s: s.detach(), state)

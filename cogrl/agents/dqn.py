@@ -32,8 +32,9 @@ turn interleave their steps in the replay's time ring, so give them 1-step targe
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -43,36 +44,21 @@ from gymnasium import spaces
 
 from cogrl.agents.base import Hyperparameters, register_agent
 from cogrl.agents.common import (
-    EpisodeStats,
     PolicyAgent,
     Progress,
     adam,
     check_bools,
     check_int,
     check_number,
-    check_policy,
     clip_grad,
 )
-from cogrl.agents.policies import QNetwork, State, flatten_time, map_state, reset_state
-from cogrl.core import BatchedEnv
+from cogrl.core import BatchedEnv, sync_free
+from cogrl.nn import PolicyConfig, QNetwork, State, index_state, pack_state, unpack_state
+from cogrl.nn.policies import flatten_time
+from cogrl.nn.state import leaves, state_from_leaves, state_size
 from cogrl.replay import ReplayBuffer
 
 __all__ = ["DQN"]
-
-
-def pack_state(state: State) -> torch.Tensor:
-    """A core's state as one (B, S) tensor, to store in the replay."""
-    if isinstance(state, tuple):
-        return torch.cat([s.flatten(1) for s in state], dim=-1)
-    return state.flatten(1)
-
-
-def unpack_state(packed: torch.Tensor, like: State) -> State:
-    """The inverse of :func:`pack_state`, shaped as ``like``."""
-    if isinstance(like, tuple):
-        parts = torch.split(packed, [s[0].numel() for s in like], dim=-1)
-        return tuple(p.reshape(-1, *s.shape[1:]) for p, s in zip(parts, like, strict=True))
-    return packed.reshape(-1, *like.shape[1:])
 
 
 @register_agent("dqn")
@@ -97,8 +83,9 @@ class DQN(PolicyAgent):
         - ``max_grad_norm``: gradient clipping (``None``: none); ``anneal_lr``: decay the
           learning rate linearly to 0 over a ``learn`` call, so that the final network
           settles instead of drifting (DQN's Q-values keep chasing their own targets).
-        - policy: ``core``, ``hidden_sizes``, ``core_size``, ``activation``; recurrent cores
-          learn on ``sequence_length`` steps after ``burn_in`` steps.
+        - ``policy``: a :class:`~cogrl.nn.PolicyConfig` (by default an MLP of (256, 256)
+          with ReLU, no core); recurrent cores learn on ``sequence_length`` steps after
+          ``burn_in`` steps.
         """
 
         num_envs: int = 16
@@ -121,10 +108,9 @@ class DQN(PolicyAgent):
         alpha: float = 0.6
         beta0: float = 0.4
         max_grad_norm: float | None = 10.0
-        core: str = "none"
-        hidden_sizes: tuple[int, ...] | list[int] = (256, 256)
-        core_size: int = 128
-        activation: str = "relu"
+        policy: PolicyConfig = field(
+            default_factory=lambda: PolicyConfig(hidden_sizes=[256, 256], activation="relu")
+        )
         sequence_length: int = 8
         burn_in: int = 4
 
@@ -137,7 +123,6 @@ class DQN(PolicyAgent):
                 "gradient_steps",
                 "target_update_interval",
                 "n_step",
-                "core_size",
                 "sequence_length",
             ):
                 check_int(name, getattr(self, name))
@@ -153,9 +138,8 @@ class DQN(PolicyAgent):
             check_number("beta0", self.beta0, high=1.0)
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
-            check_policy(self)
             check_bools(self, "anneal_lr", "double_q", "prioritized")
-            if self.core != "none" and (self.n_step > 1 or self.prioritized):
+            if self.policy.recurrent and (self.n_step > 1 or self.prioritized):
                 raise ValueError(
                     "a recurrent DQN learns on sequences with 1-step targets and uniform "
                     f"sampling; got n_step={self.n_step}, prioritized={self.prioritized}"
@@ -185,21 +169,14 @@ class DQN(PolicyAgent):
                 f"DQN needs a Discrete action space, got {self.action_space} for {self.env_id}"
             )
         c = self.config
-        self.policy = QNetwork(
-            self.observation_space,
-            self.action_space,
-            core=c.core,
-            hidden_sizes=c.hidden_sizes,
-            core_size=c.core_size,
-            activation=c.activation,
-        ).to(self.device)
+        self.policy = QNetwork(self.observation_space, self.action_space, c.policy).to(self.device)
         self.target = copy.deepcopy(self.policy)
         self.target.requires_grad_(False)
         self.optimizer = adam(self.policy.parameters(), lr=c.learning_rate)
         self.generator = self._make_generator()
         self.recurrent = self.policy.recurrent
         self._state_like = self.policy.initial_state(1, self.device)
-        self._state_size = pack_state(self._state_like).shape[1]
+        self._state_size = state_size(self._state_like)
         if replay is None:
             replay = self.make_replay()
         elif replay.num_envs != c.num_envs:
@@ -218,8 +195,9 @@ class DQN(PolicyAgent):
             )
         self.epsilon = c.exploration_initial_eps
         self._env: BatchedEnv | None = None
-        self.episodes = EpisodeStats()
+        self.episodes = self._episode_stats()
         self._since_target = 0
+        self._since_train = 0
 
     def make_replay(self) -> ReplayBuffer:
         """A replay for this agent's environments (also to share with other agents)."""
@@ -254,7 +232,7 @@ class DQN(PolicyAgent):
         for name, (shape, dtype) in self.replay.extra_specs.items():
             extras[name] = torch.zeros((N, *shape), dtype=dtype, device=self.device)
         if self._stores_state():
-            extras["state"] = pack_state(reset_state(state_before, self._start))
+            extras["state"] = pack_state(self.policy.torso.core.reset(state_before, self._start))
         return extras
 
     def _act(self, obs, state, episode_start, deterministic, epsilon: float = 0.0):
@@ -269,21 +247,76 @@ class DQN(PolicyAgent):
         return action + self.policy.start, state
 
     # --- learning -------------------------------------------------------------------------------
+    def _start_envs(self) -> None:
+        N = self.config.num_envs
+        self._env = self.make_training_core(N)
+        self._obs, _ = self._env.reset(seed=self.seed)
+        self._state = self.initial_state(N)
+        self._start = torch.ones(N, dtype=torch.bool, device=self.device)
+
+    def _loop_state(self, include_replay: bool) -> dict[str, Any]:
+        if self._env is None:
+            return {}
+        return {
+            "obs": self._obs,
+            "state": leaves(self._state),
+            "start": self._start,
+            "epsilon": self.epsilon,
+            "since_train": self._since_train,
+            "since_target": self._since_target,
+            "replay": self.replay.state_dict() if include_replay else None,
+        }
+
+    def _load_loop_state(self, loop, env) -> None:
+        if not loop:
+            return
+        N = self.config.num_envs
+        fresh_obs = self._restore_env(N, env)
+        if fresh_obs is None:
+            moved = self.to_device({k: loop[k] for k in ("obs", "state", "start")})
+            self._obs, self._start = moved["obs"], moved["start"]
+            self._state = state_from_leaves(self.initial_state(N), moved["state"])
+        else:
+            self._obs = fresh_obs
+            self._state = self.initial_state(N)
+            self._start = torch.ones(N, dtype=torch.bool, device=self.device)
+        self.epsilon = float(loop["epsilon"])
+        self._since_train, self._since_target = int(loop["since_train"]), int(loop["since_target"])
+        if loop["replay"] is not None:
+            self.replay = ReplayBuffer.from_state_dict(loop["replay"], device=self.device)
+        else:
+            warnings.warn(
+                "the checkpoint holds no replay: the resumed run refills an empty one",
+                stacklevel=3,
+            )
+
     def learn(
-        self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
+        self,
+        total_timesteps,
+        callback=None,
+        progress_bar=False,
+        logger=None,
+        video_interval=None,
+        reset_num_timesteps=True,
     ) -> DQN:
-        progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
+        progress = Progress(
+            self,
+            total_timesteps,
+            callback,
+            progress_bar,
+            logger,
+            video_interval,
+            reset_num_timesteps,
+        )
         c = self.config
         N = c.num_envs
         if self._env is None:
-            self._env = self.make_core(N)
-            self._obs, _ = self._env.reset(seed=self.seed)
-            self._state = self.initial_state(N)
-            self._start = torch.ones(N, dtype=torch.bool, device=self.device)
+            self._start_envs()
+        if progress.done == 0:
+            self._since_train = 0
         env = self._env
         explore_steps = max(1.0, c.exploration_fraction * progress.total)
-        since_train = 0
-        stats: dict[str, float] = {}
+        stats: dict[str, Any] = {}
         keep_going = progress.remaining > 0
         while keep_going:
             # --- act (epsilon-greedy) and store the transitions of all environments ---------
@@ -302,23 +335,25 @@ class DQN(PolicyAgent):
             if "final_obs" in info:
                 real_next = _where(done, info["final_obs"], next_obs)
             extras = self._extras(state_before)
-            self.replay.add(obs, action, reward, real_next, terminated, truncated, extras)
+            # The values come from this agent's core and policy: no checks (host reads).
+            self.replay.add(
+                obs, action, reward, real_next, terminated, truncated, extras, check=False
+            )
             self.episodes.update(info)
             self._obs, self._start = next_obs, done
-            since_train += N
+            self._since_train += N
             self._since_target += N
 
             # --- learn ---------------------------------------------------------------------
             ready = max(c.learning_starts, c.batch_size, self._sample_steps * N)
-            if self.replay.size >= ready and since_train >= c.train_freq:
-                since_train = 0
+            if self.replay.size >= ready and self._since_train >= c.train_freq:
+                self._since_train = 0
                 for _ in range(c.gradient_steps):
                     stats = self.train_step(progress.done / progress.total)
             if self._since_target >= c.target_update_interval:
                 self._since_target = 0
                 self.update_target()
             out = {
-                **self.episodes.summary(),
                 **stats,
                 "rollout/epsilon": self.epsilon,
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
@@ -337,6 +372,9 @@ class DQN(PolicyAgent):
                 target.copy_(online)
             else:
                 target.lerp_(online, tau)
+        # Buffers (e.g. normalisation statistics) are copied: they are not averaged weights.
+        for target, online in zip(self.target.buffers(), self.policy.buffers(), strict=True):
+            target.copy_(online)
 
     def train(self, gradient_steps: int) -> dict[str, float]:
         """Learn from the replay alone, without acting: for example from experience that
@@ -354,12 +392,13 @@ class DQN(PolicyAgent):
                 f"{needed} to sample a batch"
             )
         every = max(1, round(c.target_update_interval / c.train_freq * c.gradient_steps))
-        stats: dict[str, float] = {}
+        stats: dict[str, Any] = {}
         for step in range(1, gradient_steps + 1):
             stats = self.train_step(1.0)
             if step % every == 0:
                 self.update_target()
-        return stats
+        self.guard.check(self.modules(), self.num_timesteps)
+        return {k: float(v) for k, v in stats.items()}
 
     def train_step(self, progress: float = 0.0) -> dict[str, float]:
         """One gradient step on a sampled batch; returns its statistics."""
@@ -389,13 +428,14 @@ class DQN(PolicyAgent):
         loss.backward()
         norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
         self.optimizer.step()
+        self.guard.after_update(self.num_timesteps, loss, norm)
         if c.prioritized:
-            self.replay.update_priorities(batch.indices, td.detach().abs() + 1e-6)
+            self.replay.update_priorities(batch.indices, td.detach().abs() + 1e-6, check=False)
         return {
-            "train/loss": float(loss.detach()),
-            "train/q_mean": float(q.detach().mean()),
-            "train/td_error": float(td.detach().abs().mean()),
-            "train/grad_norm": float(norm),
+            "train/loss": loss.detach(),
+            "train/q_mean": q.detach().mean(),
+            "train/td_error": td.detach().abs().mean(),
+            "train/grad_norm": norm,
         }
 
     def _train_sequences(self) -> dict[str, float]:
@@ -412,6 +452,7 @@ class DQN(PolicyAgent):
             # the burn-in then warms up.
             start_state = self.initial_state(B)
         action = (seq.action - self.policy.start).long()
+        free = sync_free(self.device)
 
         def unroll(net: QNetwork, grad_from: int, bootstrap: bool) -> tuple[torch.Tensor, Any]:
             """Q(s_t, .) for every step and, if ``bootstrap``, Q(s'_t, .) of its next state.
@@ -426,7 +467,7 @@ class DQN(PolicyAgent):
             qs, cut_q = [], {}
             for t in range(L):
                 with torch.set_grad_enabled(torch.is_grad_enabled() and t >= grad_from):
-                    state = reset_state(state, seq.episode_start[t])
+                    state = net.torso.core.reset(state, seq.episode_start[t])
                     h, state = net.torso.core(x[t], state)
                     qs.append(net.q(h))
                     rows = (
@@ -434,9 +475,15 @@ class DQN(PolicyAgent):
                         if t == L - 1
                         else seq.truncated[t] & ~seq.terminated[t]
                     )
-                    if bootstrap and bool(rows.any()):
+                    if bootstrap and free:
+                        # Every row's next state is valued and the cut ones are kept, so
+                        # that no row count is read on the host.
+                        x_next = net.torso.encoder(_select(seq.next_obs, t))
+                        h_next, _ = net.torso.core(x_next, state)
+                        cut_q[t] = (rows, net.q(h_next))
+                    elif bootstrap and bool(rows.any()):
                         obs = _select(seq.next_obs, t, rows)
-                        state_rows = map_state(lambda s, r=rows: s[r], state)
+                        state_rows = index_state(state, rows)
                         h_next, _ = net.torso.core(net.torso.encoder(obs), state_rows)
                         cut_q[t] = (rows, net.q(h_next))
             q = torch.stack(qs)
@@ -444,7 +491,10 @@ class DQN(PolicyAgent):
                 return q, None
             next_q = torch.cat([q[1:], q[-1:]]).clone()
             for t, (rows, value) in cut_q.items():
-                next_q[t, rows] = value
+                if free:
+                    next_q[t] = torch.where(rows[:, None], value, next_q[t])
+                else:
+                    next_q[t, rows] = value
             return q, next_q
 
         q_all, _ = unroll(self.policy, c.burn_in, bootstrap=False)
@@ -463,12 +513,13 @@ class DQN(PolicyAgent):
         loss.backward()
         norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
         self.optimizer.step()
+        self.guard.after_update(self.num_timesteps, loss, norm)
         td = ((q - y).detach().abs() * mask).sum() / mask.sum().clamp(min=1)
         return {
-            "train/loss": float(loss.detach()),
-            "train/q_mean": float((q.detach() * mask).sum() / mask.sum().clamp(min=1)),
-            "train/td_error": float(td),
-            "train/grad_norm": float(norm),
+            "train/loss": loss.detach(),
+            "train/q_mean": (q.detach() * mask).sum() / mask.sum().clamp(min=1),
+            "train/td_error": td,
+            "train/grad_norm": norm,
         }
 
 
@@ -479,8 +530,8 @@ def _where(done: torch.Tensor, a: Any, b: Any) -> Any:
     return torch.where(done.view(-1, *([1] * (a.ndim - 1))), a, b)
 
 
-def _select(obs: Any, t: int, rows: torch.Tensor) -> Any:
-    """``obs[t, rows]`` of a (L, B, ...) observation (also for dicts)."""
+def _select(obs: Any, t: int, rows: torch.Tensor | None = None) -> Any:
+    """``obs[t, rows]`` (or ``obs[t]``) of a (L, B, ...) observation (also for dicts)."""
     if isinstance(obs, Mapping):
-        return {k: v[t][rows] for k, v in obs.items()}
-    return obs[t][rows]
+        return {k: _select(v, t, rows) for k, v in obs.items()}
+    return obs[t] if rows is None else obs[t][rows]

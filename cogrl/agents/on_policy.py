@@ -15,7 +15,7 @@ one sequence from that state, restarting the state where an episode starts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -23,17 +23,16 @@ import torch
 
 from cogrl.agents.base import Hyperparameters
 from cogrl.agents.common import (
-    EpisodeStats,
     PolicyAgent,
     adam,
     check_bools,
     check_int,
     check_number,
-    check_policy,
-    detach_state,
 )
-from cogrl.agents.policies import ActorCriticPolicy, State, flatten_time, map_state
-from cogrl.core import BatchedEnv
+from cogrl.core import BatchedEnv, sync_free
+from cogrl.nn import ActorCriticPolicy, PolicyConfig, State, detach_state, index_state
+from cogrl.nn.policies import flatten_time
+from cogrl.nn.state import leaves, state_from_leaves
 
 __all__ = ["OnPolicyAgent", "OnPolicyConfig", "Rollout"]
 
@@ -49,10 +48,8 @@ class OnPolicyConfig(Hyperparameters):
     - ``ent_coef``, ``vf_coef``: weights of the entropy bonus and the value loss.
     - ``max_grad_norm``: gradient clipping by global norm (``None``: none).
     - ``normalize_advantage``: standardise advantages in each (mini)batch.
-    - policy: ``core`` (``"none"``, ``"rnn"``, ``"gru"``, ``"lstm"``), ``hidden_sizes`` of
-      the encoder's MLP, ``core_size``, ``activation`` (``"tanh"``, ``"relu"``),
-      ``share_torso`` (one encoder and core for actor and critic, or one each),
-      ``ortho_init`` (orthogonal initialisation as in SB3 and CleanRL).
+    - ``policy``: a :class:`~cogrl.nn.PolicyConfig` (encoder, core, heads); by default an
+      MLP of (64, 64) with tanh, no core, one torso each for actor and critic.
     """
 
     num_envs: int = 16
@@ -65,15 +62,10 @@ class OnPolicyConfig(Hyperparameters):
     vf_coef: float = 0.5
     max_grad_norm: float | None = 0.5
     normalize_advantage: bool = True
-    core: str = "none"
-    hidden_sizes: tuple[int, ...] | list[int] = (64, 64)
-    core_size: int = 128
-    activation: str = "tanh"
-    share_torso: bool = False
-    ortho_init: bool = False
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def __post_init__(self) -> None:
-        for name in ("num_envs", "n_steps", "core_size"):
+        for name in ("num_envs", "n_steps"):
             check_int(name, getattr(self, name))
         check_number("learning_rate", self.learning_rate, low_open=True)
         check_number("gamma", self.gamma, high=1.0)
@@ -82,8 +74,7 @@ class OnPolicyConfig(Hyperparameters):
         check_number("vf_coef", self.vf_coef)
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low_open=True)
-        check_policy(self)
-        check_bools(self, "anneal_lr", "normalize_advantage", "share_torso", "ortho_init")
+        check_bools(self, "anneal_lr", "normalize_advantage")
 
 
 @dataclass
@@ -140,13 +131,13 @@ class OnPolicyAgent(PolicyAgent):
     ) -> None:
         super().__init__(env, device, seed, env_kwargs, **hyperparameters)
         self._probe_spaces()
-        self.policy = ActorCriticPolicy.from_config(
-            self.observation_space, self.action_space, self.config
+        self.policy = ActorCriticPolicy(
+            self.observation_space, self.action_space, self.config.policy
         ).to(self.device)
         self.optimizer = self._make_optimizer()
         self.generator = self._make_generator()
         self._env: BatchedEnv | None = None
-        self.episodes = EpisodeStats()
+        self.episodes = self._episode_stats()
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         return adam(self.policy.parameters(), lr=self.config.learning_rate, eps=1e-5)
@@ -165,10 +156,34 @@ class OnPolicyAgent(PolicyAgent):
         """The training environments, made on the first ``learn`` call and kept after."""
         if self._env is None:
             n = self.config.num_envs
-            self._env = self.make_core(n)
+            self._env = self.make_training_core(n)
             self._obs, _ = self._env.reset(seed=self.seed)
             self._episode_start = torch.ones(n, dtype=torch.bool, device=self.device)
             self._state = self.initial_state(n)
+
+    def _loop_state(self, include_replay: bool) -> dict[str, Any]:
+        if self._env is None:
+            return {}
+        return {
+            "obs": self._obs,
+            "state": leaves(self._state),
+            "episode_start": self._episode_start,
+        }
+
+    def _load_loop_state(self, loop, env) -> None:
+        if not loop:
+            return
+        n = self.config.num_envs
+        fresh_obs = self._restore_env(n, env)
+        if fresh_obs is None:
+            loop = self.to_device(loop)
+            self._obs = loop["obs"]
+            self._state = state_from_leaves(self.initial_state(n), loop["state"])
+            self._episode_start = loop["episode_start"]
+        else:
+            self._obs = fresh_obs
+            self._state = self.initial_state(n)
+            self._episode_start = torch.ones(n, dtype=torch.bool, device=self.device)
 
     @torch.no_grad()
     def collect_rollout(self) -> Rollout:
@@ -197,7 +212,9 @@ class OnPolicyAgent(PolicyAgent):
             obs, reward, terminated, truncated, info = env.step(self.env_action(action))
             # A time limit is not a failure: bootstrap r + gamma V(final obs) (SB3's way).
             cut = truncated & ~terminated
-            if bool(cut.any()):
+            # On the CPU, skip the extra forward pass where nothing was cut; on a GPU, asking
+            # would wait for the queued kernels, so every row is valued and masked.
+            if "final_obs" in info and (sync_free(self.device) or bool(cut.any())):
                 _, final_value, _ = self.policy.step(info["final_obs"], state)
                 reward = reward + c.gamma * final_value * cut
             rewards[t] = reward
@@ -248,18 +265,17 @@ class OnPolicyAgent(PolicyAgent):
             action = rollout.actions.flatten(0, 1)[index]
             return head.log_prob(params, action), head.entropy(params), value, index
         obs = select(rollout.obs, (slice(None), index))
-        state = map_state(lambda s: s[index], rollout.initial_state)
+        state = index_state(rollout.initial_state, index)
         params, value, _ = self.policy.sequence(obs, state, rollout.episode_starts[:, index])
         params, value = params.flatten(0, 1), value.flatten(0, 1)
         action = rollout.actions[:, index].flatten(0, 1)
         rows = (torch.arange(T, device=self.device)[:, None] * N + index[None]).flatten()
         return head.log_prob(params, action), head.entropy(params), value, rows
 
-    def rollout_stats(self) -> dict[str, float]:
-        return self.episodes.summary()
 
-
-def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> float:
-    """``1 - Var[target - prediction] / Var[target]`` (1: perfect, 0: no better than a mean)."""
+def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1 - Var[target - prediction] / Var[target]`` (1: perfect, 0: no better than a mean;
+    NaN where the target does not vary)."""
     var = target.var()
-    return float("nan") if var == 0 else float(1 - (target - prediction).var() / var)
+    ev = 1 - (target - prediction).var() / var
+    return torch.where(var == 0, torch.full_like(ev, float("nan")), ev)

@@ -65,9 +65,23 @@ class PPO(OnPolicyAgent):
     config: Config
 
     def learn(
-        self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
+        self,
+        total_timesteps,
+        callback=None,
+        progress_bar=False,
+        logger=None,
+        video_interval=None,
+        reset_num_timesteps=True,
     ) -> PPO:
-        progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
+        progress = Progress(
+            self,
+            total_timesteps,
+            callback,
+            progress_bar,
+            logger,
+            video_interval,
+            reset_num_timesteps,
+        )
         c = self.config
         self._start()
         N, T = c.num_envs, c.n_steps
@@ -84,7 +98,9 @@ class PPO(OnPolicyAgent):
             flat_ret = rollout.returns.flatten()
             flat_logp = rollout.log_probs.flatten()
             flat_val = rollout.values.flatten()
+            # Logged losses are means over the update's minibatches.
             clip_fractions, approx_kl = [], torch.zeros(())
+            policy_losses, value_losses, entropies = [], [], []
             for _epoch in range(c.n_epochs):
                 order = torch.randperm(units, generator=self.generator, device=self.device)
                 for begin in range(0, units, per_batch):
@@ -111,21 +127,26 @@ class PPO(OnPolicyAgent):
                     loss.backward()
                     norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
                     self.optimizer.step()
+                    self.guard.after_update(self.num_timesteps + N * T, loss, norm)
                     with torch.no_grad():
                         # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator).
                         approx_kl = ((ratio - 1) - log_ratio).mean()
                         clip_fractions.append(((ratio - 1).abs() > c.clip_range).float().mean())
+                        policy_losses.append(policy_loss.detach())
+                        value_losses.append(value_loss.detach())
+                        entropies.append(-entropy_loss.detach())
                 if c.target_kl is not None and float(approx_kl) > c.target_kl:
                     break
+            policy_losses, value_losses = torch.stack(policy_losses), torch.stack(value_losses)
+            entropies = torch.stack(entropies)
             stats = {
-                **self.rollout_stats(),
-                "train/policy_loss": float(policy_loss.detach()),
-                "train/value_loss": float(value_loss.detach()),
-                "train/entropy": float(-entropy_loss.detach()),
-                "train/approx_kl": float(approx_kl),
-                "train/clip_fraction": float(torch.stack(clip_fractions).mean()),
+                "train/policy_loss": policy_losses.mean(),
+                "train/value_loss": value_losses.mean(),
+                "train/entropy": entropies.mean(),
+                "train/approx_kl": approx_kl,
+                "train/clip_fraction": torch.stack(clip_fractions).mean(),
                 "train/explained_variance": explained_variance(flat_val, flat_ret),
-                "train/grad_norm": float(norm),
+                "train/grad_norm": norm,
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
             }
             keep_going = progress.update(N * T, stats)

@@ -4,7 +4,8 @@
 then applies ``--set`` overrides; ``cogrl train --no-preset`` uses the agent's plain
 defaults. In a script::
 
-    p = cogrl.agents.preset("dqn", "CartPole-v1")
+    from cogrl.agents.presets import preset
+    p = preset("dqn", "CartPole-v1")
     agent = cogrl.agents.make("dqn", "CartPole-v1", env_kwargs=p.env_kwargs, **p.hyperparameters)
     agent.learn(p.timesteps)
 
@@ -44,11 +45,11 @@ PRESETS: dict[str, dict[str, Preset]] = {
                 "anneal_lr": True,
                 "gamma": 0.98,
                 "gae_lambda": 0.8,
-                "ortho_init": True,
+                "policy": {"ortho_init": True},
             },
             timesteps=200_000,
         ),
-        # Discrete mode (look at a cell or answer) with a GRU core over the glimpses.
+        # Discrete mode (look at a cell or answer): RAM's glimpse network and a GRU core.
         "cogrl/GlimpseDigits-v0": Preset(
             {
                 "num_envs": 256,
@@ -58,11 +59,14 @@ PRESETS: dict[str, dict[str, Preset]] = {
                 "learning_rate": 1e-3,
                 "gamma": 1.0,
                 "ent_coef": 0.01,
-                "core": "gru",
-                "hidden_sizes": [128],
-                "core_size": 128,
-                "activation": "relu",
-                "share_torso": True,
+                "policy": {
+                    "encoder": "glimpse",
+                    "core": "gru",
+                    "hidden_sizes": [128],
+                    "core_size": 128,
+                    "activation": "relu",
+                    "share_torso": True,
+                },
             },
             env_kwargs={"action_mode": "discrete"},
             timesteps=300_000,
@@ -89,12 +93,13 @@ PRESETS: dict[str, dict[str, Preset]] = {
             },
             timesteps=200_000,
         ),
-        # Feedforward: on these centred digits the first glimpse (the canvas centre) holds
-        # enough to answer, and a recurrent Q-network costs several times more per step.
+        # Feedforward, on RAM's glimpse network: on these centred digits the first glimpse
+        # (the canvas centre) holds enough to answer, and a recurrent Q-network costs several
+        # times more per step.
         "cogrl/GlimpseDigits-v0": Preset(
             {
                 "num_envs": 64,
-                "hidden_sizes": [128, 128],
+                "policy": {"encoder": "glimpse", "hidden_sizes": [128, 128]},
                 "learning_rate": 5e-4,
                 "batch_size": 256,
                 "buffer_size": 100_000,

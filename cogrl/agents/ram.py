@@ -21,73 +21,35 @@ cogrl.agents.evaluate(agent, episodes=360, split="test")
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
-from torch import nn
 
 from cogrl.agents.base import Hyperparameters, register_agent
-from cogrl.agents.common import check_choice, check_int, check_number
-from cogrl.agents.policies import (
-    CORES,
-    CategoricalHead,
-    GaussianLocationHead,
-    State,
-    ValueHead,
-    make_core,
-    make_encoder,
-    reset_state,
-)
+from cogrl.agents.common import check_int, check_number
 from cogrl.agents.reinforce import REINFORCE, Settings
+from cogrl.core import sync_free
+from cogrl.nn import PolicyConfig, RAMPolicy
 
-__all__ = ["RAM", "RAMPolicy"]
+__all__ = ["RAM"]
 
 LOCATION_SIZE = 2
 
 
-class RAMPolicy(nn.Module):
-    """The recurrent attention model's networks, composed from shared parts.
-
-    ``g_t = f_g(glimpse_t, l_{t-1})`` (encoder), ``h_t = f_h(h_{t-1}, g_t)`` (core),
-    ``l_t ~ f_l(h_t)`` (location head), ``logits_t = f_a(h_t)`` (classifier) and
-    ``b_t = baseline(h_t)``.
-    """
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        n_classes: int,
-        core: str = "gru",
-        feature_size: int = 256,
-        glimpse_hidden: int = 128,
-        location_hidden: int = 128,
-        core_size: int = 256,
-        location_std: float = 0.2,
-    ) -> None:
-        super().__init__()
-        self.encoder = make_encoder(
-            observation_space, feature_size, glimpse_hidden, location_hidden
-        )
-        self.core = make_core(core, self.encoder.output_size, core_size)
-        hidden = self.core.hidden_size
-        self.location = GaussianLocationHead(hidden, LOCATION_SIZE, location_std)
-        self.classifier = CategoricalHead(hidden, n_classes)
-        self.baseline = ValueHead(hidden)
-
-    def initial_state(self, batch_size: int, device: torch.device | str) -> State:
-        return self.core.initial_state(batch_size, device)
-
-    def forward(self, obs: Any, state: State) -> tuple[torch.Tensor, State]:
-        """One step of the encoder and core: ``h_t`` and the next state."""
-        return self.core(self.encoder(obs), state)
-
-    @staticmethod
-    def class_scores(logits: torch.Tensor) -> torch.Tensor:
-        """The action's class scores ``2 softmax(logits) - 1``: in [-1, 1], argmax unchanged."""
-        return 2.0 * torch.softmax(logits, dim=-1) - 1.0
+def ram_policy_config() -> PolicyConfig:
+    """RAM's policy: the glimpse network (g of 128, h_g and h_l of 128), a GRU core of 128
+    and a location std of 0.3 (see :class:`RAM.Config` for how these were chosen)."""
+    return PolicyConfig(
+        encoder="glimpse",
+        hidden_sizes=[128],
+        glimpse_hidden=128,
+        location_hidden=128,
+        core="gru",
+        core_size=128,
+        location_std=0.3,
+    )
 
 
 @register_agent("ram")
@@ -110,42 +72,29 @@ class RAM(REINFORCE):
 
         - ``num_envs``: episodes per update (all run in lockstep on one batched core).
         - ``learning_rate``: Adam's step size.
-        - ``core``: ``"rnn"`` (the paper's), ``"gru"``, ``"lstm"`` or ``"none"``.
-        - ``feature_size``, ``glimpse_hidden``, ``location_hidden``: glimpse network sizes
-          (``g``, ``h_g``, ``h_l``); ``core_size``: width of ``h_t``.
-        - ``location_std``: std of the location policy's Gaussian (before tanh).
+        - ``policy``: a :class:`~cogrl.nn.PolicyConfig`: ``encoder="glimpse"``;
+          ``hidden_sizes=[g]`` (the glimpse feature's width), ``glimpse_hidden``,
+          ``location_hidden`` (``h_g``, ``h_l``); ``core`` (``"rnn"``, the paper's;
+          ``"gru"``; ``"lstm"``; any registered core) of ``core_size``; ``location_std``,
+          the std of the location policy's Gaussian (before tanh).
         - ``reinforce_coef``, ``baseline_coef``: weights of the REINFORCE and baseline terms.
         - ``max_grad_norm``: gradient clipping (``None`` for none).
         """
 
         num_envs: int = 128
         learning_rate: float = 1e-3
-        core: str = "gru"
-        feature_size: int = 128
-        glimpse_hidden: int = 128
-        location_hidden: int = 128
-        core_size: int = 128
-        location_std: float = 0.3
+        policy: PolicyConfig = field(default_factory=ram_policy_config)
         reinforce_coef: float = 1.0
         baseline_coef: float = 1.0
         max_grad_norm: float | None = 1.0
 
         def __post_init__(self) -> None:
-            for name in (
-                "num_envs",
-                "feature_size",
-                "glimpse_hidden",
-                "location_hidden",
-                "core_size",
-            ):
-                check_int(name, getattr(self, name))
-            for name in ("learning_rate", "location_std"):
-                check_number(name, getattr(self, name), low_open=True)
+            check_int("num_envs", self.num_envs)
+            check_number("learning_rate", self.learning_rate, low_open=True)
             for name in ("reinforce_coef", "baseline_coef"):
                 check_number(name, getattr(self, name))
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
-            check_choice("core", self.core, CORES)
 
     config: Config
     # About a minute on two CPU cores; ~90% test accuracy on GlimpseDigits (BENCHMARKS.md).
@@ -163,17 +112,9 @@ class RAM(REINFORCE):
                 f"{space} for {self.env_id}; use action_mode='continuous'"
             )
         self.n_classes = space.shape[0] - LOCATION_SIZE
-        c = self.config
-        return RAMPolicy(
-            self.observation_space,
-            self.n_classes,
-            core=c.core,
-            feature_size=c.feature_size,
-            glimpse_hidden=c.glimpse_hidden,
-            location_hidden=c.location_hidden,
-            core_size=c.core_size,
-            location_std=c.location_std,
-        )
+        return RAMPolicy(self.observation_space, self.n_classes, LOCATION_SIZE, self.config.policy)
+
+    _checked_length = False
 
     def _settings(self) -> Settings:
         c = self.config
@@ -194,23 +135,25 @@ class RAM(REINFORCE):
 
     # --- acting ------------------------------------------------------------------------------
     def _act(self, obs, state, episode_start, deterministic):
-        if episode_start is not None:
-            state = reset_state(state, episode_start)
-        h, state = self.policy(obs, state)
+        h, state = self.policy(obs, state, episode_start)
         logits = self.policy.classifier(h)
-        location = (
-            self.policy.location.deterministic(h)
-            if deterministic
-            else (self.policy.location.sample(h, self.generator)[0])
-        )
-        return torch.cat([location, self.policy.class_scores(logits)], dim=-1), state
+        head = self.policy.location
+        mean = head(h)
+        u = head.mode(mean) if deterministic else head.sample(mean, self.generator)
+        return torch.cat([head.to_env(u), self.policy.class_scores(logits)], dim=-1), state
+
+    def env_action(self, action: torch.Tensor) -> torch.Tensor:
+        return action  # _act already sends the squashed location and the class scores
 
     def _policy_step(self, obs, state):
         h, state = self.policy(obs, state)
         logits = self.policy.classifier(h)
-        location, log_prob = self.policy.location.sample(h, self.generator)
+        head = self.policy.location
+        mean = head(h)
+        u = head.sample(mean, self.generator)  # l_t = tanh(u), u ~ N(mean, std)
+        log_prob = head.log_prob(mean, u)
         baseline = self.policy.baseline(h.detach())  # b_t sees a detached h_t
-        action = torch.cat([location.detach(), self.policy.class_scores(logits.detach())], -1)
+        action = torch.cat([head.to_env(u), self.policy.class_scores(logits.detach())], -1)
         # The location policy's std is fixed: its entropy is a constant, not a bonus.
         entropy = torch.zeros_like(log_prob)
         return action, log_prob, entropy, baseline, state, {"logits": logits}
@@ -222,18 +165,21 @@ class RAM(REINFORCE):
 
     def _extra_loss(self, extras, info, mask):
         T = mask.shape[0]
-        if not bool((mask[-1] > 0).all()):
-            lengths = mask.sum(0)
-            raise RuntimeError(
-                f"RAM needs episodes of one fixed length; {self.env_id} ended episodes "
-                f"after {int(lengths.min())} to {T} steps"
-            )
+        # Asked on the first update, and on every one where asking costs nothing (the CPU).
+        if not (self._checked_length and sync_free(self.device)):
+            self._checked_length = True
+            if not bool((mask[-1] > 0).all()):
+                lengths = mask.sum(0)
+                raise RuntimeError(
+                    f"RAM needs episodes of one fixed length; {self.env_id} ended episodes "
+                    f"after {int(lengths.min())} to {T} steps"
+                )
         # Classifier: L_a = CE(f_a(h_T), label), the supervised part (Mnih et al. 2014, 4).
         logits, label = extras[-1]["logits"], info["label"]
         classifier_loss = F.cross_entropy(logits, label)
         accuracy = (logits.argmax(-1) == label).float().mean()
         return classifier_loss, {
-            "train/classifier_loss": float(classifier_loss.detach()),
-            "train/accuracy": float(accuracy),
+            "train/classifier_loss": classifier_loss.detach(),
+            "train/accuracy": accuracy,
             "train/location_std": self.policy.location.std,
         }

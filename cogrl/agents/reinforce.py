@@ -21,7 +21,7 @@ episodes, as the estimator needs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -29,7 +29,6 @@ import torch
 
 from cogrl.agents.base import Hyperparameters, register_agent
 from cogrl.agents.common import (
-    EpisodeStats,
     PolicyAgent,
     Progress,
     adam,
@@ -37,11 +36,10 @@ from cogrl.agents.common import (
     check_choice,
     check_int,
     check_number,
-    check_policy,
     clip_grad,
 )
-from cogrl.agents.policies import ActorCriticPolicy, State
-from cogrl.core import BatchedEnv
+from cogrl.core import BatchedEnv, sync_free
+from cogrl.nn import ActorCriticPolicy, PolicyConfig, State
 
 __all__ = ["REINFORCE", "Settings"]
 
@@ -76,8 +74,8 @@ class REINFORCE(PolicyAgent):
         - ``normalize_advantage``: standardise ``G_t - b_t`` over the batch.
         - ``max_episode_steps``: an episode longer than this is cut (its later steps are
           not learned from), so an environment without a time limit cannot stall learning.
-        - policy: ``core``, ``hidden_sizes``, ``core_size``, ``activation``, ``share_torso``,
-          ``ortho_init``.
+        - ``policy``: a :class:`~cogrl.nn.PolicyConfig` (by default an MLP of (64, 64) with
+          tanh, no core).
         """
 
         num_envs: int = 16
@@ -90,15 +88,10 @@ class REINFORCE(PolicyAgent):
         normalize_advantage: bool = True
         max_grad_norm: float | None = 1.0
         max_episode_steps: int = 10_000
-        core: str = "none"
-        hidden_sizes: tuple[int, ...] | list[int] = (64, 64)
-        core_size: int = 128
-        activation: str = "tanh"
-        share_torso: bool = False
-        ortho_init: bool = False
+        policy: PolicyConfig = field(default_factory=PolicyConfig)
 
         def __post_init__(self) -> None:
-            for name in ("num_envs", "core_size", "max_episode_steps"):
+            for name in ("num_envs", "max_episode_steps"):
                 check_int(name, getattr(self, name))
             check_number("learning_rate", self.learning_rate, low_open=True)
             check_number("gamma", self.gamma, high=1.0)
@@ -108,8 +101,7 @@ class REINFORCE(PolicyAgent):
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
             check_choice("baseline", self.baseline, {"learned", "mean", "none"})
-            check_policy(self)
-            check_bools(self, "normalize_advantage", "share_torso", "ortho_init")
+            check_bools(self, "normalize_advantage")
 
     config: Config
     policy: ActorCriticPolicy
@@ -127,12 +119,14 @@ class REINFORCE(PolicyAgent):
         self.policy = self._build_policy().to(self.device)
         self.optimizer = adam(self.policy.parameters(), lr=self.config.learning_rate)
         self.generator = self._make_generator()
-        self.running_return = 0.0
-        self.episodes = EpisodeStats()
+        # The running mean of returns (baseline="mean"), float64 as a Python float would be,
+        # kept on the device so that updating it reads nothing on the host.
+        self.running_return = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.episodes = self._episode_stats()
         self._env: BatchedEnv | None = None
 
     def _build_policy(self) -> torch.nn.Module:
-        return ActorCriticPolicy.from_config(self.observation_space, self.action_space, self.config)
+        return ActorCriticPolicy(self.observation_space, self.action_space, self.config.policy)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"policy": self.policy}
@@ -170,6 +164,19 @@ class REINFORCE(PolicyAgent):
         entropy = head.entropy(params)
         return self.env_action(action), head.log_prob(params, action), entropy, value, state, {}
 
+    @staticmethod
+    def _any_active(active: torch.Tensor, t: int, free: bool, bound: int | None) -> bool:
+        """Whether to take step ``t``: while some episode goes on. On the CPU, ask every
+        step; on a GPU (where asking waits for the queued kernels) run to the core's
+        declared episode bound without asking, or ask at steps 1, 2, 4, 8, ... only."""
+        if t == 0:
+            return True
+        if not free:
+            return bool(active.any())
+        if bound is not None:
+            return t < bound
+        return (t & (t - 1)) != 0 or bool(active.any())
+
     def _policy_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """The steps (T, N) whose actions the policy gradient credits: all of each episode."""
         return mask
@@ -180,17 +187,51 @@ class REINFORCE(PolicyAgent):
         """A further loss term (e.g. RAM's supervised classifier) and its statistics."""
         return torch.zeros((), device=self.device), {}
 
+    # --- checkpoints ----------------------------------------------------------------------------
+    def _loop_state(self, include_replay: bool) -> dict[str, Any]:
+        # Between updates only the running mean and the environments matter: every update
+        # starts N new episodes together.
+        return {"running_return": self.running_return.cpu(), "started": self._env is not None}
+
+    def _load_loop_state(self, loop, env) -> None:
+        if not loop:
+            return
+        self.running_return = loop["running_return"].to(self.device)
+        if loop["started"] and self._restore_env(self._settings().num_envs, env) is not None:
+            pass  # fresh episodes: each update resets them anyway
+
+    def _episode_bound(self, env: BatchedEnv, max_steps: int) -> int | None:
+        """The most steps an episode of ``env`` can take, where the core declares it."""
+        bound = getattr(env, "max_episode_steps", None)
+        return None if bound is None else min(int(bound), max_steps)
+
     # --- learning -------------------------------------------------------------------------------
     def learn(
-        self, total_timesteps, callback=None, progress_bar=False, logger=None, video_interval=None
+        self,
+        total_timesteps,
+        callback=None,
+        progress_bar=False,
+        logger=None,
+        video_interval=None,
+        reset_num_timesteps=True,
     ) -> REINFORCE:
-        progress = Progress(self, total_timesteps, callback, progress_bar, logger, video_interval)
+        progress = Progress(
+            self,
+            total_timesteps,
+            callback,
+            progress_bar,
+            logger,
+            video_interval,
+            reset_num_timesteps,
+        )
         s = self._settings()
         N = s.num_envs
         if self._env is None:
-            self._env = self.make_core(N)
+            self._env = self.make_training_core(N)
             self._env.reset(seed=self.seed)
         env = self._env
+        free = sync_free(self.device)
+        bound = self._episode_bound(env, s.max_episode_steps)
         keep_going = progress.remaining > 0
         while keep_going:
             # --- N whole episodes, started together ------------------------------------------
@@ -199,7 +240,7 @@ class REINFORCE(PolicyAgent):
             active = torch.ones(N, dtype=torch.bool, device=self.device)
             log_probs, entropies, values, rewards, masks, extras = [], [], [], [], [], []
             t = 0
-            while bool(active.any()) and t < s.max_episode_steps:
+            while t < s.max_episode_steps and self._any_active(active, t, free, bound):
                 action, log_prob, entropy, value, state, extra = self._policy_step(obs, state)
                 log_probs.append(log_prob)
                 entropies.append(entropy)
@@ -223,16 +264,18 @@ class REINFORCE(PolicyAgent):
             if s.baseline == "learned":
                 baseline = value.detach()
             elif s.baseline == "mean":
-                baseline = torch.full_like(returns, self.running_return)
+                baseline = self.running_return.to(returns.dtype).expand_as(returns)
             else:
                 baseline = torch.zeros_like(returns)
             credited = self._policy_mask(mask)
             count = credited.sum().clamp(min=1)
             advantage = returns - baseline
-            if s.normalize_advantage and count > 1:
+            if s.normalize_advantage:
+                # Standardised where more than one step is credited (masked, not branched).
                 mean = (advantage * credited).sum() / count
-                std = (((advantage - mean) * credited).pow(2).sum() / (count - 1)).sqrt()
-                advantage = (advantage - mean) / (std + 1e-8)
+                var = ((advantage - mean) * credited).pow(2).sum() / (count - 1).clamp(min=1)
+                standardised = (advantage - mean) / (var.sqrt() + 1e-8)
+                advantage = torch.where(count > 1, standardised, advantage)
 
             # grad J = (1/N) sum_n sum_t grad log pi(a_t|s_t) (G_t - b_t), here divided by
             # the number of steps rather than episodes (the same direction; Adam is
@@ -251,17 +294,17 @@ class REINFORCE(PolicyAgent):
             loss.backward()
             norm = clip_grad(self.policy.parameters(), s.max_grad_norm)
             self.optimizer.step()
-            episode_return = float(returns[0].mean())
+            self.guard.after_update(self.num_timesteps + N * t, loss, norm)
+            episode_return = returns[0].mean().double()
             self.running_return += s.baseline_rate * (episode_return - self.running_return)
 
             stats = {
-                **self.episodes.summary(),
-                "train/loss": float(loss.detach()),
-                "train/policy_loss": float(policy_loss.detach()),
-                "train/value_loss": float(value_loss.detach()),
-                "train/entropy": float(entropy_mean.detach()),
-                "train/grad_norm": float(norm),
-                "train/baseline": float((baseline * credited).sum() / count),
+                "train/loss": loss.detach(),
+                "train/policy_loss": policy_loss.detach(),
+                "train/value_loss": value_loss.detach(),
+                "train/entropy": entropy_mean.detach(),
+                "train/grad_norm": norm,
+                "train/baseline": (baseline * credited).sum() / count,
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
                 **extra_stats,
             }

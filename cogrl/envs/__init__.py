@@ -1,9 +1,12 @@
 """cogrl's tasks, registered with Gymnasium in the namespace ``cogrl`` on import.
 
-Every task is a batched core (:class:`cogrl.core.BatchedEnv`). ``gym.make(id)`` gives a
-``gymnasium.Env`` over a core of one; ``gym.make_vec(id, num_envs=N,
+Tasks live in one subpackage per family: :mod:`cogrl.envs.attention` (glimpse-based
+recognition). Every task is a batched core (:class:`cogrl.core.BatchedEnv`). ``gym.make(id)``
+gives a ``gymnasium.Env`` over a core of one; ``gym.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` a ``gymnasium.vector.VectorEnv`` over a core of
-N; :func:`make_core` the core itself, as cogrl's agents use it.
+N (both in :mod:`cogrl.envs.adapters`); :func:`make_core` the core itself, as cogrl's agents
+use it. :func:`env_metadata` tells what a task measures (``episode_metrics``) and which data
+splits it has (``splits``) without building it.
 
 Any other registered Gymnasium id (``CartPole-v1``, or a class of the user's registered with
 ``gymnasium.register``) works with :func:`make_core` too: it returns a
@@ -20,7 +23,7 @@ import torch
 
 from cogrl.core import BatchedEnv, load_core_class
 from cogrl.core import make_core as _make_core
-from cogrl.envs.gym_vector import GymVectorCore, gym_spec
+from cogrl.envs.gym_vector import GymVectorCore, creator_metadata, gym_spec
 
 __all__ = [
     "register_core",
@@ -28,14 +31,15 @@ __all__ = [
     "core_spec",
     "cogrl_env_ids",
     "env_kind",
+    "env_metadata",
     "is_core_id",
     "GymVectorCore",
 ]
 
 _TASKS = {
-    "cogrl/GlimpseDigits-v0": "cogrl.envs.glimpse:GlimpseDigits",
-    "cogrl/TranslatedDigits-v0": "cogrl.envs.glimpse:TranslatedDigits",
-    "cogrl/ClutteredDigits-v0": "cogrl.envs.glimpse:ClutteredDigits",
+    "cogrl/GlimpseDigits-v0": "cogrl.envs.attention.glimpse:GlimpseDigits",
+    "cogrl/TranslatedDigits-v0": "cogrl.envs.attention.glimpse:TranslatedDigits",
+    "cogrl/ClutteredDigits-v0": "cogrl.envs.attention.glimpse:ClutteredDigits",
 }
 
 
@@ -47,8 +51,8 @@ def register_core(env_id: str, core: str | type[BatchedEnv], **kwargs: Any) -> N
     """
     gym.register(
         id=env_id,
-        entry_point="cogrl.core:CoreEnv",
-        vector_entry_point="cogrl.core:CoreVectorEnv",
+        entry_point="cogrl.envs.adapters:CoreEnv",
+        vector_entry_point="cogrl.envs.adapters:CoreVectorEnv",
         kwargs={"core": core, **kwargs},
     )
 
@@ -93,6 +97,24 @@ def env_kind(env_id: str) -> Literal["core", "gymnasium"]:
     """``"core"`` for an id backed by a cogrl batched core, ``"gymnasium"`` for any other
     registered Gymnasium id; ValueError for an id that is not registered."""
     return "core" if "core" in (gym_spec(env_id).kwargs or {}) else "gymnasium"
+
+
+def env_metadata(env_id: str) -> dict[str, Any]:
+    """The metadata of ``env_id``'s class, without building an environment.
+
+    For a cogrl id, its core class's ``metadata``; for any other registered Gymnasium id, the
+    ``metadata`` its class declares (if any). Either way ``"episode_metrics"`` (a dict of
+    metric name -> info key) and ``"splits"`` (a tuple of the ``split`` argument's values)
+    are present, empty where the class declares none (see :class:`cogrl.core.BatchedEnv`).
+    ValueError for an id that is not registered.
+    """
+    if env_kind(env_id) == "core":
+        metadata = dict(core_spec(env_id)[0].metadata)
+    else:
+        metadata = creator_metadata(gym_spec(env_id)) or {}
+    metadata["episode_metrics"] = dict(metadata.get("episode_metrics", {}))
+    metadata["splits"] = tuple(metadata.get("splits", ()))
+    return metadata
 
 
 def is_core_id(env_id: str) -> bool:

@@ -17,8 +17,9 @@ Conversions
     and ``truncated`` bool ``(N,)``. Numeric info keys become tensors with their ``"_" + key``
     masks; other values stay numpy (object) arrays. Actions may be torch tensors (any
     device), numpy arrays or lists with leading dimension ``N``; they are checked against the
-    action space (shape, bounds, integrality, finiteness) and never clipped. Every returned
-    tensor has storage of its own: a later step never overwrites it.
+    action space by :func:`cogrl.spaces.check_actions` (shape, dtype, bounds, finiteness)
+    and never clipped. Every returned tensor has storage of its own: a later step never
+    overwrites it.
 
 Info
     As a core reports it: the info of the step for every environment (for finished ones, the
@@ -31,6 +32,17 @@ Seeding
     ``reset(seed=s)`` gives environment ``i`` the seed ``s + i``: its episodes are those of
     ``gym.make(env_id).reset(seed=s + i)`` and the steps after it. ``reset()`` without a seed
     and the automatic resets reset every copy unseeded (it goes on with its own generator).
+    ``reset(options=...)`` passes the options to every copy's ``reset``: the core honours
+    whatever the wrapped environment takes.
+
+Snapshots
+    Arbitrary Python environments cannot be saved as tensors: ``supports_snapshot`` is
+    false and :meth:`GymVectorCore.state_dict` raises ``NotImplementedError`` (a resumed run
+    starts new episodes instead).
+
+Metadata
+    The wrapped class's ``metadata``; ``episode_metrics`` and ``splits`` (see
+    :class:`cogrl.core.BatchedEnv`) are empty unless that class declares them.
 """
 
 from __future__ import annotations
@@ -48,8 +60,9 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, iterate
 
 from cogrl.core import BatchedEnv, Info, Obs
+from cogrl.spaces import check_actions
 
-__all__ = ["GymVectorCore", "gym_spec", "make_gym_env", "render_modes"]
+__all__ = ["GymVectorCore", "creator_metadata", "gym_spec", "make_gym_env", "render_modes"]
 
 _SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 _INT_TENSOR_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
@@ -93,6 +106,13 @@ def make_gym_env(env_id: str, **kwargs: Any) -> gym.Env:
 
 def render_modes(spec: EnvSpec) -> list[str] | None:
     """The render modes the class of ``spec`` declares in its metadata (None if unknown)."""
+    metadata = creator_metadata(spec)
+    return None if metadata is None else list(metadata.get("render_modes", []))
+
+
+def creator_metadata(spec: EnvSpec) -> dict[str, Any] | None:
+    """A copy of the ``metadata`` the class (or function) of ``spec`` declares, without
+    making an environment; None if it declares none or cannot be loaded."""
     try:
         creator = (
             load_env_creator(spec.entry_point)
@@ -102,9 +122,7 @@ def render_modes(spec: EnvSpec) -> list[str] | None:
     except (ImportError, AttributeError, ValueError):
         return None
     metadata = getattr(creator, "metadata", None)
-    if not isinstance(metadata, Mapping):
-        return None
-    return list(metadata.get("render_modes", []))
+    return dict(metadata) if isinstance(metadata, Mapping) else None
 
 
 class GymVectorCore(BatchedEnv):
@@ -115,6 +133,9 @@ class GymVectorCore(BatchedEnv):
     returned, and stepping again before :meth:`reset` is an error. The copies are in
     :attr:`envs`.
     """
+
+    reset_options = None  # any: passed through to the copies' reset
+    supports_snapshot = False
 
     def __init__(
         self,
@@ -166,6 +187,8 @@ class GymVectorCore(BatchedEnv):
         self.spec_kwargs = dict(env_kwargs)
         self.render_mode = render_mode
         self.metadata = dict(first.metadata)
+        self.metadata.setdefault("episode_metrics", {})
+        self.metadata.setdefault("splits", ())
         self.metadata["autoreset_mode"] = (
             AutoresetMode.SAME_STEP if autoreset else AutoresetMode.DISABLED
         )
@@ -185,7 +208,8 @@ class GymVectorCore(BatchedEnv):
         self._episode_length_np = np.zeros(self.num_envs, dtype=np.int64)
         self._started = False
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)
-        self._any_needs_reset = False
+        # The base class's finished flags (autoreset=False), sharing the numpy array's memory.
+        self._finished = torch.from_numpy(self._needs_reset)
 
     def __repr__(self) -> str:
         return (
@@ -212,7 +236,6 @@ class GymVectorCore(BatchedEnv):
         self._episode_return_np[:] = 0.0
         self._episode_length_np[:] = 0
         self._needs_reset[:] = False
-        self._any_needs_reset = False
         self._started = True
         infos = [info for _, info in results]
         info = self._info_tensors(_batch_infos(infos, n)) if any(infos) else {}
@@ -222,15 +245,13 @@ class GymVectorCore(BatchedEnv):
         """Step every environment; with autoreset, finished ones restart in the same call."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        if self._any_needs_reset:
-            raise RuntimeError(
-                f"environment(s) {np.flatnonzero(self._needs_reset).tolist()} finished their "
-                "episode and autoreset=False: call reset() before stepping again"
-            )
+        if not self.autoreset:
+            self._check_not_finished()
         n = self.num_envs
         actions = self._fast_actions(action) if self._discrete_actions else None
         if actions is None:
-            actions = _check_batch(self.single_action_space, action, n, "action")
+            checked = check_actions(self.single_action_space, action, n, "cpu")
+            actions = _to_numpy(checked)
             if self._batched_action_space is not None:  # Dict, Tuple, ...: one element per env
                 actions = iterate(self._batched_action_space, actions)
         autoreset = self.autoreset
@@ -275,7 +296,6 @@ class GymVectorCore(BatchedEnv):
                 out["_final_obs"] = done_tensor
             else:
                 self._needs_reset |= done
-                self._any_needs_reset = True
         else:
             out["_episode"] = tensor(np.zeros(n, dtype=bool))
         return (
@@ -289,7 +309,7 @@ class GymVectorCore(BatchedEnv):
     def _fast_actions(self, action: Any) -> np.ndarray | None:
         """The common case of a Discrete action space: an integer tensor or numpy array of
         shape ``(N,)`` within range, as numpy (no copy when it is int64 already); None for
-        anything else, which :func:`_check_batch` then checks (and reports)."""
+        anything else, which :func:`~cogrl.spaces.check_actions` then checks (and reports)."""
         if type(action) is torch.Tensor:
             if action.dtype not in _INT_TENSOR_DTYPES:
                 return None
@@ -308,6 +328,17 @@ class GymVectorCore(BatchedEnv):
         if low < self._action_low or high > self._action_high:
             return None
         return a.astype(self._action_dtype, copy=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Not available: the copies are arbitrary Python objects, not tensors."""
+        raise NotImplementedError(
+            f"GymVectorCore({self.env_id!r}) cannot snapshot its environments (arbitrary "
+            "Python objects); supports_snapshot is False: restart episodes with reset() instead"
+        )
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Not available (see :meth:`state_dict`)."""
+        self.state_dict()
 
     def render(self, index: int = 0) -> np.ndarray:
         """The ``rgb_array`` frame (H, W, 3) uint8 of environment ``index``."""
@@ -469,77 +500,12 @@ def _add_info(batched: dict[str, Any], info: Mapping[str, Any], i: int, n: int) 
         batched[key], batched["_" + key] = array, mask
 
 
-def _invalid(name: str, value: Any, space: spaces.Space, n: int, why: str) -> ValueError:
-    return ValueError(
-        f"invalid {name} {value!r}: expected a batch of {n} actions from {space} ({why})"
-    )
-
-
-def _check_batch(space: spaces.Space, action: Any, n: int, name: str) -> Any:
-    """``action`` (a batch of ``n``) as numpy of the space's dtype, or ValueError.
-
-    Whole-batch numpy checks (one min/max for Discrete); a space's own ``contains`` runs per
-    element only for spaces other than Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple.
-    """
-    if isinstance(space, spaces.Dict):
-        if not isinstance(action, Mapping) or set(action) != set(space.spaces):
-            raise _invalid(name, action, space, n, f"a dict with keys {sorted(space.spaces)}")
-        return {k: _check_batch(s, action[k], n, f"{name}[{k!r}]") for k, s in space.items()}
-    if isinstance(space, spaces.Tuple):
-        if not isinstance(action, Sequence) or len(action) != len(space.spaces):
-            raise _invalid(name, action, space, n, f"a tuple of {len(space.spaces)} batches")
-        return tuple(
-            _check_batch(s, a, n, f"{name}[{j}]")
-            for j, (s, a) in enumerate(zip(space.spaces, action, strict=True))
-        )
-    try:
-        if isinstance(action, torch.Tensor):
-            a = action.detach().cpu().numpy()
-        else:
-            a = np.asarray(action)
-    except (TypeError, ValueError) as e:
-        raise _invalid(name, action, space, n, f"not an array: {e}") from e
-    kind = a.dtype.kind
-    if isinstance(space, spaces.Discrete):  # the common case first: whole-batch min/max
-        if a.shape != (n,):
-            raise _invalid(name, action, space, n, f"shape {a.shape}, expected {(n,)}")
-        if kind in "iub" and n:
-            low, high = space.start, space.start + space.n - 1
-            if a.min() >= low and a.max() <= high:
-                return a.astype(space.dtype, copy=False)
-    expected = (n, *space.shape) if space.shape is not None else None
-    if expected is None or a.shape != expected:
-        raise _invalid(name, action, space, n, f"shape {a.shape}, expected {expected}")
-    if kind not in "biuf":
-        raise _invalid(name, action, space, n, f"dtype {a.dtype} is not numeric")
-    if kind == "f" and not np.isfinite(a).all():
-        bad = a[~np.isfinite(a)]
-        raise _invalid(name, action, space, n, f"non-finite value(s) {bad.tolist()}")
-    if isinstance(space, spaces.Box):
-        integral = kind != "f" or (a == np.round(a)).all()
-        if np.issubdtype(space.dtype, np.integer) and not integral:
-            raise _invalid(name, action, space, n, "values must be integers")
-        outside = (a < space.low) | (a > space.high)
-        if outside.any():
-            raise _invalid(
-                name, action, space, n, f"value(s) {a[outside].tolist()} outside the bounds"
-            )
-        return a.astype(space.dtype, copy=False)
-    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
-        if kind == "f" and not (a == np.round(a)).all():
-            raise _invalid(name, action, space, n, "values must be integers")
-        if isinstance(space, spaces.Discrete):
-            low, high = space.start, space.start + space.n - 1
-        elif isinstance(space, spaces.MultiDiscrete):
-            low, high = space.start, space.start + space.nvec - 1
-        else:
-            low, high = 0, 1
-        outside = (a < low) | (a > high)
-        if outside.any():
-            raise _invalid(name, action, space, n, f"value(s) {a[outside].tolist()} out of range")
-        return a.astype(space.dtype, copy=False)
-    rows = list(a)
-    bad = [r for r in rows if not space.contains(r)]
-    if bad:
-        raise _invalid(name, action, space, n, f"{bad[0]!r} is not in the space")
-    return a
+def _to_numpy(actions: Any) -> Any:
+    """Checked actions (CPU tensors, dicts/tuples of them, or numpy) as numpy, sharing memory."""
+    if isinstance(actions, torch.Tensor):
+        return actions.numpy()
+    if isinstance(actions, dict):
+        return {k: _to_numpy(v) for k, v in actions.items()}
+    if isinstance(actions, tuple):
+        return tuple(_to_numpy(v) for v in actions)
+    return actions

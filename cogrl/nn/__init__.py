@@ -1,0 +1,107 @@
+"""What cogrl's policies are made of: encoders, cores, action heads, recurrent state, and
+the composed policies every learner builds from one :class:`PolicyConfig`.
+
+- :mod:`cogrl.nn.encoders`: observation -> feature (MLP, CNN, embeddings, Dict, RAM's
+  glimpse network), by space or by name.
+- :mod:`cogrl.nn.cores`: the :class:`Core` contract and the registry of cores by name
+  (:func:`register_core`; ``none``, ``rnn``, ``gru``, ``lstm``).
+- :mod:`cogrl.nn.distributions`: action heads behind one API (sample, log_prob, entropy,
+  mode, to_env) and the value head.
+- :mod:`cogrl.nn.state`: map, reset, index, detach and pack recurrent state of any nesting.
+- :mod:`cogrl.nn.policies`: :class:`PolicyConfig`, :class:`Torso`,
+  :class:`ActorCriticPolicy`, :class:`QNetwork`, :class:`RAMPolicy`.
+"""
+
+from cogrl.nn.cores import (
+    CORES,
+    Core,
+    GRUCore,
+    IdentityCore,
+    LSTMCore,
+    RNNCore,
+    available_cores,
+    core_class,
+    make_core,
+    register_core,
+)
+from cogrl.nn.distributions import (
+    ActionHead,
+    BernoulliHead,
+    CategoricalHead,
+    GaussianHead,
+    MultiCategoricalHead,
+    TanhGaussianHead,
+    ValueHead,
+    make_action_head,
+)
+from cogrl.nn.encoders import (
+    ENCODERS,
+    CNNEncoder,
+    DictEncoder,
+    EmbeddingEncoder,
+    GlimpseNetwork,
+    MLPEncoder,
+    build_encoder,
+    make_encoder,
+    register_encoder,
+)
+from cogrl.nn.policies import (
+    ActorCriticPolicy,
+    PolicyConfig,
+    QNetwork,
+    RAMPolicy,
+    Torso,
+    make_torso,
+)
+from cogrl.nn.state import (
+    State,
+    detach_state,
+    index_state,
+    map_state,
+    pack_state,
+    reset_state,
+    unpack_state,
+)
+
+__all__ = [
+    "CORES",
+    "ENCODERS",
+    "ActionHead",
+    "ActorCriticPolicy",
+    "BernoulliHead",
+    "CNNEncoder",
+    "CategoricalHead",
+    "Core",
+    "DictEncoder",
+    "EmbeddingEncoder",
+    "GRUCore",
+    "GaussianHead",
+    "GlimpseNetwork",
+    "IdentityCore",
+    "LSTMCore",
+    "MLPEncoder",
+    "MultiCategoricalHead",
+    "PolicyConfig",
+    "QNetwork",
+    "RAMPolicy",
+    "RNNCore",
+    "State",
+    "TanhGaussianHead",
+    "Torso",
+    "ValueHead",
+    "available_cores",
+    "build_encoder",
+    "core_class",
+    "detach_state",
+    "index_state",
+    "make_action_head",
+    "make_core",
+    "make_encoder",
+    "make_torso",
+    "map_state",
+    "pack_state",
+    "register_core",
+    "register_encoder",
+    "reset_state",
+    "unpack_state",
+]

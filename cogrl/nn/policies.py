@@ -1,0 +1,349 @@
+"""Composed policies: an encoder, a core and heads, as one policy configuration describes.
+
+A policy is composed, not written per task (DESIGN.md): an *encoder* for the observation
+space (:mod:`cogrl.nn.encoders`), a *core* that carries memory across steps
+(:mod:`cogrl.nn.cores`) and *heads* for the action space (:mod:`cogrl.nn.distributions`).
+:class:`PolicyConfig` is the one description every learner shares (``policy=`` in Python,
+``--set policy.NAME=VALUE`` on the command line):
+
+- :class:`Torso`: encoder then core, one step or a whole (T, B) sequence.
+- :class:`ActorCriticPolicy` (PPO, A2C, REINFORCE): action head and value head.
+- :class:`QNetwork` (DQN): one Q-value per discrete action.
+- :class:`RAMPolicy`: the recurrent attention model's glimpse network, core, location
+  head, classifier and baseline (Mnih et al. 2014).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from cogrl.checks import check_bools, check_choice, check_int, check_number
+from cogrl.nn.cores import Core, IdentityCore, core_class, core_hyperparameters, make_core
+from cogrl.nn.distributions import (
+    CategoricalHead,
+    TanhGaussianHead,
+    ValueHead,
+    make_action_head,
+)
+from cogrl.nn.encoders import ACTIVATIONS, ENCODERS, build_encoder
+from cogrl.nn.state import State
+
+__all__ = [
+    "ActorCriticPolicy",
+    "PolicyConfig",
+    "QNetwork",
+    "RAMPolicy",
+    "Torso",
+    "flatten_time",
+    "make_torso",
+    "orthogonal_init",
+]
+
+Observation = torch.Tensor | Mapping[str, torch.Tensor]
+
+
+@dataclass
+class PolicyConfig:
+    """What a policy is made of; every learner has one as its ``policy`` hyperparameter.
+
+    - ``encoder``: ``"auto"`` (chosen from the observation space: MLP, CNN, embeddings,
+      every key of a ``Dict``) or a registered name such as ``"glimpse"`` (RAM's glimpse
+      network); ``hidden_sizes``: the MLP's layer widths, and ``hidden_sizes[-1]`` the
+      feature width of the other encoders; ``activation``: ``"tanh"`` or ``"relu"``;
+      ``glimpse_hidden``, ``location_hidden``: the glimpse network's ``h_g`` and ``h_l``.
+    - ``core``: a registered core (``"none"``, ``"rnn"``, ``"gru"``, ``"lstm"``, or a
+      user's, also as ``"module:name"``); ``core_size``: the width of its output;
+      ``core_kwargs``: the core's own hyperparameters. Given flat (``policy={"core":
+      "ntm", "memory_size": 64}``, ``--set policy.memory_size=64``), a name the chosen core
+      takes lands in ``core_kwargs``.
+    - ``share_torso``: one encoder and core for actor and critic, or one each (as SB3's
+      and CleanRL's MLP policies); ``ortho_init``: orthogonal initialisation (SB3, CleanRL).
+    - heads: ``log_std_init`` (Gaussian head for ``Box`` actions), ``location_std`` (RAM's
+      location head).
+    """
+
+    encoder: str = "auto"
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = "tanh"
+    glimpse_hidden: int = 128
+    location_hidden: int = 128
+    core: str = "none"
+    core_size: int = 128
+    core_kwargs: dict[str, Any] = field(default_factory=dict)
+    share_torso: bool = False
+    ortho_init: bool = False
+    log_std_init: float = 0.0
+    location_std: float = 0.2
+
+    def __post_init__(self) -> None:
+        check_choice("policy.encoder", self.encoder, ENCODERS)
+        if not isinstance(self.hidden_sizes, (list, tuple)):
+            raise ValueError(
+                f"policy.hidden_sizes must be a list of ints, got {self.hidden_sizes!r}"
+            )
+        for size in self.hidden_sizes:
+            check_int("policy.hidden_sizes entries", size)
+        self.hidden_sizes = [int(s) for s in self.hidden_sizes]
+        check_choice("policy.activation", self.activation, ACTIVATIONS)
+        for name in ("glimpse_hidden", "location_hidden", "core_size"):
+            check_int(f"policy.{name}", getattr(self, name))
+        try:
+            core_class(self.core)
+        except ValueError as e:
+            raise ValueError(f"policy.core: {e}") from None
+        if not isinstance(self.core_kwargs, Mapping):
+            raise ValueError(f"policy.core_kwargs must be a mapping, got {self.core_kwargs!r}")
+        own = core_hyperparameters(self.core)
+        unknown = sorted(set(self.core_kwargs) - set(own))
+        if unknown:
+            raise ValueError(
+                f"unknown hyperparameter(s) {unknown} for core {self.core!r}; it takes "
+                f"{sorted(own)}"
+            )
+        self.core_kwargs = dict(self.core_kwargs)
+        check_bools(self, "share_torso", "ortho_init")
+        check_number("policy.log_std_init", self.log_std_init, low=-math.inf)
+        check_number("policy.location_std", self.location_std, low_open=True)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.core != "none"
+
+    def replace(self, values: Mapping[str, Any]) -> PolicyConfig:
+        """A copy with ``values`` set; a name that is neither a field nor a hyperparameter
+        of the (new) core is a ValueError listing both."""
+        values = dict(values)
+        known = {f.name for f in fields(self)}
+        current = asdict(self)
+        core = values.get("core", current["core"])
+        if core != current["core"]:
+            current["core_kwargs"] = {}  # the old core's own settings do not carry over
+        core_kwargs = {**current["core_kwargs"], **dict(values.pop("core_kwargs", {}) or {})}
+        rest = {k: v for k, v in values.items() if k not in known}
+        if rest:
+            try:
+                own = core_hyperparameters(core)
+            except ValueError as e:
+                raise ValueError(f"policy.core: {e}") from None
+            unknown = sorted(set(rest) - set(own))
+            if unknown:
+                raise ValueError(
+                    f"unknown policy setting(s) {unknown}; expected some of {sorted(known)} "
+                    f"or a hyperparameter of core {core!r}: {sorted(own)}"
+                )
+            core_kwargs.update(rest)
+        merged = {**current, **{k: v for k, v in values.items() if k in known}}
+        merged["core_kwargs"] = core_kwargs
+        return PolicyConfig(**merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def flatten_time(obs: Observation) -> Observation:
+    """(T, B, ...) -> (T * B, ...), also inside dicts."""
+    if isinstance(obs, Mapping):
+        return {k: v.flatten(0, 1) for k, v in obs.items()}
+    return obs.flatten(0, 1)
+
+
+class Torso(nn.Module):
+    """An encoder followed by a core: ``h_t, state_t = core(encoder(obs_t), state_{t-1})``.
+
+    :meth:`step` runs one time step (B, ...); :meth:`sequence` runs (T, B, ...) observations
+    from a state, restarting it where ``episode_start`` is true. The encoder runs over all
+    T * B observations at once; only the core steps through time, and a core of ``"none"``
+    not at all.
+    """
+
+    def __init__(self, encoder: nn.Module, core: Core) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.core = core
+        self.hidden_size = core.hidden_size
+        self.recurrent = not isinstance(core, IdentityCore)
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        return self.core.initial_state(batch_size, device)
+
+    def step(
+        self, obs: Observation, state: State, episode_start: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        if episode_start is not None and self.recurrent:
+            state = self.core.reset(state, episode_start)
+        return self.core(self.encoder(obs), state)
+
+    def sequence(
+        self, obs: Observation, state: State, episode_start: torch.Tensor
+    ) -> tuple[torch.Tensor, State]:
+        """``h`` (T, B, hidden) for observations (T, B, ...), and the state after step T."""
+        T, B = episode_start.shape
+        x = self.encoder(flatten_time(obs))
+        if not self.recurrent:
+            return x.view(T, B, -1), state
+        x = x.view(T, B, -1)
+        hs = []
+        for t in range(T):
+            h, state = self.core(x[t], self.core.reset(state, episode_start[t]))
+            hs.append(h)
+        return torch.stack(hs), state
+
+
+def make_torso(observation_space: spaces.Space, config: PolicyConfig) -> Torso:
+    """The encoder ``config.encoder`` for ``observation_space`` followed by the core
+    ``config.core`` of ``config.core_size`` with its own ``config.core_kwargs``."""
+    encoder = build_encoder(config.encoder, observation_space, config)
+    core = make_core(config.core, encoder.output_size, config.core_size, **config.core_kwargs)
+    return Torso(encoder, core)
+
+
+def orthogonal_init(module: nn.Module, gain: float) -> None:
+    """Orthogonal weights with ``gain`` and zero biases for every linear and convolutional
+    layer of ``module``."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.orthogonal_(layer.weight, gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def _config(config: PolicyConfig | None, overrides: Mapping[str, Any]) -> PolicyConfig:
+    return (config or PolicyConfig()).replace(overrides) if overrides else config or PolicyConfig()
+
+
+class ActorCriticPolicy(nn.Module):
+    """An actor (action head) and a critic (value head) over torsos: one each by default
+    (as SB3's and CleanRL's MLP policies), or shared (``share_torso``).
+
+    The recurrent state is ``(actor_state, critic_state)`` in both cases (the critic's is
+    an empty tensor when the torso is shared). Settings come from ``config`` with
+    ``overrides`` (fields of :class:`PolicyConfig`) on top.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        config: PolicyConfig | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        self.config = config = _config(config, overrides)
+        self.actor_torso = make_torso(observation_space, config)
+        self.critic_torso = None if config.share_torso else make_torso(observation_space, config)
+        hidden = self.actor_torso.hidden_size
+        self.action_head = make_action_head(action_space, hidden, config.log_std_init)
+        self.value_head = ValueHead(hidden)
+        self.recurrent = self.actor_torso.recurrent
+        if config.ortho_init:
+            # Orthogonal initialisation as in the PPO paper's code, SB3 and CleanRL: gain
+            # sqrt(2) in the encoders, 0.01 for the action head (a near-uniform first
+            # policy), 1 for the value head; zero biases. Recurrent cores keep theirs.
+            for torso in (self.actor_torso, self.critic_torso):
+                if torso is not None:
+                    orthogonal_init(torso.encoder, math.sqrt(2))
+            orthogonal_init(self.action_head, 0.01)
+            orthogonal_init(self.value_head, 1.0)
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        critic = (
+            torch.zeros(batch_size, 0, device=device)
+            if self.critic_torso is None
+            else self.critic_torso.initial_state(batch_size, device)
+        )
+        return (self.actor_torso.initial_state(batch_size, device), critic)
+
+    def step(self, obs, state, episode_start=None):
+        """One step: action parameters (B, ...), values (B,) and the next state."""
+        h, actor_state = self.actor_torso.step(obs, state[0], episode_start)
+        if self.critic_torso is None:
+            hv, critic_state = h, state[1]
+        else:
+            hv, critic_state = self.critic_torso.step(obs, state[1], episode_start)
+        return self.action_head(h), self.value_head(hv), (actor_state, critic_state)
+
+    def sequence(self, obs, state, episode_start):
+        """(T, B) steps: action parameters (T, B, ...), values (T, B) and the last state."""
+        h, actor_state = self.actor_torso.sequence(obs, state[0], episode_start)
+        if self.critic_torso is None:
+            hv, critic_state = h, state[1]
+        else:
+            hv, critic_state = self.critic_torso.sequence(obs, state[1], episode_start)
+        return self.action_head(h), self.value_head(hv), (actor_state, critic_state)
+
+
+class QNetwork(nn.Module):
+    """Q-values for ``Discrete`` actions: ``Q(s, .) = Linear(torso(s))`` (B, n)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        config: PolicyConfig | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        if not isinstance(action_space, spaces.Discrete):
+            raise ValueError(f"Q-learning needs a Discrete action space, got {action_space}")
+        self.config = config = _config(config, overrides)
+        self.torso = make_torso(observation_space, config)
+        self.q = nn.Linear(self.torso.hidden_size, int(action_space.n))
+        self.start = int(action_space.start)
+        self.recurrent = self.torso.recurrent
+
+    def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        return self.torso.initial_state(batch_size, device)
+
+    def step(self, obs, state, episode_start=None):
+        h, state = self.torso.step(obs, state, episode_start)
+        return self.q(h), state
+
+    def sequence(self, obs, state, episode_start):
+        h, state = self.torso.sequence(obs, state, episode_start)
+        return self.q(h), state
+
+
+class RAMPolicy(nn.Module):
+    """The recurrent attention model's networks (Mnih et al. 2014), from shared parts.
+
+    ``g_t = f_g(glimpse_t, l_{t-1})`` (encoder), ``h_t = f_h(h_{t-1}, g_t)`` (core),
+    ``l_t ~ f_l(h_t)`` (:class:`~cogrl.nn.distributions.TanhGaussianHead`),
+    ``logits_t = f_a(h_t)`` (classifier) and ``b_t = baseline(h_t)``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        n_classes: int,
+        location_size: int = 2,
+        config: PolicyConfig | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        self.config = config = _config(config, overrides)
+        self.torso = make_torso(observation_space, config)
+        hidden = self.torso.hidden_size
+        self.location = TanhGaussianHead(hidden, location_size, config.location_std)
+        self.classifier = CategoricalHead(hidden, n_classes)
+        self.baseline = ValueHead(hidden)
+
+    def initial_state(self, batch_size: int, device: torch.device | str) -> State:
+        return self.torso.initial_state(batch_size, device)
+
+    def forward(
+        self, obs: Any, state: State, episode_start: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """One step of the encoder and core: ``h_t`` and the next state."""
+        return self.torso.step(obs, state, episode_start)
+
+    @staticmethod
+    def class_scores(logits: torch.Tensor) -> torch.Tensor:
+        """The action's class scores ``2 softmax(logits) - 1``: in [-1, 1], argmax unchanged."""
+        return 2.0 * torch.softmax(logits, dim=-1) - 1.0

@@ -1,0 +1,443 @@
+"""A training run as a function: what ``cogrl train`` does, for scripts, benchmarks and
+sweeps to call.
+
+```python
+from cogrl.runner import RunSpec, train, resume
+
+result = train(RunSpec(env="cogrl/GlimpseDigits-v0", agent="ram", steps=200_000))
+print(result.run_dir, result.metrics)
+result = resume(result.run_dir)   # after an interruption: continues from checkpoint.pt
+```
+
+:func:`train` creates the run folder (``runs/<env>__<agent>__<seed>__<time>/``) with
+``config.json``, TensorBoard events, ``checkpoint.pt`` (the full training state, every
+``checkpoint_every`` steps and at the end, written atomically), ``model.pt`` (the final
+weights), rollout videos and the final evaluation. SIGINT and SIGTERM stop training at the
+end of the current update and leave a checkpoint to resume from. :func:`resume` continues
+a run from its checkpoint: on cogrl's batched cores, a resumed run ends with the same
+weights and logs the same scalars after the resume point as an uninterrupted one (same
+seed, the CPU, one thread); TensorBoard drops what the interrupted run logged after its
+checkpoint, so the curves stay unbroken. A non-finite loss, gradient or parameter stops
+the run with :class:`~cogrl.agents.common.NonFiniteError`: the last finite checkpoint is
+kept and no model is saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import cogrl
+from cogrl import agents
+from cogrl.agents import Agent, evaluate, rollout_frames
+from cogrl.agents.base import load_checkpoint
+from cogrl.agents.common import NonFiniteError
+from cogrl.agents.presets import preset
+from cogrl.checkpoint import read_checkpoint
+from cogrl.checks import check_int
+from cogrl.envs import cogrl_env_ids, env_kind, make_core
+from cogrl.logging import RunLogger, write_mp4
+from cogrl.runs import (
+    CHECKPOINT_NAME,
+    DEFAULT_ROOT,
+    MODEL_NAME,
+    VIDEOS_DIR,
+    config_hparams,
+    create_run_dir,
+    default_video_interval,
+    merge_settings,
+    read_config,
+    write_config,
+)
+
+__all__ = [
+    "DEFAULT_THREADS",
+    "RunResult",
+    "RunSpec",
+    "SpecError",
+    "build_agent",
+    "resume",
+    "train",
+]
+
+EVAL_SEED = 0  # also the default of `cogrl eval`, so it reproduces a run's final metrics
+VIDEO_EPISODES = 4
+VIDEO_FPS = 2.0
+#: Steps between training checkpoints when a spec does not say (about a minute of PPO
+#: on CartPole on one core).
+DEFAULT_CHECKPOINT_EVERY = 100_000
+#: Torch's intra-op threads on the CPU when a spec does not say: one. Several trainings
+#: at once (and sweeps) are the rule, and threads that wait for a descheduled sibling
+#: made PPO on CartPole 6-25x slower (BENCHMARKS.md, "CPU threads").
+DEFAULT_THREADS = 1
+ANY_GYM_ID = "any registered Gymnasium id (e.g. CartPole-v1, or mypackage:MyEnv-v0) works too"
+#: What rendering an environment without an rgb_array renderer raises.
+CANNOT_RENDER = (gym.error.DependencyNotInstalled, NotImplementedError, RuntimeError, ValueError)
+
+
+class SpecError(ValueError):
+    """Something about what was asked for is wrong; found before any run folder exists."""
+
+
+@dataclass
+class RunSpec:
+    """What to train and how; every field is a plain JSON value (``config.json`` keeps it).
+
+    - ``env``, ``agent``: ids (any registered Gymnasium id works); ``seed``; ``device``.
+    - ``steps``: environment steps (default: the preset's, else the agent's default).
+    - ``hyperparameters``, ``env_kwargs``: over the preset's (``preset=False``: over the
+      agent's plain defaults); ``policy`` settings nest: ``{"policy": {"core": "gru"}}``.
+    - ``num_envs``: the agent's ``num_envs`` hyperparameter.
+    - ``video_interval``: a rollout video every N steps (None: steps / 4; 0: none).
+    - ``eval_episodes``: episodes of the final evaluation (0: none).
+    - ``checkpoint_every``: steps between training checkpoints (0: only at the end);
+      ``checkpoint_replay``: whether they hold the replay of off-policy learners.
+    - ``threads``: torch's CPU threads (None: :data:`DEFAULT_THREADS`).
+    - ``root``: the folder the run folder is made in; ``progress``: show a progress bar;
+      ``command``: the command line that asked for the run (recorded).
+    """
+
+    env: str
+    agent: str
+    seed: int = 0
+    device: str = "auto"
+    steps: int | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    preset: bool = True
+    num_envs: int | None = None
+    video_interval: int | None = None
+    eval_episodes: int = 1000
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    checkpoint_replay: bool = True
+    threads: int | None = None
+    root: str = str(DEFAULT_ROOT)
+    progress: bool = True
+    command: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    agent: Agent
+    metrics: dict[str, float]
+    split: dict[str, str]
+    video: str
+    interrupted: bool
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's CPU intra-op threads (None: :data:`DEFAULT_THREADS`); returns them."""
+    threads = DEFAULT_THREADS if threads is None else threads
+    check_int("threads", threads)
+    torch.set_num_threads(int(threads))
+    return int(threads)
+
+
+def check_env_id(env_id: str) -> None:
+    try:
+        env_kind(env_id)
+    except ValueError:
+        ids = ", ".join(cogrl_env_ids()) or "(none)"
+        raise SpecError(f"unknown environment {env_id!r}; available: {ids}; {ANY_GYM_ID}") from None
+
+
+def build_agent(spec: RunSpec) -> Agent:
+    """The agent ``spec`` asks for (resolving its preset and steps into ``spec``); a
+    :class:`SpecError` if anything about it is wrong."""
+    check_env_id(spec.env)
+    if spec.agent not in agents.available_agents():
+        known = ", ".join(agents.available_agents())
+        raise SpecError(f"unknown agent {spec.agent!r}; available: {known}")
+    for name in ("steps", "num_envs", "threads"):
+        value = getattr(spec, name)
+        if value is not None:
+            try:
+                check_int(name, value)
+            except ValueError as e:
+                raise SpecError(str(e)) from None
+    for name in ("eval_episodes", "checkpoint_every"):
+        try:
+            check_int(name, getattr(spec, name), low=0)
+        except ValueError as e:
+            raise SpecError(str(e)) from None
+    if spec.video_interval is not None:
+        try:
+            check_int("video_interval", spec.video_interval, low=0)
+        except ValueError as e:
+            raise SpecError(str(e)) from None
+    hyperparameters, env_kwargs = dict(spec.hyperparameters), dict(spec.env_kwargs)
+    if spec.preset:
+        # Per-environment defaults (cogrl.agents.presets) under the spec's own settings.
+        found = preset(spec.agent, spec.env)
+        hyperparameters = merge_settings(found.hyperparameters, hyperparameters)
+        env_kwargs = {**found.env_kwargs, **env_kwargs}
+        if spec.steps is None:
+            spec.steps = found.timesteps
+    if spec.num_envs is not None:
+        hyperparameters["num_envs"] = spec.num_envs
+    try:
+        # A core of one checks the env arguments' names and values (agents may build
+        # their cores only when they learn).
+        make_core(spec.env, 1, "cpu", **env_kwargs).close()
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"environment {spec.env}: {e}") from None
+    try:
+        agent = agents.make(
+            spec.agent,
+            spec.env,
+            device=spec.device,
+            seed=spec.seed,
+            env_kwargs=env_kwargs,
+            **hyperparameters,
+        )
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"agent {spec.agent}: {e}") from None
+    if spec.steps is None:
+        spec.steps = agent.default_timesteps
+    return agent
+
+
+def eval_split(agent: Agent, split: str | None = None) -> dict[str, str]:
+    """``{"split": split or "test"}`` for environments that declare data splits
+    (``metadata["splits"]``), ``{}`` for the others (where asking for a split is an error)."""
+    splits = tuple(agent.env_metadata.get("splits", ()))
+    if splits:
+        if split is not None and split not in splits:
+            raise SpecError(
+                f"split must be one of {list(splits)} for {agent.env_id}, got {split!r}"
+            )
+        return {"split": split or ("test" if "test" in splits else splits[-1])}
+    if split is not None:
+        raise SpecError(f"environment {agent.env_id} has no data splits; drop --split")
+    return {}
+
+
+class Checkpointer:
+    """Writes the training checkpoint every ``every`` steps (see ``Progress``)."""
+
+    def __init__(self, path: Path, every: int, include_replay: bool) -> None:
+        self.path, self.include_replay = path, include_replay
+        # 0 means "only at the end": no step is ever due.
+        self.every = every if every > 0 else sys.maxsize // 4
+
+    def __call__(self, agent: Agent) -> None:
+        save_training_checkpoint(agent, self.path, self.include_replay)
+
+
+def save_training_checkpoint(agent: Agent, path: Path, include_replay: bool = True) -> Path:
+    from cogrl.agents.base import checkpoint_path
+    from cogrl.checkpoint import atomic_save
+
+    data = {
+        "config": agent_config_json(agent),
+        "state": {
+            name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
+            for name, module in agent.modules().items()
+        },
+        "training": agent.training_state(include_replay),
+    }
+    return atomic_save(data, checkpoint_path(path))
+
+
+def agent_config_json(agent: Agent) -> str:
+    return json.dumps(agent.describe())
+
+
+@contextlib.contextmanager
+def stop_on_signals(agent: Agent) -> Iterator[None]:
+    """SIGINT and SIGTERM ask ``agent`` to stop at the end of its current update (which
+    then writes a checkpoint); a second SIGINT interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if agent._stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        agent._stop_requested = True
+        name = signal.Signals(signum).name
+        print(f"\n{name}: stopping after this update; a checkpoint follows", file=sys.stderr)
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+Callback = Callable[[Agent, dict[str, float]], Any]
+
+
+def train(spec: RunSpec, callback: Callback | None = None) -> RunResult:
+    """Run ``spec`` in a new run folder under ``spec.root``; see the module docstring."""
+    set_threads(spec.threads)
+    agent = build_agent(spec)  # every error in the spec is found before the run folder exists
+    video_interval = (
+        default_video_interval(spec.steps) if spec.video_interval is None else spec.video_interval
+    )
+    spec.video_interval = video_interval
+    split = eval_split(agent)
+    run_dir = create_run_dir(spec.root, agent.env_id, agent.name, agent.seed)
+    config = run_config(agent, spec)
+    write_config(run_dir, config)
+    print(f"run folder: {run_dir}", flush=True)
+    with RunLogger(run_dir) as logger:
+        return _run(agent, spec, run_dir, logger, split, spec.steps, True, callback)
+
+
+def resume(
+    run_dir: str | Path,
+    device: str | None = None,
+    progress: bool | None = None,
+    callback: Callback | None = None,
+) -> RunResult:
+    """Continue the run in ``run_dir`` from its ``checkpoint.pt``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
+    try:
+        config = read_config(run_dir)
+        spec = RunSpec(**config["run"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{run_dir} has no readable run configuration ({e!r})") from None
+    if device is not None:
+        spec.device = device
+    if progress is not None:
+        spec.progress = progress
+    set_threads(spec.threads)
+    agent, training = load_checkpoint(run_dir / f"{CHECKPOINT_NAME}.pt", device=spec.device)
+    if training is None:
+        raise ValueError(f"{run_dir / (CHECKPOINT_NAME + '.pt')} holds no training state")
+    agent.load_training_state(training)
+    end = agent._progress["end"] if agent._progress else agent.num_timesteps
+    remaining = end - agent.num_timesteps
+    split = eval_split(agent)
+    print(f"run folder: {run_dir} (resumed at step {agent.num_timesteps:,})", flush=True)
+    # TensorBoard drops what the interrupted run logged after its checkpoint.
+    with RunLogger(run_dir, purge_step=agent.num_timesteps + 1) as logger:
+        return _run(agent, spec, run_dir, logger, split, remaining, False, callback)
+
+
+def _run(
+    agent: Agent,
+    spec: RunSpec,
+    run_dir: Path,
+    logger: RunLogger,
+    split: dict[str, str],
+    steps: int,
+    fresh: bool,
+    callback: Callback | None,
+) -> RunResult:
+    agent._checkpoint = Checkpointer(
+        run_dir / CHECKPOINT_NAME, spec.checkpoint_every, spec.checkpoint_replay
+    )
+    agent._stop_requested = False
+    with stop_on_signals(agent):
+        try:
+            if steps > 0:
+                agent.learn(
+                    steps,
+                    callback=callback,
+                    progress_bar=spec.progress,
+                    logger=logger,
+                    video_interval=spec.video_interval or None,
+                    reset_num_timesteps=fresh,
+                )
+        except NonFiniteError as e:
+            path = run_dir / f"{CHECKPOINT_NAME}.pt"
+            if path.is_file():
+                kept = json.loads(read_checkpoint(path)["config"])["num_timesteps"]
+                e.kept = f"the last finite checkpoint (step {kept:,}) is kept: {path}"
+            else:
+                e.kept = f"no checkpoint was due before it; {run_dir} holds no model"
+            raise
+    interrupted = agent._stop_requested
+    if interrupted:
+        print(
+            f"stopped at step {agent.num_timesteps:,}; resume with: cogrl train --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return RunResult(run_dir, agent, {}, split, "none (interrupted)", True)
+    # The end of training: the final checkpoint, then the model (checked finite).
+    agent.guard.check(agent.modules(), agent.num_timesteps)
+    agent._checkpoint(agent)
+    agent.save(run_dir / MODEL_NAME)
+    metrics: dict[str, float] = {}
+    if spec.eval_episodes > 0:
+        metrics = evaluate(agent, spec.eval_episodes, seed=EVAL_SEED, **split)
+        logger.hparams(config_hparams(read_config(run_dir)), hparams_metrics(metrics, split))
+    video = "none (video_interval=0)"
+    if spec.video_interval:
+        try:
+            _, path = record_rollout(
+                agent,
+                run_dir / VIDEOS_DIR / f"final-{agent.num_timesteps}.mp4",
+                VIDEO_EPISODES,
+                spec.seed,
+                VIDEO_FPS,
+                split,
+            )
+            video = str(path)
+        except CANNOT_RENDER as e:
+            video = f"none ({agent.env_id} does not render: {e})"
+    return RunResult(run_dir, agent, metrics, split, video, False)
+
+
+def run_config(agent: Agent, spec: RunSpec) -> dict[str, Any]:
+    """The resolved configuration of a training run, as written to config.json."""
+    return {
+        **agent.describe(),
+        "steps": spec.steps,
+        "preset": spec.preset,
+        "device": str(agent.device),
+        "video_interval": spec.video_interval,
+        "command": spec.command,
+        "run": spec.to_dict(),
+        "cogrl_version": cogrl.__version__,
+        "created": datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def hparams_metrics(metrics: Mapping[str, float], split: Mapping[str, str]) -> dict[str, float]:
+    """Final evaluation metrics under HParams tags, e.g. ``final/test_accuracy``."""
+    prefix = f"final/{split['split']}_" if split else "final/"
+    return {f"{prefix}{k}": v for k, v in metrics.items() if k != "episodes"}
+
+
+def record_rollout(
+    agent: Agent,
+    path: Path,
+    episodes: int,
+    seed: int,
+    fps: float,
+    env_overrides: Mapping[str, Any],
+) -> tuple[np.ndarray, Path]:
+    """Roll ``agent`` out for ``episodes`` episodes and write them to the MP4 ``path``.
+
+    Episode ``i`` starts from ``reset(seed=seed + i)``. Returns the frames and the path.
+    """
+    # One rollout per episode, episode i from seed + i, so that any one replays on its own.
+    frames = np.concatenate(
+        [rollout_frames(agent, 1, seed=seed + i, **env_overrides) for i in range(episodes)]
+    )
+    return frames, write_mp4(frames, path, fps=fps)
+
+
+__all__ += ["NonFiniteError", "record_rollout"]
