@@ -187,6 +187,10 @@ class BatchedEnv:
     state_attributes: ClassVar[tuple[str, ...]] = ()
     supports_snapshot: ClassVar[bool] = True
     check_action_values: bool = True
+    #: The most steps an episode can take, where the task bounds it (None: unbounded).
+    #: Learners that run whole episodes (REINFORCE, RAM) step to it without asking the
+    #: device whether every episode has ended.
+    max_episode_steps: int | None = None
     single_observation_space: spaces.Space
     single_action_space: spaces.Space
 

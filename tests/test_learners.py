@@ -320,8 +320,9 @@ def test_two_dqn_agents_write_to_and_sample_from_one_replay() -> None:
     assert replay.size == 408
     assert "train/loss" in seen["second"][0]
     assert any(not torch.equal(before[k], v) for k, v in weights(second).items())
-    second.learn(200, callback=recorder("second"))
-    first.learn(200, callback=recorder("first"))
+    # Later learn() calls continue counting (reset_num_timesteps=False).
+    second.learn(200, callback=recorder("second"), reset_num_timesteps=False)
+    first.learn(200, callback=recorder("first"), reset_num_timesteps=False)
     assert replay.size == 400 + 208 + 200  # every step of both agents
     assert first.num_timesteps == 600 and second.num_timesteps == 208
     for key in ("first", "second"):
@@ -456,9 +457,11 @@ def test_learn_logs_scalars_and_counts_env_steps(name: str, tmp_path: Path) -> N
         rollout = SHORT[name]["num_envs"] * SHORT[name]["n_steps"]
         assert all(step % rollout == 0 for step in steps)  # logged after whole rollouts
 
-    # A second learn() call continues counting.
-    agent.learn(500)
+    # A second learn() call continues counting when asked to; by default it starts over.
+    agent.learn(500, reset_num_timesteps=False)
     assert agent.num_timesteps >= 2_500
+    agent.learn(500)
+    assert 500 <= agent.num_timesteps < 1_000
 
 
 @pytest.mark.parametrize("name", LEARNERS)
@@ -474,7 +477,7 @@ def test_callback_returning_false_stops_training(name: str) -> None:
     assert len(calls) == 2
     assert calls[-1]["timesteps"] == agent.num_timesteps
     assert 0 < agent.num_timesteps < 10_000
-    assert all("time/fps" in info for info in calls)
+    assert all("time/elapsed" in info for info in calls)
 
     # A callback returning None (or True) does not stop training.
     agent = cogrl.agents.make(name, "CartPole-v1", device="cpu", seed=0, **SHORT[name])

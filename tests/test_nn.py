@@ -50,7 +50,7 @@ from cogrl.nn import (
     unpack_state,
 )
 from cogrl.nn.distributions import categorical_entropy, categorical_log_prob, categorical_sample
-from cogrl.nn.state import leaves, state_size
+from cogrl.nn.state import leaves, state_from_leaves, state_size
 
 
 @pytest.fixture(autouse=True)
@@ -222,6 +222,17 @@ def test_pack_and_unpack_per_row_scalars():
     packed = pack_state(state)
     assert packed.shape == (4, 4)
     assert_states_equal(unpack_state(packed, state), state)
+
+
+def test_a_state_saved_as_its_leaves_is_rebuilt_with_its_structure(tmp_path):
+    # Checkpoints hold a state as its list of tensors (weights_only loads lists, not
+    # NamedTuples); state_from_leaves puts them back into the core's structure.
+    state = memory_state(3)
+    torch.save(leaves(state), tmp_path / "state.pt")
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert_states_equal(state_from_leaves(memory_state(3, fill=0.0), saved), state)
+    with pytest.raises(ValueError, match="6 tensors"):
+        state_from_leaves(state, saved[:-1])
 
 
 def test_unpack_state_rejects_a_packed_state_of_another_width():

@@ -72,9 +72,10 @@ def test_learn_counts_timesteps_and_callback_can_stop():
     assert len(seen) == 2
     assert [s["timesteps"] for s in seen] == [16 * 6, 2 * 16 * 6]
     assert agent.num_timesteps == 2 * 16 * 6
-    for key in ("rollout/accuracy", "train/classifier_loss", "train/policy_loss", "time/fps"):
+    for key in ("rollout/accuracy", "train/classifier_loss", "train/policy_loss", "time/elapsed"):
         assert isinstance(seen[0][key], float) and math.isfinite(seen[0][key])
-    agent.learn(total_timesteps=1)  # one more whole update: episodes are never cut short
+    # One more whole update: episodes are never cut short.
+    agent.learn(total_timesteps=1, reset_num_timesteps=False)
     assert agent.num_timesteps == 3 * 16 * 6
 
 

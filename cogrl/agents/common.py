@@ -26,6 +26,7 @@ from cogrl.checks import check_bools, check_choice, check_int, check_number, is_
 from cogrl.core import BatchedEnv, sync_free
 from cogrl.logging import RunLogger
 from cogrl.nn import State
+from cogrl.spaces import batch_size, is_batched, to_tensor, unsqueeze
 
 __all__ = [
     "EpisodeStats",
@@ -63,59 +64,6 @@ def is_torch(x: Any) -> bool:
     if isinstance(x, Mapping):
         return any(isinstance(v, torch.Tensor) for v in x.values())
     return isinstance(x, torch.Tensor)
-
-
-def _space_dtype(space: spaces.Space) -> torch.dtype:
-    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
-        return torch.int64
-    if isinstance(space, spaces.MultiBinary):
-        return torch.float32
-    if isinstance(space, spaces.Box) and space.dtype == np.uint8:
-        return torch.uint8
-    return torch.float32
-
-
-def obs_to_tensor(obs: Any, space: spaces.Space, device: torch.device) -> Any:
-    """Observations (numpy or tensors, also dicts) as tensors on ``device`` in the dtype
-    the encoders expect: float32, int64 for token ids, uint8 for byte images."""
-    if isinstance(space, spaces.Dict):
-        return {k: obs_to_tensor(obs[k], s, device) for k, s in space.spaces.items()}
-    return torch.as_tensor(np.asarray(obs) if not isinstance(obs, torch.Tensor) else obs).to(
-        device=device, dtype=_space_dtype(space)
-    )
-
-
-def is_batched(obs: Any, space: spaces.Space) -> bool:
-    """Whether ``obs`` is a batch of observations of ``space`` (one more leading dim)."""
-    if isinstance(space, spaces.Dict):
-        if not isinstance(obs, Mapping):
-            raise ValueError(
-                f"observation must be a dict for space {space}, got {type(obs).__name__}"
-            )
-        missing = sorted(set(space.spaces) - set(obs))
-        if missing:
-            raise ValueError(f"observation lacks key(s) {missing} of space {space}")
-        key = next(iter(space.spaces))
-        return is_batched(obs[key], space[key])
-    ndim = obs.ndim if isinstance(obs, torch.Tensor) else np.ndim(obs)
-    expected = len(space.shape) if space.shape is not None else 0
-    if ndim == expected + 1:
-        return True
-    if ndim == expected:
-        return False
-    raise ValueError(f"observation of {ndim} dims does not fit space {space}")
-
-
-def batch_size(x: Any) -> int:
-    if isinstance(x, Mapping):
-        return next(iter(x.values())).shape[0]
-    return x.shape[0]
-
-
-def unsqueeze_obs(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {k: v[None] for k, v in x.items()}
-    return x[None]
 
 
 def adam(parameters: Any, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
@@ -556,9 +504,9 @@ class PolicyAgent(Agent):
         numpy_in = not is_torch(obs)
         batched = is_batched(obs, self.observation_space)
         with torch.inference_mode():
-            x = obs_to_tensor(obs, self.observation_space, self.device)
+            x = to_tensor(obs, self.observation_space, self.device)
             if not batched:
-                x = unsqueeze_obs(x)
+                x = unsqueeze(x)
             n = batch_size(x)
             start = None
             if state is None:

@@ -334,7 +334,8 @@ class DQN(PolicyAgent):
             real_next = next_obs
             if "final_obs" in info:
                 real_next = _where(done, info["final_obs"], next_obs)
-            extras = self._extras(state_before)
+            with torch.no_grad():  # a learned initial state must not enter the replay's graph
+                extras = self._extras(state_before)
             # The values come from this agent's core and policy: no checks (host reads).
             self.replay.add(
                 obs, action, reward, real_next, terminated, truncated, extras, check=False

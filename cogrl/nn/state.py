@@ -93,7 +93,7 @@ def state_size(like: State) -> int:
 def pack_state(state: State) -> torch.Tensor:
     """A state as one (B, S) float32 tensor, to store in a replay: every tensor flattened
     per row and concatenated in :func:`leaves` order."""
-    parts = [s.flatten(1).to(torch.float32) for s in leaves(state)]
+    parts = [s.reshape(s.shape[0], -1).to(torch.float32) for s in leaves(state)]
     if not parts:
         raise ValueError("a recurrent state must hold at least one tensor")
     return torch.cat(parts, dim=-1)

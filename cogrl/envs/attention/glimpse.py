@@ -223,6 +223,11 @@ class GlimpseDigits(BatchedEnv):
         return num_envs * (canvases + reset + episode + retina) + grid
 
     @property
+    def max_episode_steps(self) -> int:
+        """The most steps an episode takes: ``n_glimpses``, in both action modes."""
+        return self.n_glimpses
+
+    @property
     def location(self) -> torch.Tensor:
         """Current glimpse location of every environment, (N, 2)."""
         return self.path.gather(1, self._at(self.t)).squeeze(1)

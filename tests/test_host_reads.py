@@ -1,0 +1,75 @@
+"""No host synchronisation per environment step in the learners' collection loops.
+
+On a GPU, reading a tensor on the host (``bool(t)``, ``t.item()``, ``float(t)``,
+``t.tolist()``, ``t.numpy()``, ``t.nonzero()``) waits for every queued kernel. The cores'
+autoreset, the episode statistics, the learners' loops and their statistics keep values on
+the device and read them once per logging interval. This test runs each learner on a
+cogrl core in the GPU's code path (``force_sync_free``, on the CPU) and counts the reads:
+their number does not grow with the number of steps between logging intervals.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+import cogrl.agents
+import cogrl.agents.common
+from cogrl.core import force_sync_free
+
+ENV = "cogrl/GlimpseDigits-v0"
+READS = ("item", "__bool__", "__int__", "__float__", "tolist", "numpy", "nonzero")
+
+# (agent, env kwargs, hyperparameters, steps per update)
+LEARNERS = [
+    ("ppo", {"action_mode": "discrete"}, {"num_envs": 32, "n_steps": 8, "batch_size": 64}, 256),
+    ("a2c", {"action_mode": "discrete"}, {"num_envs": 32, "n_steps": 8}, 256),
+    (
+        "dqn",
+        {"action_mode": "discrete"},
+        {"num_envs": 32, "learning_starts": 64, "batch_size": 32, "train_freq": 32},
+        32,
+    ),
+    ("reinforce", {"action_mode": "continuous"}, {"num_envs": 32}, 32 * 6),
+    ("ram", {}, {"num_envs": 32}, 32 * 6),
+]
+
+
+@pytest.fixture
+def count_reads(monkeypatch):
+    counts: Counter[str] = Counter()
+    for name in READS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            if not (_name == "nonzero" and "size" in kwargs):
+                counts[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return counts
+
+
+def reads_during(agent_name, env_kwargs, hyperparameters, steps, counts) -> Counter[str]:
+    agent = cogrl.agents.make(
+        agent_name, ENV, device="cpu", seed=0, env_kwargs=env_kwargs, **hyperparameters
+    )
+    agent.learn(steps)  # builds the training core (its set-up reads are not per step)
+    counts.clear()
+    agent.learn(steps, reset_num_timesteps=False)
+    return Counter(counts)
+
+
+@pytest.mark.parametrize("agent_name, env_kwargs, hyperparameters, per_update", LEARNERS)
+def test_host_reads_do_not_grow_with_the_steps_between_logging_intervals(
+    agent_name, env_kwargs, hyperparameters, per_update, count_reads, monkeypatch
+):
+    # One logging interval spans both runs: the reads left are those of the first and the
+    # last update's logs, the same for a short and a long run.
+    monkeypatch.setattr(cogrl.agents.common, "LOG_INTERVAL", 10**9)
+    with force_sync_free():
+        short = reads_during(agent_name, env_kwargs, hyperparameters, 4 * per_update, count_reads)
+        long = reads_during(agent_name, env_kwargs, hyperparameters, 16 * per_update, count_reads)
+    assert long == short, f"host reads {dict(short)} in 4 updates, {dict(long)} in 16"
