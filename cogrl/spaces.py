@@ -69,7 +69,12 @@ def to_tensor(obs: Any, space: spaces.Space, device: str | torch.device) -> Any:
 
 
 def is_batched(obs: Any, space: spaces.Space) -> bool:
-    """Whether ``obs`` is a batch of observations of ``space`` (one more leading dim)."""
+    """Whether ``obs`` is a batch of observations of ``space`` (one more leading dim).
+
+    An observation whose shape is neither the space's nor a batch of it is a ValueError
+    naming both shapes; so are dict observations missing keys of the space or mixing
+    batched and unbatched entries.
+    """
     if isinstance(space, spaces.Dict):
         if not isinstance(obs, Mapping):
             raise ValueError(
@@ -78,15 +83,33 @@ def is_batched(obs: Any, space: spaces.Space) -> bool:
         missing = sorted(set(space.spaces) - set(obs))
         if missing:
             raise ValueError(f"observation lacks key(s) {missing} of space {space}")
-        key = next(iter(space.spaces))
-        return is_batched(obs[key], space[key])
-    ndim = obs.ndim if isinstance(obs, torch.Tensor) else np.ndim(obs)
-    expected = len(space.shape) if space.shape is not None else 0
-    if ndim == expected + 1:
-        return True
-    if ndim == expected:
-        return False
-    raise ValueError(f"observation of {ndim} dims does not fit space {space}")
+        found = {
+            key: _batch_of(obs[key], sub, f"observation[{key!r}]")
+            for key, sub in space.spaces.items()
+        }
+        sizes = set(found.values())
+        if len(sizes) > 1:
+            raise ValueError(
+                f"the entries of a dict observation disagree on the batch: {found} "
+                "(None: unbatched)"
+            )
+        return sizes.pop() is not None
+    return _batch_of(obs, space, "observation") is not None
+
+
+def _batch_of(obs: Any, space: spaces.Space, name: str) -> int | None:
+    """The batch size of ``obs`` for ``space``, None when it is one observation."""
+    shape = tuple(obs.shape) if isinstance(obs, torch.Tensor) else np.shape(obs)
+    expected = tuple(space.shape) if space.shape is not None else ()
+    if shape == expected:
+        return None
+    if len(shape) == len(expected) + 1 and shape[1:] == expected:
+        return shape[0]
+    batch = ", ".join(["n", *map(str, expected)])
+    raise ValueError(
+        f"{name} of shape {shape} does not fit {space}: expected shape {expected} "
+        f"(one observation) or ({batch}) (a batch)"
+    )
 
 
 def batch_size(obs: Any) -> int:

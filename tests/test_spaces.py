@@ -41,8 +41,11 @@ def test_to_tensor_converts_numpy_tensors_and_dicts() -> None:
 def test_is_batched_batch_size_and_unsqueeze() -> None:
     assert is_batched(np.zeros((5, 3)), BOX) and not is_batched(np.zeros(3), BOX)
     assert is_batched(torch.zeros(5), DISCRETE) and not is_batched(2, DISCRETE)
-    with pytest.raises(ValueError, match="3 dims"):
+    with pytest.raises(ValueError, match=r"shape \(1, 1, 3\) does not fit .*expected shape \(3,\)"):
         is_batched(np.zeros((1, 1, 3)), BOX)
+    # The right number of dims is not enough: the shape is named with the expected one.
+    with pytest.raises(ValueError, match=r"shape \(2, 5\) does not fit .*\(n, 3\)"):
+        is_batched(np.zeros((2, 5)), BOX)
     space = spaces.Dict({"x": BOX})
     assert is_batched({"x": np.zeros((2, 3))}, space)
     with pytest.raises(ValueError, match="dict"):

@@ -267,8 +267,9 @@ class Agent(ABC):
 
 
 def plain_json(value: Any, name: str) -> Any:
-    """``value`` with numpy numbers as Python numbers, paths as strings and tuples as lists;
-    a ValueError naming ``name`` (and the key inside) for what JSON cannot hold."""
+    """``value`` with numpy numbers as Python numbers, numpy arrays and tuples as lists and
+    paths as strings; a ValueError naming ``name`` (and the key inside) for what JSON
+    cannot hold."""
     if isinstance(value, PolicyConfig):
         return value
     if isinstance(value, Mapping):
@@ -280,8 +281,8 @@ def plain_json(value: Any, name: str) -> Any:
         return out
     if isinstance(value, (list, tuple)):
         return [plain_json(v, f"{name}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
+    if isinstance(value, np.ndarray):
+        return plain_json(value.tolist(), name)
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):

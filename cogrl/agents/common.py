@@ -23,7 +23,7 @@ from torch import nn
 
 from cogrl.agents.base import Agent, Callback, rollout_frames
 from cogrl.checks import check_bools, check_choice, check_int, check_number, is_number
-from cogrl.core import BatchedEnv, sync_free
+from cogrl.core import BatchedEnv, check_memory, sync_free
 from cogrl.logging import RunLogger
 from cogrl.nn import State
 from cogrl.spaces import batch_size, is_batched, to_tensor, unsqueeze
@@ -382,7 +382,13 @@ class PolicyAgent(Agent):
         self.observation_space = probe.single_observation_space
         self.action_space = probe.single_action_space
         self.env_metadata = dict(probe.metadata)
+        estimate = getattr(probe, "memory_estimate", None)
+        num_envs = getattr(self.config, "num_envs", None)
         probe.close()
+        if estimate is not None and num_envs is not None:
+            # The training core is built at the first `learn`; a size that cannot fit is an
+            # error now, not after minutes of set-up or in an out-of-memory kill.
+            check_memory(self.device, estimate(num_envs), {"num_envs": num_envs})
 
     def _episode_stats(self) -> EpisodeStats:
         """Episode statistics with the environment's declared episode metrics."""
