@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_datasets import idx_bytes
 
 import cogrl.agents
 from cogrl.cli import main
-from test_datasets import idx_bytes
 
 ENV = "cogrl/GlimpseDigits-v0"
 

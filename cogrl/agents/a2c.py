@@ -54,24 +54,7 @@ class A2C(OnPolicyAgent):
             )
         return adam(self.policy.parameters(), lr=c.learning_rate, eps=1e-5)
 
-    def learn(
-        self,
-        total_timesteps,
-        callback=None,
-        progress_bar=False,
-        logger=None,
-        video_interval=None,
-        reset_num_timesteps=True,
-    ) -> A2C:
-        progress = Progress(
-            self,
-            total_timesteps,
-            callback,
-            progress_bar,
-            logger,
-            video_interval,
-            reset_num_timesteps,
-        )
+    def _learn(self, progress: Progress) -> None:
         c = self.config
         self._start()
         N, T = c.num_envs, c.n_steps
@@ -107,5 +90,3 @@ class A2C(OnPolicyAgent):
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
             }
             keep_going = progress.update(N * T, stats)
-        progress.close()
-        return self

@@ -190,11 +190,13 @@ class Agent(ABC):
         progress_bar: bool = False,
         logger: RunLogger | None = None,
         video_interval: int | None = None,
+        reset_num_timesteps: bool = True,
     ) -> Agent:
         """Train for ``total_timesteps`` environment steps (summed over environments).
 
         Logs scalars to ``logger`` and, every ``video_interval`` steps, a rollout video
-        (see :func:`rollout_frames`).
+        (see :func:`rollout_frames`). ``reset_num_timesteps=False`` goes on counting from
+        ``num_timesteps`` (as in Stable-Baselines3).
         """
 
     @abstractmethod

@@ -479,6 +479,39 @@ class PolicyAgent(Agent):
             generator.manual_seed(self.seed)
         return generator
 
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Callback | None = None,
+        progress_bar: bool = False,
+        logger: RunLogger | None = None,
+        video_interval: int | None = None,
+        reset_num_timesteps: bool = True,
+    ) -> PolicyAgent:
+        """Train for ``total_timesteps`` environment steps (summed over environments).
+
+        As in Stable-Baselines3, ``reset_num_timesteps=False`` goes on counting from
+        ``num_timesteps``; it continues a training restored from a checkpoint exactly
+        (its schedules included) when ``total_timesteps`` is what that training had left.
+        Scalars go to ``logger``, a rollout video every ``video_interval`` steps.
+        """
+        progress = Progress(
+            self,
+            total_timesteps,
+            callback,
+            progress_bar,
+            logger,
+            video_interval,
+            reset_num_timesteps,
+        )
+        self._learn(progress)
+        progress.close()
+        return self
+
+    def _learn(self, progress: Progress) -> None:
+        """The learner's loop: collect, update, ``progress.update`` (implemented by each)."""
+        raise NotImplementedError
+
     def _act(
         self, obs: Any, state: State, episode_start: torch.Tensor | None, deterministic: bool
     ) -> tuple[torch.Tensor, State]:

@@ -290,24 +290,7 @@ class DQN(PolicyAgent):
                 stacklevel=3,
             )
 
-    def learn(
-        self,
-        total_timesteps,
-        callback=None,
-        progress_bar=False,
-        logger=None,
-        video_interval=None,
-        reset_num_timesteps=True,
-    ) -> DQN:
-        progress = Progress(
-            self,
-            total_timesteps,
-            callback,
-            progress_bar,
-            logger,
-            video_interval,
-            reset_num_timesteps,
-        )
+    def _learn(self, progress: Progress) -> None:
         c = self.config
         N = c.num_envs
         if self._env is None:
@@ -361,8 +344,6 @@ class DQN(PolicyAgent):
                 "replay/size": float(self.replay.size),
             }
             keep_going = progress.update(N, out)
-        progress.close()
-        return self
 
     @torch.no_grad()
     def update_target(self) -> None:

@@ -64,24 +64,7 @@ class PPO(OnPolicyAgent):
 
     config: Config
 
-    def learn(
-        self,
-        total_timesteps,
-        callback=None,
-        progress_bar=False,
-        logger=None,
-        video_interval=None,
-        reset_num_timesteps=True,
-    ) -> PPO:
-        progress = Progress(
-            self,
-            total_timesteps,
-            callback,
-            progress_bar,
-            logger,
-            video_interval,
-            reset_num_timesteps,
-        )
+    def _learn(self, progress: Progress) -> None:
         c = self.config
         self._start()
         N, T = c.num_envs, c.n_steps
@@ -150,5 +133,3 @@ class PPO(OnPolicyAgent):
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
             }
             keep_going = progress.update(N * T, stats)
-        progress.close()
-        return self

@@ -206,24 +206,7 @@ class REINFORCE(PolicyAgent):
         return None if bound is None else min(int(bound), max_steps)
 
     # --- learning -------------------------------------------------------------------------------
-    def learn(
-        self,
-        total_timesteps,
-        callback=None,
-        progress_bar=False,
-        logger=None,
-        video_interval=None,
-        reset_num_timesteps=True,
-    ) -> REINFORCE:
-        progress = Progress(
-            self,
-            total_timesteps,
-            callback,
-            progress_bar,
-            logger,
-            video_interval,
-            reset_num_timesteps,
-        )
+    def _learn(self, progress: Progress) -> None:
         s = self._settings()
         N = s.num_envs
         if self._env is None:
@@ -309,5 +292,3 @@ class REINFORCE(PolicyAgent):
                 **extra_stats,
             }
             keep_going = progress.update(N * t, stats)
-        progress.close()
-        return self
