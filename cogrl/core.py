@@ -153,7 +153,7 @@ class BatchedEnv:
     Class attributes a core declares:
 
     ``metadata``
-        Gymnasium's ``render_modes`` and ``render_fps``, plus two keys that tell learners and
+        Gymnasium's ``render_modes`` and ``render_fps``, plus keys that tell learners and
         the CLI what the task measures, so that none of them looks for task-specific info
         keys or constructor arguments:
 
@@ -162,6 +162,8 @@ class BatchedEnv:
           is the metric; e.g. ``{"accuracy": "correct"}``. Default: none.
         - ``"splits"``: the values the core's ``split`` argument takes, e.g.
           ``("train", "test")``; evaluation uses ``"test"``. Default: ``()``, no splits.
+        - ``"label_key"`` (recognition tasks): the info key holding the true class at the
+          step an episode ends, which supervised terms (RAM's classifier) learn from.
     ``reset_options``
         The names of the ``reset(options=...)`` keys the core honours (applied by
         :meth:`_apply_options`); any other is a ValueError. ``None``: any (passed through).

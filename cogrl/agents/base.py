@@ -400,14 +400,15 @@ def evaluate(
 ) -> dict[str, float]:
     """Run ``episodes`` whole episodes on a batched core of the agent's environment.
 
-    Returns ``episodes``, ``mean_return``, ``std_return``, ``mean_length`` and, for tasks
-    whose info reports ``correct`` at episode ends (recognition), ``accuracy``.
-    Environment overrides select, for example, ``split="test"``.
+    Returns ``episodes``, ``mean_return``, ``std_return``, ``mean_length`` and the
+    environment's episode metrics (``metadata["episode_metrics"]``, e.g. ``accuracy`` for
+    recognition). Environment overrides select, for example, ``split="test"``.
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
     n = min(num_envs, episodes)
     core = agent.make_core(n, **env_overrides)
+    metrics = dict(core.metadata.get("episode_metrics", {}))
     obs, _ = core.reset(seed=seed)
     state = None
     start = torch.ones(n, dtype=torch.bool, device=core.device)
@@ -417,7 +418,7 @@ def evaluate(
     quota[: episodes % n] += 1
     returns: list[torch.Tensor] = []
     lengths: list[torch.Tensor] = []
-    correct: list[torch.Tensor] = []
+    values: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
     while int(quota.sum()) > 0:
         action, state = agent.predict(obs, state, start, deterministic)
         obs, _, terminated, truncated, info = core.step(action)
@@ -426,8 +427,9 @@ def evaluate(
         if bool(counted.any()):
             returns.append(info["episode"]["r"][counted])
             lengths.append(info["episode"]["l"][counted].float())
-            if "correct" in info:
-                correct.append(info["correct"][counted].float())
+            for name, key in metrics.items():
+                if key in info:
+                    values[name].append(info[key][counted].float())
             quota -= counted.long()
     r = torch.cat(returns)
     result = {
@@ -436,6 +438,7 @@ def evaluate(
         "std_return": float(r.std(unbiased=False)),
         "mean_length": float(torch.cat(lengths).mean()),
     }
-    if correct:
-        result["accuracy"] = float(torch.cat(correct).mean())
+    for name, parts in values.items():
+        if parts:
+            result[name] = float(torch.cat(parts).mean())
     return result

@@ -112,6 +112,12 @@ class RAM(REINFORCE):
                 f"{space} for {self.env_id}; use action_mode='continuous'"
             )
         self.n_classes = space.shape[0] - LOCATION_SIZE
+        self.label_key = self.env_metadata.get("label_key")
+        if self.label_key is None:
+            raise ValueError(
+                f"RAM learns its classifier from the true class, which {self.env_id} does not "
+                "report: its metadata has no 'label_key' (the info key of the class)"
+            )
         return RAMPolicy(self.observation_space, self.n_classes, LOCATION_SIZE, self.config.policy)
 
     _checked_length = False
@@ -175,7 +181,7 @@ class RAM(REINFORCE):
                     f"after {int(lengths.min())} to {T} steps"
                 )
         # Classifier: L_a = CE(f_a(h_T), label), the supervised part (Mnih et al. 2014, 4).
-        logits, label = extras[-1]["logits"], info["label"]
+        logits, label = extras[-1]["logits"], info[self.label_key]
         classifier_loss = F.cross_entropy(logits, label)
         accuracy = (logits.argmax(-1) == label).float().mean()
         return classifier_loss, {

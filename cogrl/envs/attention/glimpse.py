@@ -116,6 +116,7 @@ class GlimpseDigits(BatchedEnv):
     metadata: dict[str, Any] = {
         **BatchedEnv.metadata,
         "episode_metrics": {"accuracy": "correct"},
+        "label_key": "label",
         "splits": SPLITS,
     }
     # The episodes in progress (see BatchedEnv.state_dict).
