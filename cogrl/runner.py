@@ -237,26 +237,7 @@ class Checkpointer:
         self.every = every if every > 0 else sys.maxsize // 4
 
     def __call__(self, agent: Agent) -> None:
-        save_training_checkpoint(agent, self.path, self.include_replay)
-
-
-def save_training_checkpoint(agent: Agent, path: Path, include_replay: bool = True) -> Path:
-    from cogrl.agents.base import checkpoint_path
-    from cogrl.checkpoint import atomic_save
-
-    data = {
-        "config": agent_config_json(agent),
-        "state": {
-            name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
-            for name, module in agent.modules().items()
-        },
-        "training": agent.training_state(include_replay),
-    }
-    return atomic_save(data, checkpoint_path(path))
-
-
-def agent_config_json(agent: Agent) -> str:
-    return json.dumps(agent.describe())
+        agent.save(self.path, training=True, include_replay=self.include_replay)
 
 
 @contextlib.contextmanager

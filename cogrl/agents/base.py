@@ -237,18 +237,20 @@ class Agent(ABC):
             "num_timesteps": self.num_timesteps,
         }
 
-    def save(self, path: str | os.PathLike, training: bool = False) -> Path:
+    def save(
+        self, path: str | os.PathLike, training: bool = False, include_replay: bool = True
+    ) -> Path:
         """Write ``path`` + ``.pt`` atomically: weights and the JSON configuration, nothing
         executable. ``training=True`` adds the training state (optimiser, random states,
-        counters, environments, replay), from which :func:`cogrl.runner.resume` continues a
-        run exactly."""
+        counters, environments and, with ``include_replay``, the replay), from which
+        :func:`cogrl.runner.resume` continues a run exactly."""
         state = {
             name: {k: v.detach().cpu() for k, v in module.state_dict().items()}
             for name, module in self.modules().items()
         }
         data: dict[str, Any] = {"config": json.dumps(self.describe()), "state": state}
         if training:
-            data["training"] = self.training_state()
+            data["training"] = self.training_state(include_replay)
         return atomic_save(data, checkpoint_path(path))
 
     def training_state(self, include_replay: bool = True) -> dict[str, Any]:
