@@ -164,23 +164,14 @@ def build_agent(spec: RunSpec) -> Agent:
     if spec.agent not in agents.available_agents():
         known = ", ".join(agents.available_agents())
         raise SpecError(f"unknown agent {spec.agent!r}; available: {known}")
-    for name in ("steps", "num_envs", "threads"):
-        value = getattr(spec, name)
-        if value is not None:
-            try:
-                check_int(name, value)
-            except ValueError as e:
-                raise SpecError(str(e)) from None
-    for name in ("eval_episodes", "checkpoint_every"):
-        try:
-            check_int(name, getattr(spec, name), low=0)
-        except ValueError as e:
-            raise SpecError(str(e)) from None
-    if spec.video_interval is not None:
-        try:
-            check_int("video_interval", spec.video_interval, low=0)
-        except ValueError as e:
-            raise SpecError(str(e)) from None
+    try:
+        for name, low in (("steps", 1), ("num_envs", 1), ("threads", 1), ("video_interval", 0)):
+            if getattr(spec, name) is not None:
+                check_int(name, getattr(spec, name), low=low)
+        check_int("eval_episodes", spec.eval_episodes, low=0)
+        check_int("checkpoint_every", spec.checkpoint_every, low=0)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
     hyperparameters, env_kwargs = dict(spec.hyperparameters), dict(spec.env_kwargs)
     if spec.preset:
         # Per-environment defaults (cogrl.agents.presets) under the spec's own settings.
@@ -268,8 +259,8 @@ Callback = Callable[[Agent, dict[str, float]], Any]
 
 def train(spec: RunSpec, callback: Callback | None = None) -> RunResult:
     """Run ``spec`` in a new run folder under ``spec.root``; see the module docstring."""
-    set_threads(spec.threads)
     agent = build_agent(spec)  # every error in the spec is found before the run folder exists
+    set_threads(spec.threads)
     video_interval = (
         default_video_interval(spec.steps) if spec.video_interval is None else spec.video_interval
     )
