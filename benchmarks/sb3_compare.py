@@ -169,14 +169,14 @@ def sb3_cartpole_setup(algo: str, part: str) -> Setup:
 def sb3_glimpse_setup(algo: str) -> Setup:
     """SB3 on the discrete mode, doing the gradient work of cogrl's preset per env step.
 
-    PPO: rollouts of 16 x 128 = 2048 steps, minibatches of 512, 4 epochs (16 gradient
-    steps per 2048 env steps, as cogrl's 256 x 8 rollout with 4 minibatches x 4 epochs).
+    PPO: rollouts of 16 x 128 = 2048 steps, minibatches of 512, 2 epochs (8 gradient
+    steps per 2048 env steps, as cogrl's 256 x 8 rollout with 4 minibatches x 2 epochs).
     DQN: one gradient step on 256 transitions every 4 vector steps = 64 transitions (as
     cogrl's train_freq=64, gradient_steps=1, batch_size=256). SB3's policies stay its
     feedforward defaults, cheaper per step than cogrl's GRU for PPO.
     """
     if algo == "ppo":
-        hyperparameters: dict[str, Any] = dict(n_steps=128, batch_size=512, n_epochs=4)
+        hyperparameters: dict[str, Any] = dict(n_steps=128, batch_size=512, n_epochs=2)
     else:
         hyperparameters = dict(
             learning_starts=5_000, train_freq=4, gradient_steps=1, batch_size=256

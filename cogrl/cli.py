@@ -161,6 +161,12 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         "on SIGINT/SIGTERM",
     )
     sub.add_argument(
+        "--no-checkpoint-replay",
+        action="store_true",
+        help="leave the replay of off-policy learners out of checkpoints (smaller files; a "
+        "resumed run then refills it and does not repeat the uninterrupted run exactly)",
+    )
+    sub.add_argument(
         "--threads",
         type=positive_int,
         default=None,
@@ -299,6 +305,7 @@ def spec_from_args(args: argparse.Namespace) -> runner.RunSpec:
         video_interval=args.video_interval,
         eval_episodes=args.eval_episodes,
         checkpoint_every=args.checkpoint_every,
+        checkpoint_replay=not args.no_checkpoint_replay,
         threads=args.threads,
         root=str(args.run_dir),
         progress=not args.no_progress,

@@ -49,7 +49,10 @@ class DelayedRecall(BatchedEnv):
     Observation ``[bit == 0, bit == 1, cue, query]`` (float32): the bit and the cue flag are
     shown only at step 0, the query flag only at the last step. Blank and query observations
     are the same in every episode, so a policy without memory answers at chance.
+    It declares its accuracy (``info["correct"]``) as an episode metric.
     """
+
+    metadata = {**BatchedEnv.metadata, "episode_metrics": {"accuracy": "correct"}}
 
     def __init__(
         self,

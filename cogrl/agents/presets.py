@@ -50,13 +50,17 @@ PRESETS: dict[str, dict[str, Preset]] = {
             timesteps=200_000,
         ),
         # Discrete mode (look at a cell or answer): RAM's glimpse network and a GRU core.
+        # Two epochs and a learning rate that decays to 0: with 4 epochs at a constant 1e-3
+        # the policy reached ~94% by 65k steps, then drifted (0.80, 0.82 and 0.0 at 300k for
+        # seeds 0-2; decay alone: 0.88, 0.94, 0.94; both: 0.94, 0.92, 0.92).
         "cogrl/GlimpseDigits-v0": Preset(
             {
                 "num_envs": 256,
                 "n_steps": 8,
                 "batch_size": 512,
-                "n_epochs": 4,
+                "n_epochs": 2,
                 "learning_rate": 1e-3,
+                "anneal_lr": True,
                 "gamma": 1.0,
                 "ent_coef": 0.01,
                 "policy": {
