@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -37,11 +38,12 @@ from cogrl.runs import (
 )
 
 PROG = "cogrl"
-EVAL_EPISODES = 1000
-VIDEO_EPISODES = 4
-VIDEO_FPS = 2.0
-SPLITS = ("test", "train")
-ANY_GYM_ID = "any registered Gymnasium id (e.g. CartPole-v1, or mypackage:MyEnv-v0) works too"
+EVAL_EPISODES = runner.RunSpec.eval_episodes
+#: Options of `train` that --resume takes from the run itself (it may change the others).
+RUN_SETTINGS = (
+    "env", "agent", "set", "steps", "num_envs", "seed", "run_dir", "video_interval",
+    "eval_episodes", "checkpoint_every", "no_checkpoint_replay", "threads", "no_preset",
+)  # fmt: skip
 
 
 class UsageError(Exception):
@@ -216,8 +218,8 @@ def add_record_command(commands: argparse._SubParsersAction) -> None:
         "--episodes",
         type=positive_int,
         metavar="N",
-        default=VIDEO_EPISODES,
-        help=f"episodes (default {VIDEO_EPISODES})",
+        default=runner.VIDEO_EPISODES,
+        help=f"episodes (default {runner.VIDEO_EPISODES})",
     )
     add_split_argument(sub)
     sub.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
@@ -225,8 +227,8 @@ def add_record_command(commands: argparse._SubParsersAction) -> None:
         "--fps",
         type=positive_float,
         metavar="F",
-        default=VIDEO_FPS,
-        help=f"frames per second (default {VIDEO_FPS:g})",
+        default=runner.VIDEO_FPS,
+        help=f"frames per second (default {runner.VIDEO_FPS:g})",
     )
     add_device_argument(sub)
     sub.set_defaults(run=cmd_record, parser=sub)
@@ -240,13 +242,15 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_split_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--split", choices=SPLITS, help="data split, for environments that have one (default test)"
+        "--split",
+        metavar="NAME",
+        help="data split, for environments that declare them (e.g. train, test; default test)",
     )
 
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
-    print(f"environments: cogrl's tasks below; {ANY_GYM_ID}")
+    print(f"environments: cogrl's tasks below; {runner.ANY_GYM_ID}")
     for env_id in cogrl_env_ids():
         print(f"  {env_id}")
     print("agents:")
@@ -258,10 +262,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
-            given = [f"--{k}" for k in ("env", "agent") if getattr(args, k) is not None]
-            given += ["--set"] if args.set else []
+            given = [
+                "--" + name.replace("_", "-")
+                for name in RUN_SETTINGS
+                if getattr(args, name) != args.parser.get_default(name)
+            ]
             if given:
-                raise UsageError(f"--resume continues a run with its own settings; drop {given}")
+                raise UsageError(
+                    f"--resume continues a run with its own settings; drop {' '.join(given)} "
+                    "(it takes --device and --no-progress)"
+                )
             try:
                 device = None if args.device == "auto" else args.device
                 result = runner.resume(args.resume, device=device, progress=not args.no_progress)
@@ -381,6 +391,10 @@ def print_metrics(metrics: dict[str, float], split: dict[str, str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cogrl`` command with ``argv`` (default ``sys.argv[1:]``); returns the status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # As `python -m cogrl` does, so that `module:name` ids and cores of the user's modules in
+    # the working directory import from the `cogrl` command too.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

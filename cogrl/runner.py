@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -42,7 +43,7 @@ import torch
 import cogrl
 from cogrl import agents
 from cogrl.agents import Agent, evaluate, rollout_frames
-from cogrl.agents.base import load_checkpoint
+from cogrl.agents.base import load_checkpoint, plain_json
 from cogrl.agents.common import NonFiniteError
 from cogrl.agents.presets import preset
 from cogrl.checkpoint import read_checkpoint
@@ -261,6 +262,15 @@ def train(spec: RunSpec, callback: Callback | None = None) -> RunResult:
     """Run ``spec`` in a new run folder under ``spec.root``; see the module docstring."""
     agent = build_agent(spec)  # every error in the spec is found before the run folder exists
     set_threads(spec.threads)
+    # config.json is JSON: numpy numbers and paths in the spec become plain values, and what
+    # JSON cannot hold is an error before the run folder exists.
+    try:
+        spec.hyperparameters = plain_json(spec.hyperparameters, "hyperparameters")
+        spec.env_kwargs = plain_json(spec.env_kwargs, "env_kwargs")
+        spec.root = os.fspath(spec.root)
+        json.dumps(spec.to_dict())
+    except (ValueError, TypeError) as e:
+        raise SpecError(str(e)) from None
     video_interval = (
         default_video_interval(spec.steps) if spec.video_interval is None else spec.video_interval
     )
@@ -297,9 +307,20 @@ def resume(
     agent, training = load_checkpoint(run_dir / f"{CHECKPOINT_NAME}.pt", device=spec.device)
     if training is None:
         raise ValueError(f"{run_dir / (CHECKPOINT_NAME + '.pt')} holds no training state")
-    agent.load_training_state(training)
+    try:
+        agent.load_training_state(training)
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"{run_dir / (CHECKPOINT_NAME + '.pt')}: its training state does not fit this "
+            f"agent ({type(e).__name__}: {e})"
+        ) from None
     end = agent._progress["end"] if agent._progress else agent.num_timesteps
     remaining = end - agent.num_timesteps
+    if remaining <= 0 and (run_dir / f"{MODEL_NAME}.pt").is_file():
+        raise ValueError(
+            f"{run_dir} has finished its {end:,} steps; nothing to resume (cogrl eval it, or "
+            "train a new run)"
+        )
     split = eval_split(agent)
     print(f"run folder: {run_dir} (resumed at step {agent.num_timesteps:,})", flush=True)
     # TensorBoard drops what the interrupted run logged after its checkpoint.

@@ -4,6 +4,7 @@ A run is one folder, ``runs/<env>__<agent>__<seed>__<YYYYmmdd-HHMMSS>/``, holdin
 
     config.json          the resolved configuration (agent.describe() plus the run's settings)
     events.out.tfevents  TensorBoard scalars, hyperparameters and rollout GIFs
+    checkpoint.pt        the training state, for `cogrl train --resume` (cogrl.runner)
     model.pt             the final checkpoint (cogrl.agents.load(run / "model"))
     videos/*.mp4         rollout videos
 """

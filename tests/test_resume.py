@@ -212,3 +212,31 @@ def test_divergence_stops_with_the_step_and_quantity_and_keeps_a_finite_checkpoi
     for module in state.values():
         for name, tensor in module.items():
             assert torch.isfinite(tensor).all(), name
+
+
+def test_resume_takes_the_runs_own_settings_and_refuses_a_finished_run(tmp_path, capsys):
+    args = [*RUNS["ppo"], *COMMON]
+    args[args.index("32768")] = "1024"
+    assert main(["train", *args, "--run-dir", str(tmp_path)]) == 0
+    run = only_run(tmp_path)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--steps", "5000", "--seed", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "drop --steps --seed" in err
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    assert "has finished its 1,024 steps; nothing to resume" in capsys.readouterr().err
+
+
+def test_learn_goes_on_after_a_callback_stop_without_videos(tmp_path):
+    agent = cogrl.agents.make("ppo", "CartPole-v1", device="cpu", n_steps=16)
+    stop_at = {"n": 0}
+
+    def stop_once(agent, info):
+        stop_at["n"] += 1
+        return stop_at["n"] < 3
+
+    agent.learn(2048, callback=stop_once, video_interval=256)
+    steps = agent.num_timesteps
+    assert steps < 2048
+    agent.learn(2048 - steps, reset_num_timesteps=False)  # the same training, no videos now
+    assert agent.num_timesteps >= 2048

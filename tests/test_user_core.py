@@ -10,6 +10,10 @@ and recurrent DQN too (R2D2 sequences with burn-in from states stored in the rep
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +95,24 @@ def test_a_core_setting_of_the_wrong_name_is_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "slotz" in err and "slots" in err
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_the_readme_core_trains_from_the_cogrl_command_in_its_folder(tmp_path):
+    """The README's own-core example: its code saved as mycores.py, then the `cogrl` console
+    script run in that folder, as the README says."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    marker = "<!-- readme-example: own-core -->"
+    code = re.search(r"```python\n(.*?)```", text[text.index(marker) :], re.S).group(1)
+    (tmp_path / "mycores.py").write_text(code)
+    command = re.search(r"`(cogrl train [^`]*policy\.core=mycores:leaky[^`]*)`", text, re.S)
+    args = shlex.split(command.group(1).replace("\n", " "))[1:]
+    script = Path(sys.executable).with_name("cogrl")
+    done = subprocess.run(
+        [str(script), *args, "--steps", "512", "--no-preset", "--set", "n_steps=32",
+         "--video-interval", "0", "--eval-episodes", "2", "--no-progress", "--run-dir", "runs"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = list((tmp_path / "runs").iterdir())
+    policy = json.loads((run / "config.json").read_text())["hyperparameters"]["policy"]
+    assert policy["core"] == "mycores:leaky" and policy["core_kwargs"] == {"rate": 0.2}

@@ -1,10 +1,10 @@
-"""What every cogrl learner shares: turning observations into tensors, ``predict``, the
-bookkeeping of a training loop (progress bar, TensorBoard scalars, rollout videos,
-callbacks, episode statistics) and checks of hyperparameter values.
+"""What every cogrl learner shares: ``learn`` and ``predict``, the bookkeeping of a training
+loop (progress bar, TensorBoard scalars, rollout videos, callbacks, episode statistics,
+checkpoints, the numerics guard) and the training state a checkpoint holds.
 
-A learner built on :class:`PolicyAgent` implements ``learn`` (its update, read top to bottom
-in its own file) and ``_act`` (one step of its policy); ``predict`` and the rest come
-from here.
+A learner built on :class:`PolicyAgent` implements ``_learn`` (its loop and update, read top
+to bottom in its own file), ``_act`` (one step of its policy) and, for checkpoints,
+``_loop_state``/``_load_loop_state``; the rest comes from here.
 """
 
 from __future__ import annotations
@@ -260,6 +260,10 @@ class Progress:
         now = agent.num_timesteps
         if saved is not None and not reset_num_timesteps and saved["end"] == now + total_timesteps:
             self.counters = dict(saved)  # the same training, resumed
+            if not video_interval:
+                self.counters["next_video"] = None
+            elif self.counters["next_video"] is None:
+                self.counters["next_video"] = now + video_interval
         else:
             self.counters = {
                 "start": now,
@@ -345,7 +349,9 @@ class Progress:
     def close(self) -> None:
         agent = self.agent
         ran = agent.num_timesteps > self.start_steps
-        if self.video_interval and ran and self.counters["last_video"] != agent.num_timesteps:
+        stopped = agent._stop_requested  # by a signal: exit fast, as the scheduler asked
+        last = self.counters["last_video"]
+        if self.video_interval and ran and not stopped and last != agent.num_timesteps:
             agent._log_video(self.logger)
             self.counters["last_video"] = agent.num_timesteps
         if ran:
@@ -428,7 +434,17 @@ class PolicyAgent(Agent):
     def load_training_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`training_state` (after the weights, which :func:`load` sets)."""
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
+        try:
+            self.generator.set_state(state["generator"])
+        except RuntimeError:
+            # Saved on another kind of device (a CUDA generator's state is not a CPU one's):
+            # the run goes on with a generator seeded from the step, not bit for bit.
+            warnings.warn(
+                f"the checkpoint's random state is of another device than {self.device}: the "
+                "resumed run draws new random numbers",
+                stacklevel=2,
+            )
+            self.generator.manual_seed((self.seed or 0) + self.num_timesteps)
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)

@@ -198,6 +198,7 @@ class DQN(PolicyAgent):
         self.episodes = self._episode_stats()
         self._since_target = 0
         self._since_train = 0
+        self._stats: dict[str, Any] = {}  # the last gradient step's, logged until the next
 
     def make_replay(self) -> ReplayBuffer:
         """A replay for this agent's environments (also to share with other agents)."""
@@ -264,6 +265,7 @@ class DQN(PolicyAgent):
             "epsilon": self.epsilon,
             "since_train": self._since_train,
             "since_target": self._since_target,
+            "stats": self._stats,
             "replay": self.replay.state_dict() if include_replay else None,
         }
 
@@ -282,6 +284,7 @@ class DQN(PolicyAgent):
             self._start = torch.ones(N, dtype=torch.bool, device=self.device)
         self.epsilon = float(loop["epsilon"])
         self._since_train, self._since_target = int(loop["since_train"]), int(loop["since_target"])
+        self._stats = self.to_device(loop["stats"])
         if loop["replay"] is not None:
             self.replay = ReplayBuffer.from_state_dict(loop["replay"], device=self.device)
         else:
@@ -299,7 +302,8 @@ class DQN(PolicyAgent):
             self._since_train = 0
         env = self._env
         explore_steps = max(1.0, c.exploration_fraction * progress.total)
-        stats: dict[str, Any] = {}
+        if progress.done == 0:
+            self._stats = {}
         keep_going = progress.remaining > 0
         while keep_going:
             # --- act (epsilon-greedy) and store the transitions of all environments ---------
@@ -333,12 +337,12 @@ class DQN(PolicyAgent):
             if self.replay.size >= ready and self._since_train >= c.train_freq:
                 self._since_train = 0
                 for _ in range(c.gradient_steps):
-                    stats = self.train_step(progress.done / progress.total)
+                    self._stats = self.train_step(progress.done / progress.total)
             if self._since_target >= c.target_update_interval:
                 self._since_target = 0
                 self.update_target()
             out = {
-                **stats,
+                **self._stats,
                 "rollout/epsilon": self.epsilon,
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
                 "replay/size": float(self.replay.size),

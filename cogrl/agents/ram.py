@@ -1,7 +1,7 @@
 """RAM: the recurrent attention model (Mnih, Heess, Graves and Kavukcuoglu 2014).
 
 A glimpse network, a recurrent core, a Gaussian location head, a classifier head and a
-learned baseline (parts from :mod:`cogrl.agents.policies`), trained on the glimpse tasks'
+learned baseline (parts from :mod:`cogrl.nn`), trained on the glimpse tasks'
 continuous action mode (``cogrl/GlimpseDigits-v0``, ``TranslatedDigits``, ``ClutteredDigits``):
 each step the agent sends ``concat(l_t, 2 softmax(logits_t) - 1)``, the next location and
 class scores (the environment reads the scores at the last step; same argmax as the logits).

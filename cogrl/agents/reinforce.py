@@ -197,8 +197,10 @@ class REINFORCE(PolicyAgent):
         if not loop:
             return
         self.running_return = loop["running_return"].to(self.device)
-        if loop["started"] and self._restore_env(self._settings().num_envs, env) is not None:
-            pass  # fresh episodes: each update resets them anyway
+        if loop["started"]:
+            # Each update resets the episodes, so a core that cannot be snapshot only loses
+            # its episode counters here.
+            self._restore_env(self._settings().num_envs, env)
 
     def _episode_bound(self, env: BatchedEnv, max_steps: int) -> int | None:
         """The most steps an episode of ``env`` can take, where the core declares it."""
