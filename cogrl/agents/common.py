@@ -112,6 +112,9 @@ class EpisodeStats:
         done = info.get("_episode")
         if done is None:
             return
+        # On the CPU asking is free and most steps end no episode; on a GPU, write masked.
+        if not sync_free(done.device) and not bool(done.any()):
+            return
         episode = info["episode"]
         rows = [episode["r"].float(), episode["l"].float()]
         for key in self.metrics.values():
