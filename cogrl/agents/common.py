@@ -26,6 +26,7 @@ from cogrl.checks import check_bools, check_choice, check_int, check_number, is_
 from cogrl.core import BatchedEnv, check_memory, sync_free
 from cogrl.logging import RunLogger
 from cogrl.nn import State
+from cogrl.nn.state import leaves, state_from_leaves
 from cogrl.spaces import batch_size, is_batched, to_tensor, unsqueeze
 
 __all__ = [
@@ -479,6 +480,37 @@ class PolicyAgent(Agent):
         seed = None if self.seed is None else self.seed + self.num_timesteps
         obs, _ = self._env.reset(seed=seed)
         return obs
+
+    def _start_stepping(self, num_envs: int) -> None:
+        """The training environments, made on the first ``learn`` call and kept after, with
+        the observation, recurrent state and episode starts the loop steps from."""
+        self._env = self.make_training_core(num_envs)
+        self._obs, _ = self._env.reset(seed=self.seed)
+        self._state = self.initial_state(num_envs)
+        self._episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+
+    def _stepping_state(self) -> dict[str, Any]:
+        """What :meth:`_start_stepping` set up, as it stands between two updates."""
+        return {
+            "obs": self._obs,
+            "state": leaves(self._state),
+            "episode_start": self._episode_start,
+        }
+
+    def _restore_stepping(
+        self, num_envs: int, saved: Mapping[str, Any], env: Mapping[str, Any] | None
+    ) -> None:
+        """Restore :meth:`_stepping_state` and the environments' snapshot ``env``; where the
+        environment cannot be snapshot, start fresh episodes instead."""
+        fresh_obs = self._restore_env(num_envs, env)
+        if fresh_obs is None:
+            saved = self.to_device(dict(saved))
+            self._obs, self._episode_start = saved["obs"], saved["episode_start"]
+            self._state = state_from_leaves(self.initial_state(num_envs), saved["state"])
+        else:
+            self._obs = fresh_obs
+            self._state = self.initial_state(num_envs)
+            self._episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
 
     def to_device(self, tree: Any) -> Any:
         """Tensors of a loaded (nested) structure moved to this agent's device."""

@@ -55,7 +55,7 @@ from cogrl.agents.common import (
 from cogrl.core import BatchedEnv, sync_free
 from cogrl.nn import PolicyConfig, QNetwork, State, index_state, pack_state, unpack_state
 from cogrl.nn.policies import flatten_time
-from cogrl.nn.state import leaves, state_from_leaves, state_size
+from cogrl.nn.state import state_size
 from cogrl.replay import ReplayBuffer
 
 __all__ = ["DQN"]
@@ -233,7 +233,9 @@ class DQN(PolicyAgent):
         for name, (shape, dtype) in self.replay.extra_specs.items():
             extras[name] = torch.zeros((N, *shape), dtype=dtype, device=self.device)
         if self._stores_state():
-            extras["state"] = pack_state(self.policy.torso.core.reset(state_before, self._start))
+            extras["state"] = pack_state(
+                self.policy.torso.core.reset(state_before, self._episode_start)
+            )
         return extras
 
     def _act(self, obs, state, episode_start, deterministic, epsilon: float = 0.0):
@@ -248,20 +250,11 @@ class DQN(PolicyAgent):
         return action + self.policy.start, state
 
     # --- learning -------------------------------------------------------------------------------
-    def _start_envs(self) -> None:
-        N = self.config.num_envs
-        self._env = self.make_training_core(N)
-        self._obs, _ = self._env.reset(seed=self.seed)
-        self._state = self.initial_state(N)
-        self._start = torch.ones(N, dtype=torch.bool, device=self.device)
-
     def _loop_state(self, include_replay: bool) -> dict[str, Any]:
         if self._env is None:
             return {}
         return {
-            "obs": self._obs,
-            "state": leaves(self._state),
-            "start": self._start,
+            **self._stepping_state(),
             "epsilon": self.epsilon,
             "since_train": self._since_train,
             "since_target": self._since_target,
@@ -272,16 +265,7 @@ class DQN(PolicyAgent):
     def _load_loop_state(self, loop, env) -> None:
         if not loop:
             return
-        N = self.config.num_envs
-        fresh_obs = self._restore_env(N, env)
-        if fresh_obs is None:
-            moved = self.to_device({k: loop[k] for k in ("obs", "state", "start")})
-            self._obs, self._start = moved["obs"], moved["start"]
-            self._state = state_from_leaves(self.initial_state(N), moved["state"])
-        else:
-            self._obs = fresh_obs
-            self._state = self.initial_state(N)
-            self._start = torch.ones(N, dtype=torch.bool, device=self.device)
+        self._restore_stepping(self.config.num_envs, loop, env)
         self.epsilon = float(loop["epsilon"])
         self._since_train, self._since_target = int(loop["since_train"]), int(loop["since_target"])
         self._stats = self.to_device(loop["stats"])
@@ -297,7 +281,7 @@ class DQN(PolicyAgent):
         c = self.config
         N = c.num_envs
         if self._env is None:
-            self._start_envs()
+            self._start_stepping(N)
         if progress.done == 0:
             self._since_train = 0
         env = self._env
@@ -315,7 +299,9 @@ class DQN(PolicyAgent):
             )
             obs, state_before = self._obs, self._state
             with torch.no_grad():
-                action, self._state = self._act(obs, state_before, self._start, False, self.epsilon)
+                action, self._state = self._act(
+                    obs, state_before, self._episode_start, False, self.epsilon
+                )
             next_obs, reward, terminated, truncated, info = env.step(action)
             done = terminated | truncated
             real_next = next_obs
@@ -328,7 +314,7 @@ class DQN(PolicyAgent):
                 obs, action, reward, real_next, terminated, truncated, extras, check=False
             )
             self.episodes.update(info)
-            self._obs, self._start = next_obs, done
+            self._obs, self._episode_start = next_obs, done
             self._since_train += N
             self._since_target += N
 

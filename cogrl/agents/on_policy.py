@@ -32,7 +32,6 @@ from cogrl.agents.common import (
 from cogrl.core import BatchedEnv, sync_free
 from cogrl.nn import ActorCriticPolicy, PolicyConfig, State, detach_state, index_state
 from cogrl.nn.policies import flatten_time
-from cogrl.nn.state import leaves, state_from_leaves
 
 __all__ = ["OnPolicyAgent", "OnPolicyConfig", "Rollout"]
 
@@ -155,35 +154,14 @@ class OnPolicyAgent(PolicyAgent):
     def _start(self) -> None:
         """The training environments, made on the first ``learn`` call and kept after."""
         if self._env is None:
-            n = self.config.num_envs
-            self._env = self.make_training_core(n)
-            self._obs, _ = self._env.reset(seed=self.seed)
-            self._episode_start = torch.ones(n, dtype=torch.bool, device=self.device)
-            self._state = self.initial_state(n)
+            self._start_stepping(self.config.num_envs)
 
     def _loop_state(self, include_replay: bool) -> dict[str, Any]:
-        if self._env is None:
-            return {}
-        return {
-            "obs": self._obs,
-            "state": leaves(self._state),
-            "episode_start": self._episode_start,
-        }
+        return {} if self._env is None else self._stepping_state()
 
     def _load_loop_state(self, loop, env) -> None:
-        if not loop:
-            return
-        n = self.config.num_envs
-        fresh_obs = self._restore_env(n, env)
-        if fresh_obs is None:
-            loop = self.to_device(loop)
-            self._obs = loop["obs"]
-            self._state = state_from_leaves(self.initial_state(n), loop["state"])
-            self._episode_start = loop["episode_start"]
-        else:
-            self._obs = fresh_obs
-            self._state = self.initial_state(n)
-            self._episode_start = torch.ones(n, dtype=torch.bool, device=self.device)
+        if loop:
+            self._restore_stepping(self.config.num_envs, loop, env)
 
     @torch.no_grad()
     def collect_rollout(self) -> Rollout:
