@@ -58,12 +58,13 @@ class A2C(OnPolicyAgent):
         c = self.config
         self._start()
         N, T = c.num_envs, c.n_steps
-        everything = torch.arange(N if self.policy.recurrent else N * T, device=self.device)
         keep_going = progress.remaining > 0
         while keep_going:
             if c.anneal_lr:
                 progress.anneal(self.optimizer, c.learning_rate)
             rollout = self.collect_rollout()
+            units = N * T if rollout.segments is None else rollout.segments.count
+            everything = torch.arange(units, device=self.device)
             log_prob, entropy, value, rows = self.evaluate_actions(rollout, everything)
             advantages = rollout.advantages.flatten()[rows]
             returns = rollout.returns.flatten()[rows]

@@ -52,9 +52,18 @@ from cogrl.agents.common import (
     check_number,
     clip_grad,
 )
-from cogrl.core import BatchedEnv, sync_free
-from cogrl.nn import PolicyConfig, QNetwork, State, index_state, pack_state, unpack_state
+from cogrl.core import BatchedEnv
+from cogrl.nn import (
+    PolicyConfig,
+    QNetwork,
+    State,
+    index_state,
+    map_state,
+    pack_state,
+    unpack_state,
+)
 from cogrl.nn.policies import flatten_time
+from cogrl.nn.sequences import Segments
 from cogrl.nn.state import state_size
 from cogrl.replay import ReplayBuffer
 
@@ -411,7 +420,12 @@ class DQN(PolicyAgent):
         }
 
     def _train_sequences(self) -> dict[str, float]:
-        """R2D2: sequences from the stored state, burn-in without gradient, 1-step targets."""
+        """R2D2: sequences from the stored state, burn-in without gradient, 1-step targets.
+
+        The core runs over the sequences' segments between episode starts all at once
+        (:class:`~cogrl.nn.sequences.Segments`), which reads their lengths on the host once
+        per gradient step.
+        """
         c = self.config
         seq = self.replay.sample_sequences(
             c.batch_size, c.sequence_length, c.burn_in, self.generator
@@ -423,63 +437,29 @@ class DQN(PolicyAgent):
             # A replay written without this core's state: R2D2's zero start state, which
             # the burn-in then warms up.
             start_state = self.initial_state(B)
-        action = (seq.action - self.policy.start).long()
-        free = sync_free(self.device)
+        burn = c.burn_in
+        action = (seq.action[burn:] - self.policy.start).long()
 
-        def unroll(net: QNetwork, grad_from: int, bootstrap: bool) -> tuple[torch.Tensor, Any]:
-            """Q(s_t, .) for every step and, if ``bootstrap``, Q(s'_t, .) of its next state.
+        # Q(s_t, a_t) after the burn-in, which only warms up the state (no gradient).
+        torso, obs = self.policy.torso, seq.obs
+        state = start_state
+        if burn:
+            with torch.no_grad():
+                _, state = torso.sequence(_steps(obs, 0, burn), state, seq.episode_start[:burn])
+        h, _ = torso.sequence(_steps(obs, burn, L), state, seq.episode_start[burn:])
+        q = self.policy.q(h).gather(2, action[..., None]).squeeze(2)
 
-            Q(s'_t) is Q(s_{t+1}) of the same unroll where the episode goes on (the only
-            case a target needs it, bar one); the core reads the stored next observation
-            from the state after s_t only at the last step and where an episode was cut
-            by a time limit (its final observation is not in the sequence).
-            """
-            x = net.torso.encoder(flatten_time(seq.obs)).view(L, B, -1)
-            state = start_state
-            qs, cut_q = [], {}
-            for t in range(L):
-                with torch.set_grad_enabled(torch.is_grad_enabled() and t >= grad_from):
-                    state = net.torso.core.reset(state, seq.episode_start[t])
-                    h, state = net.torso.core(x[t], state)
-                    qs.append(net.q(h))
-                    rows = (
-                        torch.ones(B, dtype=torch.bool, device=h.device)
-                        if t == L - 1
-                        else seq.truncated[t] & ~seq.terminated[t]
-                    )
-                    if bootstrap and free:
-                        # Every row's next state is valued and the cut ones are kept, so
-                        # that no row count is read on the host.
-                        x_next = net.torso.encoder(_select(seq.next_obs, t))
-                        h_next, _ = net.torso.core(x_next, state)
-                        cut_q[t] = (rows, net.q(h_next))
-                    elif bootstrap and bool(rows.any()):
-                        obs = _select(seq.next_obs, t, rows)
-                        state_rows = index_state(state, rows)
-                        h_next, _ = net.torso.core(net.torso.encoder(obs), state_rows)
-                        cut_q[t] = (rows, net.q(h_next))
-            q = torch.stack(qs)
-            if not bootstrap:
-                return q, None
-            next_q = torch.cat([q[1:], q[-1:]]).clone()
-            for t, (rows, value) in cut_q.items():
-                if free:
-                    next_q[t] = torch.where(rows[:, None], value, next_q[t])
-                else:
-                    next_q[t, rows] = value
-            return q, next_q
-
-        q_all, _ = unroll(self.policy, c.burn_in, bootstrap=False)
-        q = q_all.gather(2, action[..., None]).squeeze(2)
         with torch.no_grad():
-            _, next_q = unroll(self.target, L, bootstrap=True)
+            next_q = self._next_q(self.target, seq, start_state)
             if c.double_q:
-                _, online_next = unroll(self.policy, L, bootstrap=True)
-                next_value = next_q.gather(2, online_next.argmax(2, keepdim=True)).squeeze(2)
+                # Double DQN: the online network picks a', the target network values it.
+                best = self._next_q(self.policy, seq, start_state).argmax(2, keepdim=True)
+                next_value = next_q.gather(2, best).squeeze(2)
             else:
                 next_value = next_q.max(2).values
-            y = seq.reward + c.gamma * (~seq.terminated).float() * next_value
-        mask = seq.mask
+            after = slice(burn, L)
+            y = seq.reward[after] + c.gamma * (~seq.terminated[after]).float() * next_value[after]
+        mask = seq.mask[after]
         loss = (mask * F.huber_loss(q, y, reduction="none")).sum() / mask.sum().clamp(min=1)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -494,16 +474,37 @@ class DQN(PolicyAgent):
             "train/grad_norm": norm,
         }
 
+    @staticmethod
+    def _next_q(net: QNetwork, seq: Any, start_state: State) -> torch.Tensor:
+        """Q(s'_t, .) (L, B, n) of every step's next state, unrolled from ``start_state``.
+
+        Within a segment (a piece of a sequence without an episode start) it is Q(s_{t+1})
+        of the same unroll. At a segment's last step, the next state is that of the stored
+        next observation read from the state after the step: the episode ended there (by a
+        time limit, whose final observation is not in the sequence, or by termination,
+        whose value the target masks) or the sequence does.
+        """
+        L, B = seq.episode_start.shape
+        torso = net.torso
+        segments = Segments.split(seq.episode_start)
+        x = torso.encoder(flatten_time(seq.obs))
+        h, last = torso.segments(x, index_state(start_state, segments.column), segments)
+        q = net.q(h).view(L, B, -1)
+        next_q = torch.cat([q[1:], q[-1:]])
+        end, column = segments.end(), segments.column
+        next_obs = map_state(lambda o: o[end, column], seq.next_obs)
+        h_next, _ = torso.core(torso.encoder(next_obs), last)
+        next_q[end, column] = net.q(h_next)
+        return next_q
+
+
+def _steps(obs: Any, begin: int, end: int) -> Any:
+    """Steps ``begin:end`` of a (L, B, ...) observation (also for dicts)."""
+    return map_state(lambda o: o[begin:end], obs)
+
 
 def _where(done: torch.Tensor, a: Any, b: Any) -> Any:
     """Rows of ``a`` where ``done``, else of ``b`` (also for dict observations)."""
     if isinstance(a, Mapping):
         return {k: _where(done, a[k], b[k]) for k in a}
     return torch.where(done.view(-1, *([1] * (a.ndim - 1))), a, b)
-
-
-def _select(obs: Any, t: int, rows: torch.Tensor | None = None) -> Any:
-    """``obs[t, rows]`` (or ``obs[t]``) of a (L, B, ...) observation (also for dicts)."""
-    if isinstance(obs, Mapping):
-        return {k: _select(v, t, rows) for k, v in obs.items()}
-    return obs[t] if rows is None else obs[t][rows]

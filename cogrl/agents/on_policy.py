@@ -8,8 +8,11 @@ Generalized advantage estimation (Schulman et al. 2016):
 bootstraps: its last reward becomes ``r_t + gamma V(final_obs)``, as in Stable-Baselines3.
 
 Recurrent policies: the rollout keeps the policy's state at its first step and the
-``episode_start`` flag of every step, so an update can replay each environment's steps as
-one sequence from that state, restarting the state where an episode starts.
+``episode_start`` flag of every step, and is cut into segments at episode starts
+(:class:`~cogrl.nn.sequences.Segments`). An update replays minibatches of segments, each
+from the rollout's first state (the segments that begin there) or from the initial state
+(those that begin an episode), all at once through the core (sb3-contrib's RecurrentPPO
+pads its sequences the same way).
 """
 
 from __future__ import annotations
@@ -30,8 +33,16 @@ from cogrl.agents.common import (
     check_number,
 )
 from cogrl.core import BatchedEnv, sync_free
-from cogrl.nn import ActorCriticPolicy, PolicyConfig, State, detach_state, index_state
+from cogrl.nn import (
+    ActorCriticPolicy,
+    PolicyConfig,
+    State,
+    detach_state,
+    index_state,
+    map_state,
+)
 from cogrl.nn.policies import flatten_time
+from cogrl.nn.sequences import Segments
 
 __all__ = ["OnPolicyAgent", "OnPolicyConfig", "Rollout"]
 
@@ -47,6 +58,13 @@ class OnPolicyConfig(Hyperparameters):
     - ``ent_coef``, ``vf_coef``: weights of the entropy bonus and the value loss.
     - ``max_grad_norm``: gradient clipping by global norm (``None``: none).
     - ``normalize_advantage``: standardise advantages in each (mini)batch.
+    - ``sequence_length``: recurrent policies learn on the rollout's segments between
+      episode starts, cut also every ``sequence_length`` steps when set; such a piece
+      starts from the state the rollout had there (stored while collecting), so gradients
+      flow back at most ``sequence_length`` steps (truncated backpropagation through time,
+      as Sample Factory's ``recurrence``). Shorter pieces make more, shorter sequences per
+      minibatch: faster updates, shorter memory credit. ``None``: whole segments (as
+      sb3-contrib's RecurrentPPO).
     - ``policy``: a :class:`~cogrl.nn.PolicyConfig` (encoder, core, heads); by default an
       MLP of (64, 64) with tanh, no core, one torso each for actor and critic.
     """
@@ -61,11 +79,14 @@ class OnPolicyConfig(Hyperparameters):
     vf_coef: float = 0.5
     max_grad_norm: float | None = 0.5
     normalize_advantage: bool = True
+    sequence_length: int | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def __post_init__(self) -> None:
         for name in ("num_envs", "n_steps"):
             check_int(name, getattr(self, name))
+        if self.sequence_length is not None:
+            check_int("sequence_length", self.sequence_length)
         check_number("learning_rate", self.learning_rate, low_open=True)
         check_number("gamma", self.gamma, high=1.0)
         check_number("gae_lambda", self.gae_lambda, high=1.0)
@@ -87,9 +108,11 @@ class Rollout:
     rewards: torch.Tensor
     dones: torch.Tensor
     episode_starts: torch.Tensor
-    initial_state: State
+    initial_state: State  # the policy's state before the first step (or, with
+    # sequence_length, before every step: (T, N, ...) leaves)
     advantages: torch.Tensor
     returns: torch.Tensor
+    segments: Segments | None = None  # recurrent policies: the rollout cut at episode starts
 
 
 def _alloc(x: Any, n: int) -> Any:
@@ -170,6 +193,10 @@ class OnPolicyAgent(PolicyAgent):
         T = c.n_steps
         obs, state, start = self._obs, self._state, self._episode_start
         initial_state = state
+        # With sequence_length, a segment may begin at any step: keep every step's state.
+        store = self.policy.recurrent and c.sequence_length is not None
+        if store:
+            initial_state = map_state(lambda s: _alloc(s, T), state)
         obs_buf = _alloc(obs, T)
         starts = torch.empty((T, env.num_envs), dtype=torch.bool, device=self.device)
         values = torch.empty((T, env.num_envs), device=self.device)
@@ -180,6 +207,8 @@ class OnPolicyAgent(PolicyAgent):
         for t in range(T):
             _write(obs_buf, t, obs)
             starts[t] = start
+            if store:
+                map_state(lambda buf, s, t=t: buf[t].copy_(s), initial_state, state)
             params, value, state = self.policy.step(obs, state, start)
             action = head.sample(params, self.generator)
             if actions is None:
@@ -222,32 +251,51 @@ class OnPolicyAgent(PolicyAgent):
             initial_state=detach_state(initial_state),
             advantages=advantages,
             returns=advantages + values,
+            segments=(Segments.split(starts, c.sequence_length) if self.policy.recurrent else None),
         )
+
+    def minibatches(self, rollout: Rollout, batch_size: int) -> list[torch.Tensor]:
+        """A random split of the rollout into minibatches of about ``batch_size``
+        transitions: of single transitions, or (recurrent policies) of whole segments."""
+        segments = rollout.segments
+        if segments is None:
+            units = rollout.values.numel()
+            order = torch.randperm(units, generator=self.generator, device=self.device)
+            return list(order.split(batch_size))
+        order = torch.randperm(segments.count, generator=self.generator, device=self.device)
+        # Segments in a random order, grouped where their running length passes a multiple
+        # of batch_size (so one spans no two minibatches).
+        ends = segments.lengths[order.cpu()].cumsum(0) - 1
+        sizes = torch.unique_consecutive(ends // batch_size, return_counts=True)[1]
+        return list(order.split(sizes.tolist()))
 
     def evaluate_actions(
         self, rollout: Rollout, index: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probabilities, entropies and values of the rollout's actions under the current
-        policy, for ``index``: flat transition indices (feedforward policies) or
-        environment indices (recurrent policies, replayed as whole sequences).
+        policy, for ``index``: flat transition indices (feedforward policies) or segment
+        numbers (recurrent policies, replayed whole; see :meth:`minibatches`).
 
         Returns ``(log_prob, entropy, value, rows)`` where ``rows`` selects the matching
         entries of any flattened (T * N) rollout tensor.
         """
         head = self.policy.action_head
-        T, N = rollout.values.shape
-        if not self.policy.recurrent:
-            obs = select(flatten_time(rollout.obs), index)
-            state = self.initial_state(index.numel())
-            params, value, _ = self.policy.step(obs, state)
-            action = rollout.actions.flatten(0, 1)[index]
-            return head.log_prob(params, action), head.entropy(params), value, index
-        obs = select(rollout.obs, (slice(None), index))
-        state = index_state(rollout.initial_state, index)
-        params, value, _ = self.policy.sequence(obs, state, rollout.episode_starts[:, index])
-        params, value = params.flatten(0, 1), value.flatten(0, 1)
-        action = rollout.actions[:, index].flatten(0, 1)
-        rows = (torch.arange(T, device=self.device)[:, None] * N + index[None]).flatten()
+        if rollout.segments is None:
+            rows = index
+            params, value, _ = self.policy.step(
+                select(flatten_time(rollout.obs), rows), self.initial_state(rows.numel())
+            )
+        else:
+            segments = rollout.segments.select(index)
+            rows = segments.rows
+            if self.config.sequence_length is None:  # segments begin at step 0 or fresh
+                state = index_state(rollout.initial_state, segments.column)
+            else:
+                state = index_state(rollout.initial_state, (segments.begin, segments.column))
+            params, value = self.policy.segments(
+                select(flatten_time(rollout.obs), rows), state, segments
+            )
+        action = rollout.actions.flatten(0, 1)[rows]
         return head.log_prob(params, action), head.entropy(params), value, rows
 
 

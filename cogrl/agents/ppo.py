@@ -8,8 +8,8 @@ agent.learn(total_timesteps=100_000)
 Each update collects a rollout (``num_envs * n_steps`` transitions, advantages by GAE; see
 :mod:`cogrl.agents.on_policy`) and takes ``n_epochs`` passes over it in minibatches of
 ``batch_size`` transitions. Recurrent policies (``core="gru"``/``"lstm"``) are trained on
-whole per-environment sequences, ``batch_size // n_steps`` environments per minibatch,
-replayed from the state the rollout began with.
+the rollout's segments between episode starts, about ``batch_size`` transitions of them
+per minibatch, each replayed from the state it began with.
 """
 
 from __future__ import annotations
@@ -68,10 +68,6 @@ class PPO(OnPolicyAgent):
         c = self.config
         self._start()
         N, T = c.num_envs, c.n_steps
-        recurrent = self.policy.recurrent
-        # Minibatches: random transitions, or (recurrent) random environments' sequences.
-        units = N if recurrent else N * T
-        per_batch = max(1, c.batch_size // T) if recurrent else c.batch_size
         keep_going = progress.remaining > 0
         while keep_going:
             if c.anneal_lr:
@@ -85,9 +81,7 @@ class PPO(OnPolicyAgent):
             clip_fractions, approx_kl = [], torch.zeros(())
             policy_losses, value_losses, entropies = [], [], []
             for _epoch in range(c.n_epochs):
-                order = torch.randperm(units, generator=self.generator, device=self.device)
-                for begin in range(0, units, per_batch):
-                    index = order[begin : begin + per_batch]
+                for index in self.minibatches(rollout, c.batch_size):
                     new_logp, entropy, value, rows = self.evaluate_actions(rollout, index)
                     adv = flat_adv[rows]
                     if c.normalize_advantage and adv.numel() > 1:

@@ -151,6 +151,10 @@ class RAM(REINFORCE):
     def env_action(self, action: torch.Tensor) -> torch.Tensor:
         return action  # _act already sends the squashed location and the class scores
 
+    # The classifier learns from h_T of each episode, the location policy from every step:
+    # RAM steps its policy with gradients (its glimpse tasks' episodes are a few steps).
+    replay_episodes = False
+
     def _policy_step(self, obs, state):
         h, state = self.policy(obs, state)
         logits = self.policy.classifier(h)
@@ -160,9 +164,9 @@ class RAM(REINFORCE):
         log_prob = head.log_prob(mean, u)
         baseline = self.policy.baseline(h.detach())  # b_t sees a detached h_t
         action = torch.cat([head.to_env(u), self.policy.class_scores(logits.detach())], -1)
-        # The location policy's std is fixed: its entropy is a constant, not a bonus.
-        entropy = torch.zeros_like(log_prob)
-        return action, log_prob, entropy, baseline, state, {"logits": logits}
+        # The location policy's std is fixed: its entropy is a constant, neither a bonus nor
+        # worth a curve (train/location_std is logged).
+        return action, log_prob, None, baseline, state, {"logits": logits}
 
     def _policy_mask(self, mask: torch.Tensor) -> torch.Tensor:
         # The location sent at the last step is never looked at, so only l_1 .. l_{T-1}

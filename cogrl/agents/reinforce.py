@@ -39,7 +39,7 @@ from cogrl.agents.common import (
     clip_grad,
 )
 from cogrl.core import BatchedEnv, sync_free
-from cogrl.nn import ActorCriticPolicy, PolicyConfig, State
+from cogrl.nn import ActorCriticPolicy, PolicyConfig, State, map_state
 
 __all__ = ["REINFORCE", "Settings"]
 
@@ -153,11 +153,34 @@ class REINFORCE(PolicyAgent):
             c.baseline_rate,
         )
 
+    #: Act without gradients, then evaluate the episodes' log-probabilities, entropies and
+    #: values in one pass over the whole (T, N) batch: the core runs fused over the
+    #: sequences (:meth:`Torso.sequence`) instead of backpropagating through T steps one
+    #: by one. A learner whose loss needs more of each step sets it False and writes
+    #: :meth:`_policy_step`.
+    replay_episodes = True
+
+    def _replay(
+        self, observations: list[Any], actions: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log pi(a_t|s_t), the entropy and V(s_t), each (T, N), for the N episodes that
+        started together from the initial state."""
+        obs = map_state(lambda *steps: torch.stack(steps), *observations)
+        T, N = len(actions), actions[0].shape[0]
+        no_restart = torch.zeros(T, N, dtype=torch.bool, device=self.device)
+        params, value, _ = self.policy.sequence(obs, self.initial_state(N), no_restart)
+        head = self.policy.action_head
+        params = params.flatten(0, 1)
+        action = torch.stack(actions).flatten(0, 1)
+        log_prob = head.log_prob(params, action).view(T, N)
+        return log_prob, head.entropy(params).view(T, N), value
+
     def _policy_step(
         self, obs: Any, state: State
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, State, dict[str, Any]]:
-        """One step of the policy: the action to send, log pi(a|s), the entropy, the
-        baseline value V(s), the next state, and anything else ``_extra_loss`` needs."""
+        """One step of the policy: the action to send, log pi(a|s), the entropy (``None``
+        where the policy has no entropy to report or reward), the baseline value V(s), the
+        next state, and anything else ``_extra_loss`` needs."""
         head = self.policy.action_head
         params, value, state = self.policy.step(obs, state)
         action = head.sample(params, self.generator)
@@ -224,13 +247,21 @@ class REINFORCE(PolicyAgent):
             state = self.initial_state(N)
             active = torch.ones(N, dtype=torch.bool, device=self.device)
             log_probs, entropies, values, rewards, masks, extras = [], [], [], [], [], []
+            observations, actions = [], []
             t = 0
             while t < s.max_episode_steps and self._any_active(active, t, free, bound):
-                action, log_prob, entropy, value, state, extra = self._policy_step(obs, state)
-                log_probs.append(log_prob)
-                entropies.append(entropy)
-                values.append(value)
-                extras.append(extra)
+                if self.replay_episodes:
+                    observations.append(obs)
+                    with torch.no_grad():
+                        action, state = self._act(obs, state, None, deterministic=False)
+                    actions.append(action)
+                    action = self.env_action(action)
+                else:
+                    action, log_prob, entropy, value, state, extra = self._policy_step(obs, state)
+                    log_probs.append(log_prob)
+                    entropies.append(entropy)
+                    values.append(value)
+                    extras.append(extra)
                 obs, reward, terminated, truncated, info = env.step(action)
                 rewards.append(reward * active)
                 masks.append(active.float())
@@ -238,7 +269,11 @@ class REINFORCE(PolicyAgent):
                 active = active & ~(terminated | truncated)
                 t += 1
             mask = torch.stack(masks)  # (T, N): 1 on each environment's first episode
-            log_prob, entropy, value = map(torch.stack, (log_probs, entropies, values))
+            if self.replay_episodes:
+                log_prob, entropy, value = self._replay(observations, actions)
+            else:
+                log_prob, value = torch.stack(log_probs), torch.stack(values)
+                entropy = None if entropies[0] is None else torch.stack(entropies)
 
             # Reward-to-go G_t = r_t + gamma G_{t+1}, backwards within each episode.
             returns = torch.empty_like(mask)
@@ -266,8 +301,10 @@ class REINFORCE(PolicyAgent):
             # the number of steps rather than episodes (the same direction; Adam is
             # insensitive to the scale), plus the entropy bonus.
             policy_loss = -(log_prob * advantage * credited).sum() / count
-            entropy_mean = (entropy * credited).sum() / count
-            loss = s.policy_coef * policy_loss - s.ent_coef * entropy_mean
+            loss = s.policy_coef * policy_loss
+            if entropy is not None:
+                entropy_mean = (entropy * credited).sum() / count
+                loss = loss - s.ent_coef * entropy_mean
             value_loss = torch.zeros((), device=self.device)
             if s.baseline == "learned":
                 # The baseline regresses on the return: MSE(b_t, G_t).
@@ -287,7 +324,7 @@ class REINFORCE(PolicyAgent):
                 "train/loss": loss.detach(),
                 "train/policy_loss": policy_loss.detach(),
                 "train/value_loss": value_loss.detach(),
-                "train/entropy": entropy_mean.detach(),
+                **({} if entropy is None else {"train/entropy": entropy_mean.detach()}),
                 "train/grad_norm": norm,
                 "train/baseline": (baseline * credited).sum() / count,
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],

@@ -33,7 +33,8 @@ from cogrl.nn.distributions import (
     make_action_head,
 )
 from cogrl.nn.encoders import ACTIVATIONS, ENCODERS, build_encoder
-from cogrl.nn.state import State
+from cogrl.nn.sequences import Segments
+from cogrl.nn.state import State, index_state
 
 __all__ = [
     "ActorCriticPolicy",
@@ -159,8 +160,9 @@ class Torso(nn.Module):
 
     :meth:`step` runs one time step (B, ...); :meth:`sequence` runs (T, B, ...) observations
     from a state, restarting it where ``episode_start`` is true. The encoder runs over all
-    T * B observations at once; only the core steps through time, and a core of ``"none"``
-    not at all.
+    T * B observations at once; the core runs over the segments between episode starts
+    all together (:mod:`cogrl.nn.sequences`; fused ``nn.GRU``/``nn.LSTM`` kernels for the
+    built-in cores).
     """
 
     def __init__(self, encoder: nn.Module, core: Core) -> None:
@@ -188,12 +190,21 @@ class Torso(nn.Module):
         x = self.encoder(flatten_time(obs))
         if not self.recurrent:
             return x.view(T, B, -1), state
-        x = x.view(T, B, -1)
-        hs = []
-        for t in range(T):
-            h, state = self.core(x[t], self.core.reset(state, episode_start[t]))
-            hs.append(h)
-        return torch.stack(hs), state
+        segments = Segments.split(episode_start)
+        h, last = self.segments(x, index_state(state, segments.column), segments)
+        return h.view(T, B, -1), index_state(last, segments.last())
+
+    def segments(
+        self, x: torch.Tensor, state: State, segments: Segments, final: bool = True
+    ) -> tuple[torch.Tensor, State]:
+        """Run the core over ``segments``: ``x`` (n, F) holds the encoded steps in the
+        segments' ``rows`` order, ``state`` (S, ...) the state each segment goes on from
+        (the fresh ones start from the initial state instead). Returns ``h`` (n, hidden)
+        and, if ``final``, the state after each segment's last step (S, ...)."""
+        start = self.core.reset(state, segments.fresh)
+        lengths = segments.lengths if final else None
+        h, last = self.core.sequence(segments.pad(x), start, lengths)
+        return segments.unpad(h), last
 
 
 def make_torso(observation_space: spaces.Space, config: PolicyConfig) -> Torso:
@@ -277,6 +288,18 @@ class ActorCriticPolicy(nn.Module):
         else:
             hv, critic_state = self.critic_torso.sequence(obs, state[1], episode_start)
         return self.action_head(h), self.value_head(hv), (actor_state, critic_state)
+
+    def segments(self, obs, state, segments):
+        """Action parameters (n, ...) and values (n,) of the steps of ``segments`` (see
+        :meth:`Torso.segments`); ``obs`` (n, ...) are their observations, ``state`` the
+        ``(actor, critic)`` state each segment goes on from."""
+        h, _ = self.actor_torso.segments(self.actor_torso.encoder(obs), state[0], segments, False)
+        if self.critic_torso is None:
+            hv = h
+        else:
+            torso = self.critic_torso
+            hv, _ = torso.segments(torso.encoder(obs), state[1], segments, False)
+        return self.action_head(h), self.value_head(hv)
 
 
 class QNetwork(nn.Module):
