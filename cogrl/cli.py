@@ -1,7 +1,9 @@
-"""The ``cogrl`` command: list what is registered, train agents, evaluate and record runs.
+"""The ``cogrl`` command: list what is registered, describe agents, train agents, evaluate
+and record runs.
 
 ```
 cogrl list
+cogrl describe ppo --env CartPole-v1
 cogrl train --env cogrl/GlimpseDigits-v0 --agent ram --steps 200000 --set env.n_glimpses=4
 cogrl eval runs/cogrl-GlimpseDigits-v0__ram__0__20250101-120000
 cogrl record runs/cogrl-GlimpseDigits-v0__ram__0__20250101-120000 --episodes 4
@@ -15,35 +17,50 @@ hyperparameter or env argument; a missing run) exit with status 2.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+import random
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 import cogrl
 from cogrl import agents, runner
 from cogrl.agents import Agent, evaluate
+from cogrl.agents.base import Hyperparameters, agent_name
 from cogrl.agents.common import NonFiniteError
+from cogrl.agents.presets import preset
 from cogrl.envs import cogrl_env_ids
-from cogrl.logging import RunLogger
+from cogrl.nn import PolicyConfig
+from cogrl.nn.cores import core_hyperparameters
 from cogrl.runner import DEFAULT_CHECKPOINT_EVERY, DEFAULT_THREADS, EVAL_SEED
 from cogrl.runs import (
     DEFAULT_ROOT,
     VIDEOS_DIR,
     model_path,
     parse_overrides,
+    read_config,
     require_run,
 )
 
 PROG = "cogrl"
-EVAL_EPISODES = runner.RunSpec.eval_episodes
 #: Options of `train` that --resume takes from the run itself (it may change the others).
 RUN_SETTINGS = (
-    "env", "agent", "set", "steps", "num_envs", "seed", "run_dir", "video_interval",
+    "env", "agent", "set", "steps", "num_envs", "seed", "runs_dir", "video_interval",
     "eval_episodes", "checkpoint_every", "no_checkpoint_replay", "threads", "no_preset",
 )  # fmt: skip
+EVAL_DEFAULT = (
+    f"as many as {runner.EVAL_STEP_BUDGET:,} steps hold at the environment's longest "
+    f"episodes, {runner.EVAL_MIN_EPISODES}-{runner.EVAL_MAX_EPISODES} (CartPole-v1: "
+    f"{runner.default_eval_episodes(500)}; the glimpse tasks: "
+    f"{runner.default_eval_episodes(6)}); {runner.EVAL_UNBOUNDED_EPISODES} where episodes "
+    "have no step limit"
+)
 
 
 class UsageError(Exception):
@@ -72,13 +89,23 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Train and inspect RL agents on cogrl's cognitive tasks."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {cogrl.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add_command in (add_list_command, add_train_command, add_eval_command, add_record_command):
+    for add_command in (
+        add_list_command, add_describe_command, add_train_command, add_eval_command,
+        add_record_command,
+    ):  # fmt: skip
         add_command(commands)
     return parser
 
@@ -88,12 +115,38 @@ def add_list_command(commands: argparse._SubParsersAction) -> None:
     sub.set_defaults(run=cmd_list, parser=sub)
 
 
+def add_describe_command(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser(
+        "describe",
+        help="an agent's hyperparameters and policy settings, with their defaults",
+        description="Print the hyperparameters of AGENT (--set NAME=VALUE) and its policy "
+        "settings (--set policy.NAME=VALUE) with their defaults, what they mean, and with "
+        "--env the preset that `cogrl train` starts from on that environment.",
+    )
+    sub.add_argument("agent", metavar="AGENT", help="agent name (cogrl list)")
+    sub.add_argument("--env", metavar="ID", help="also show the preset for this environment")
+    sub.set_defaults(run=cmd_describe, parser=sub)
+
+
+class OldRunsDir(argparse.Action):
+    """``--run-dir``, the old name of ``--runs-dir``: still works, with a note."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        print(
+            f"{PROG}: note: --run-dir is now --runs-dir (the folder the run folder is made in)",
+            file=sys.stderr,
+        )
+        namespace.runs_dir = values
+
+
 def add_train_command(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser(
         "train",
         help="train an agent; prints the run folder last",
         description="Train an agent and write a run folder: config.json, TensorBoard events, "
         "model.pt and rollout videos. Prints the run folder as the last line.",
+        epilog="`cogrl describe AGENT --env ID` lists the hyperparameters and policy settings "
+        "--set takes, with their defaults and the preset for ID.",
     )
     sub.add_argument(
         "--env",
@@ -125,11 +178,14 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     add_device_argument(sub)
     sub.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     sub.add_argument(
-        "--run-dir",
+        "--runs-dir",
         type=Path,
         default=DEFAULT_ROOT,
         metavar="DIR",
-        help=f"folder to create the run folder in (default {DEFAULT_ROOT}/)",
+        help=f"the folder to make the run folder in (default {DEFAULT_ROOT}/)",
+    )
+    sub.add_argument(
+        "--run-dir", type=Path, action=OldRunsDir, default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
     sub.add_argument(
         "--set",
@@ -144,14 +200,18 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         "--video-interval",
         type=non_negative_int,
         metavar="N",
-        help="log a rollout video every N steps (default steps/4; 0: none)",
+        help="log a rollout video to TensorBoard every N steps (default: steps/4, fewer "
+        f"where 4 videos would render more than {runner.VIDEO_FRAMES_PER_STEP:g} frames per "
+        "training step, down to one at the end); the final video is also written as an MP4 "
+        f"of {runner.VIDEO_EPISODES} episodes; videos stop after "
+        f"{runner.VIDEO_MAX_SECONDS:g} s; 0: no videos",
     )
     sub.add_argument(
         "--eval-episodes",
         type=non_negative_int,
-        default=EVAL_EPISODES,
+        default=None,
         metavar="N",
-        help=f"episodes of the final evaluation (default {EVAL_EPISODES}; 0: none)",
+        help=f"episodes of the final evaluation (default: {EVAL_DEFAULT}; 0: none)",
     )
     sub.add_argument(
         "--checkpoint-every",
@@ -195,8 +255,9 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
         "--episodes",
         type=positive_int,
         metavar="N",
-        default=EVAL_EPISODES,
-        help=f"episodes (default {EVAL_EPISODES})",
+        default=None,
+        help="episodes (default: as many as the run's final evaluation, so that the default "
+        f"seed reproduces it; for a run without one, {EVAL_DEFAULT})",
     )
     add_split_argument(sub)
     sub.add_argument(
@@ -211,7 +272,7 @@ def add_record_command(commands: argparse._SubParsersAction) -> None:
         "record",
         help="record rollout videos of a run's checkpoint",
         description="Write a rollout MP4 under RUN_DIR/videos/ and add it to the run's "
-        "TensorBoard images as record/rollout.",
+        "TensorBoard images as record/rollout. Prints the MP4's path last.",
     )
     sub.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     sub.add_argument(
@@ -219,16 +280,32 @@ def add_record_command(commands: argparse._SubParsersAction) -> None:
         type=positive_int,
         metavar="N",
         default=runner.VIDEO_EPISODES,
-        help=f"episodes (default {runner.VIDEO_EPISODES})",
+        help=f"episodes, episode i from seed S + i (default {runner.VIDEO_EPISODES})",
     )
     add_split_argument(sub)
-    sub.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
+    sub.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seed of the first episode (default: a new random one each time, printed; the "
+        "run's final video used the run's seed)",
+    )
     sub.add_argument(
         "--fps",
         type=positive_float,
         metavar="F",
-        default=runner.VIDEO_FPS,
-        help=f"frames per second (default {runner.VIDEO_FPS:g})",
+        default=None,
+        help="frames per second (default: the environment's render_fps, e.g. 50 for "
+        "CartPole, 4 for the glimpse tasks)",
+    )
+    sub.add_argument(
+        "--max-seconds",
+        type=non_negative_float,
+        metavar="T",
+        default=runner.VIDEO_MAX_SECONDS,
+        help=f"stop the video after T seconds of play (default {runner.VIDEO_MAX_SECONDS:g}; "
+        "0: all the episodes)",
     )
     add_device_argument(sub)
     sub.set_defaults(run=cmd_record, parser=sub)
@@ -317,19 +394,79 @@ def spec_from_args(args: argparse.Namespace) -> runner.RunSpec:
         checkpoint_every=args.checkpoint_every,
         checkpoint_replay=not args.no_checkpoint_replay,
         threads=args.threads,
-        root=str(args.run_dir),
+        root=str(args.runs_dir),
         progress=not args.no_progress,
         command=shlex.join([PROG, *args.argv]),
     )
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    try:
+        name = agent_name(args.agent)
+        if args.env is not None:
+            runner.check_env_id(args.env)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    cls = agents.AGENTS[name]
+    config: Hyperparameters = cls.Config()
+    values = config.to_dict()
+    policy = values.pop("policy", None)
+    print(f"{name}: {inspect.getdoc(cls).splitlines()[0]}")
+    python = f"cogrl.agents.make({name!r}, env, NAME=VALUE)"
+    print(f"\nhyperparameters (--set NAME=VALUE; in Python: {python}):")
+    print_settings(values)
+    if policy is not None:
+        print("\npolicy settings (--set policy.NAME=VALUE; in Python: policy={NAME: VALUE}):")
+        print_settings(policy)
+        own = core_hyperparameters(policy["core"]) if policy["core"] != "none" else {}
+        if own:
+            print(f"  (core {policy['core']!r} takes its own settings too: {own})")
+    print(f"\ntraining steps when `cogrl train` is not given --steps: {cls.default_timesteps:,}")
+    if args.env is not None:
+        found = preset(name, args.env)
+        if not runner.has_preset(name, args.env):
+            print(f"\nno preset for {name} on {args.env}: `cogrl train` uses the defaults above")
+        else:
+            print(
+                f"\npreset for {name} on {args.env} (cogrl/agents/presets.py; `cogrl train` "
+                "applies it under --set, --no-preset ignores it):"
+            )
+            print_settings(found.hyperparameters)
+            for key, value in found.env_kwargs.items():
+                print(f"  env.{key} = {json.dumps(value)}")
+            if found.timesteps is not None:
+                print(f"  steps = {found.timesteps:,}")
+    docs = [
+        inspect.getdoc(c)
+        for c in reversed(cls.Config.__mro__)
+        if isinstance(c, type) and issubclass(c, Hyperparameters) and c is not Hyperparameters
+    ]
+    if policy is not None:
+        docs.append(inspect.getdoc(PolicyConfig))
+    print("\nwhat they mean:")
+    for doc in docs:
+        if doc:
+            print("\n" + "\n".join(f"  {line}" if line else "" for line in doc.splitlines()))
+    return 0
+
+
+def print_settings(values: Mapping[str, Any], prefix: str = "") -> None:
+    """``name = value`` lines, values as JSON (as --set takes them); nested settings dotted."""
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value and key != "core_kwargs":
+            print_settings(value, f"{prefix}{key}.")
+        else:
+            print(f"  {prefix}{key} = {json.dumps(value)}")
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     run_dir, agent = load_run(args.run_dir, args.device)
     split = split_overrides(agent, args.split)
-    metrics = evaluate(agent, args.episodes, seed=args.seed, **split)
+    episodes = args.episodes or run_eval_episodes(run_dir) or default_episodes(agent)
+    metrics = clean_numbers(evaluate(agent, episodes, seed=args.seed, **split))
     print(f"run: {run_dir}")
     print(
-        f"agent {agent.name} on {agent.env_id}, {agent.num_timesteps} training steps, "
+        f"agent {agent.name} on {agent.env_id}, {agent.num_timesteps:,} training steps, "
         f"seed {args.seed}"
     )
     print_metrics(metrics, split)
@@ -345,18 +482,56 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_eval_episodes(run_dir: Path) -> int | None:
+    """The episodes of a run's final evaluation (None where it had none or did not say)."""
+    try:
+        count = read_config(run_dir)["run"]["eval_episodes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return count if isinstance(count, int) and count > 0 else None
+
+
+def default_episodes(agent: Agent) -> int:
+    return runner.default_eval_episodes(runner.episode_steps(agent))
+
+
+def clean_numbers(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics computed in float32 as the shortest decimals that float32 holds them by
+    (0.944, not 0.9440000057220459)."""
+    return {
+        k: float(np.format_float_positional(np.float32(v), unique=True, trim="-"))
+        if isinstance(v, float)
+        else v
+        for k, v in metrics.items()
+    }
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     run_dir, agent = load_run(args.run_dir, args.device)
     split = split_overrides(agent, args.split)
-    name = "_".join(["record", *split.values(), f"seed{args.seed}", f"{args.episodes}ep"])
+    seed = random.randrange(2**31) if args.seed is None else args.seed
+    fps = runner.video_fps(agent) if args.fps is None else args.fps
+    name = "_".join(["record", *split.values(), f"seed{seed}", f"{args.episodes}ep"])
     try:
-        frames, path = runner.record_rollout(
-            agent, run_dir / VIDEOS_DIR / f"{name}.mp4", args.episodes, args.seed, args.fps, split
-        )
+        frames, path, shown = runner.record_rollout(
+            agent, run_dir / VIDEOS_DIR / f"{name}.mp4", args.episodes, seed, fps, split,
+            args.max_seconds or None,
+        )  # fmt: skip
     except runner.CANNOT_RENDER as e:
         raise UsageError(f"{agent.env_id} cannot be recorded: {e}") from None
-    with RunLogger(run_dir) as logger:
-        logger.video("record/rollout", frames, step=agent.num_timesteps, fps=args.fps)
+    with runner.run_logger(agent, run_dir) as logger:
+        logger.video("record/rollout", frames, step=agent.num_timesteps, fps=fps)
+    print(f"{len(frames) / fps:.1f} s ({len(frames)} frames at {fps:g} fps), seed {seed}")
+    if shown < args.episodes:
+        print(
+            f"the video stops after {args.max_seconds:g} s: it shows {shown} of the "
+            f"{args.episodes} episodes in full (--max-seconds 0 for all)"
+        )
+    if seed == read_config(run_dir).get("run", {}).get("seed"):
+        print(
+            f"seed {seed} is the run's own: the episodes of its final video "
+            f"(videos/final-{agent.num_timesteps}.mp4) come first"
+        )
     print(path)
     return 0
 
@@ -408,6 +583,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `cogrl describe ppo | head`: the reader has what it wanted
+        # Python's advice: point stdout at devnull, so that flushing it at exit stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ result = resume(result.run_dir)   # after an interruption: continues from checkp
 :func:`train` creates the run folder (``runs/<env>__<agent>__<seed>__<time>/``) with
 ``config.json``, TensorBoard events, ``checkpoint.pt`` (the full training state, every
 ``checkpoint_every`` steps and at the end, written atomically), ``model.pt`` (the final
-weights), rollout videos and the final evaluation. SIGINT and SIGTERM stop training at the
-end of the current update and leave a checkpoint to resume from. :func:`resume` continues
+weights), rollout videos and the final evaluation, whose defaults scale with the
+environment (:func:`default_eval_episodes`, :func:`default_video_interval`). SIGINT and
+SIGTERM stop training at the end of the current update and leave a checkpoint to resume
+from. :func:`resume` continues
 a run from its checkpoint: on cogrl's batched cores, a resumed run ends with the same
 weights and logs the same scalars after the resume point as an uninterrupted one (same
 seed, the CPU, one thread); TensorBoard drops what the interrupted run logged after its
@@ -43,12 +45,12 @@ import torch
 import cogrl
 from cogrl import agents
 from cogrl.agents import Agent, evaluate, rollout_frames
-from cogrl.agents.base import load_checkpoint, plain_json
+from cogrl.agents.base import agent_name, did_you_mean, load_checkpoint, plain_json
 from cogrl.agents.common import NonFiniteError
-from cogrl.agents.presets import preset
+from cogrl.agents.presets import PRESETS, preset
 from cogrl.checkpoint import read_checkpoint
 from cogrl.checks import check_int
-from cogrl.envs import cogrl_env_ids, env_kind, make_core
+from cogrl.envs import GymVectorCore, cogrl_env_ids, env_kind, make_core
 from cogrl.logging import RunLogger, write_mp4
 from cogrl.runs import (
     CHECKPOINT_NAME,
@@ -57,7 +59,6 @@ from cogrl.runs import (
     VIDEOS_DIR,
     config_hparams,
     create_run_dir,
-    default_video_interval,
     merge_settings,
     read_config,
     write_config,
@@ -69,13 +70,32 @@ __all__ = [
     "RunSpec",
     "SpecError",
     "build_agent",
+    "default_eval_episodes",
+    "default_video_interval",
     "resume",
     "train",
 ]
 
 EVAL_SEED = 0  # also the default of `cogrl eval`, so it reproduces a run's final metrics
+#: The final evaluation's default episode count (:func:`default_eval_episodes`): as many
+#: as EVAL_STEP_BUDGET steps hold, between EVAL_MIN_EPISODES and EVAL_MAX_EPISODES, and
+#: EVAL_UNBOUNDED_EPISODES where episodes have no step limit.
+EVAL_STEP_BUDGET = 50_000
+EVAL_MIN_EPISODES = 10
+EVAL_MAX_EPISODES = 1000
+EVAL_UNBOUNDED_EPISODES = 100
+#: Episodes of the final video and of `cogrl record`, each from its own seed.
 VIDEO_EPISODES = 4
-VIDEO_FPS = 2.0
+#: Videos stop after this much play (at the environment's frame rate): 500 frames of
+#: CartPole at 50 fps, every frame of 4 glimpse episodes at 4 fps.
+VIDEO_MAX_SECONDS = 10.0
+#: The frame rate of videos where the environment declares no ``metadata["render_fps"]``.
+DEFAULT_VIDEO_FPS = 30.0
+#: The rendered frames a run's training videos may take, per training step. Rendering is
+#: costly (CartPole draws a frame in about as long as PPO takes for 15 training steps), so
+#: runs get 4 videos where episodes are short and fewer where they are long.
+VIDEO_FRAMES_PER_STEP = 0.02
+TRAINING_VIDEOS = 4
 #: Steps between training checkpoints when a spec does not say (about a minute of PPO
 #: on CartPole on one core).
 DEFAULT_CHECKPOINT_EVERY = 100_000
@@ -101,8 +121,10 @@ class RunSpec:
     - ``hyperparameters``, ``env_kwargs``: over the preset's (``preset=False``: over the
       agent's plain defaults); ``policy`` settings nest: ``{"policy": {"core": "gru"}}``.
     - ``num_envs``: the agent's ``num_envs`` hyperparameter.
-    - ``video_interval``: a rollout video every N steps (None: steps / 4; 0: none).
-    - ``eval_episodes``: episodes of the final evaluation (0: none).
+    - ``video_interval``: a rollout video every N steps (None:
+      :func:`default_video_interval`; 0: no videos at all).
+    - ``eval_episodes``: episodes of the final evaluation (None:
+      :func:`default_eval_episodes`; 0: none).
     - ``checkpoint_every``: steps between training checkpoints (0: only at the end);
       ``checkpoint_replay``: whether they hold the replay of off-policy learners.
     - ``threads``: torch's CPU threads (None: :data:`DEFAULT_THREADS`).
@@ -120,7 +142,7 @@ class RunSpec:
     preset: bool = True
     num_envs: int | None = None
     video_interval: int | None = None
-    eval_episodes: int = 1000
+    eval_episodes: int | None = None
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
     checkpoint_replay: bool = True
     threads: int | None = None
@@ -153,23 +175,36 @@ def set_threads(threads: int | None) -> int:
 def check_env_id(env_id: str) -> None:
     try:
         env_kind(env_id)
-    except ValueError:
+    except ValueError as e:
+        if isinstance(env_id, str) and ":" in env_id:
+            raise SpecError(str(e)) from None  # the module's import error says more
+        hint = did_you_mean(env_id, gym.registry)
         ids = ", ".join(cogrl_env_ids()) or "(none)"
-        raise SpecError(f"unknown environment {env_id!r}; available: {ids}; {ANY_GYM_ID}") from None
+        raise SpecError(
+            f"unknown environment {env_id!r}{hint}; cogrl's: {ids}; {ANY_GYM_ID}"
+        ) from None
+
+
+def has_preset(agent: str, env_id: str) -> bool:
+    """Whether ``cogrl.agents.presets`` holds a preset for ``agent`` on ``env_id``."""
+    return env_id in PRESETS.get(agent, {})
 
 
 def build_agent(spec: RunSpec) -> Agent:
-    """The agent ``spec`` asks for (resolving its preset and steps into ``spec``); a
-    :class:`SpecError` if anything about it is wrong."""
+    """The agent ``spec`` asks for (resolving its agent name, preset and steps into
+    ``spec``); a :class:`SpecError` if anything about it is wrong."""
     check_env_id(spec.env)
-    if spec.agent not in agents.available_agents():
-        known = ", ".join(agents.available_agents())
-        raise SpecError(f"unknown agent {spec.agent!r}; available: {known}")
     try:
-        for name, low in (("steps", 1), ("num_envs", 1), ("threads", 1), ("video_interval", 0)):
+        spec.agent = agent_name(spec.agent)
+    except ValueError as e:
+        raise SpecError(str(e)) from None
+    try:
+        for name, low in (
+            ("steps", 1), ("num_envs", 1), ("threads", 1), ("video_interval", 0),
+            ("eval_episodes", 0),
+        ):  # fmt: skip
             if getattr(spec, name) is not None:
                 check_int(name, getattr(spec, name), low=low)
-        check_int("eval_episodes", spec.eval_episodes, low=0)
         check_int("checkpoint_every", spec.checkpoint_every, low=0)
     except ValueError as e:
         raise SpecError(str(e)) from None
@@ -203,6 +238,59 @@ def build_agent(spec: RunSpec) -> Agent:
     if spec.steps is None:
         spec.steps = agent.default_timesteps
     return agent
+
+
+def episode_steps(agent: Agent) -> int | None:
+    """The most steps an episode of ``agent``'s environment takes (its ``max_episode_steps``,
+    or the TimeLimit of a Gymnasium environment); None where episodes have no limit."""
+    core = agent.make_core(1)
+    try:
+        bound = core.max_episode_steps
+        if bound is None and isinstance(core, GymVectorCore):
+            spec = core.envs[0].spec
+            bound = None if spec is None else spec.max_episode_steps
+    finally:
+        core.close()
+    return None if bound is None else int(bound)
+
+
+def default_eval_episodes(max_episode_steps: int | None) -> int:
+    """Episodes of a final evaluation by default: as many as :data:`EVAL_STEP_BUDGET` steps
+    hold at the longest episodes, at least :data:`EVAL_MIN_EPISODES` and at most
+    :data:`EVAL_MAX_EPISODES` (1000 on the glimpse tasks, 100 on CartPole-v1's 500-step
+    episodes); :data:`EVAL_UNBOUNDED_EPISODES` where episodes have no step limit."""
+    if max_episode_steps is None:
+        return EVAL_UNBOUNDED_EPISODES
+    fit = EVAL_STEP_BUDGET // max(1, max_episode_steps)
+    return max(EVAL_MIN_EPISODES, min(EVAL_MAX_EPISODES, fit))
+
+
+def default_video_interval(steps: int, max_episode_steps: int | None) -> int:
+    """Steps between a run's rollout videos by default: ``steps / 4`` where 4 videos (of 2
+    episodes each) render at most :data:`VIDEO_FRAMES_PER_STEP` frames per training step,
+    fewer videos where episodes are longer, down to one at the end (the interval is then
+    ``steps``); one at the end too where episodes have no step limit."""
+    if max_episode_steps is None:
+        return steps
+    frames_per_video = 2 * max_episode_steps + 1
+    videos = int(VIDEO_FRAMES_PER_STEP * steps // frames_per_video)
+    return max(1, steps // max(1, min(TRAINING_VIDEOS, videos)))
+
+
+def video_fps(agent: Agent) -> float:
+    """The frame rate of ``agent``'s environment (``metadata["render_fps"]``)."""
+    fps = getattr(agent, "env_metadata", {}).get("render_fps")
+    if isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps < float("inf"):
+        return float(fps)
+    return DEFAULT_VIDEO_FPS
+
+
+def headless_rendering() -> None:
+    """Let pygame (which draws the classic-control environments) render off-screen where
+    there is no display: SDL would otherwise look for one at every ``pygame.init`` and print
+    ``XDG_RUNTIME_DIR is invalid or not set``. A display or a driver the user chose wins."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def eval_split(agent: Agent, split: str | None = None) -> dict[str, str]:
@@ -271,16 +359,18 @@ def train(spec: RunSpec, callback: Callback | None = None) -> RunResult:
         json.dumps(spec.to_dict())
     except (ValueError, TypeError) as e:
         raise SpecError(str(e)) from None
-    video_interval = (
-        default_video_interval(spec.steps) if spec.video_interval is None else spec.video_interval
-    )
-    spec.video_interval = video_interval
+    if spec.video_interval is None or spec.eval_episodes is None:
+        bound = episode_steps(agent)
+        if spec.video_interval is None:
+            spec.video_interval = default_video_interval(spec.steps, bound)
+        if spec.eval_episodes is None:
+            spec.eval_episodes = default_eval_episodes(bound)
     split = eval_split(agent)
     run_dir = create_run_dir(spec.root, agent.env_id, agent.name, agent.seed)
     config = run_config(agent, spec)
     write_config(run_dir, config)
     print(f"run folder: {run_dir}", flush=True)
-    with RunLogger(run_dir) as logger:
+    with run_logger(agent, run_dir) as logger:
         return _run(agent, spec, run_dir, logger, split, spec.steps, True, callback)
 
 
@@ -323,9 +413,19 @@ def resume(
         )
     split = eval_split(agent)
     print(f"run folder: {run_dir} (resumed at step {agent.num_timesteps:,})", flush=True)
+    if spec.eval_episodes is None:  # a run from before the count was resolved and recorded
+        spec.eval_episodes = default_eval_episodes(episode_steps(agent))
     # TensorBoard drops what the interrupted run logged after its checkpoint.
-    with RunLogger(run_dir, purge_step=agent.num_timesteps + 1) as logger:
+    with run_logger(agent, run_dir, purge_step=agent.num_timesteps + 1) as logger:
         return _run(agent, spec, run_dir, logger, split, remaining, False, callback)
+
+
+def run_logger(agent: Agent, run_dir: Path, purge_step: int | None = None) -> RunLogger:
+    """The run's logger: its videos at the environment's frame rate, at most
+    :data:`VIDEO_MAX_SECONDS` long."""
+    return RunLogger(
+        run_dir, purge_step=purge_step, video_fps=video_fps(agent), max_seconds=VIDEO_MAX_SECONDS
+    )
 
 
 def _run(
@@ -342,6 +442,10 @@ def _run(
         run_dir / CHECKPOINT_NAME, spec.checkpoint_every, spec.checkpoint_replay
     )
     agent._stop_requested = False
+    headless_rendering()
+    # Videos during training; where the only one is at the end, the final rollout below
+    # makes it, so that its frames are rendered once for the GIF and the MP4.
+    interval = spec.video_interval if 0 < (spec.video_interval or 0) < spec.steps else None
     with stop_on_signals(agent):
         try:
             if steps > 0:
@@ -350,7 +454,7 @@ def _run(
                     callback=callback,
                     progress_bar=spec.progress,
                     logger=logger,
-                    video_interval=spec.video_interval or None,
+                    video_interval=interval,
                     reset_num_timesteps=fresh,
                 )
         except NonFiniteError as e:
@@ -361,6 +465,7 @@ def _run(
             else:
                 e.kept = f"no checkpoint was due before it; {run_dir} holds no model"
             raise
+    record_steps(run_dir, agent.num_timesteps)
     interrupted = agent._stop_requested
     if interrupted:
         print(
@@ -369,28 +474,37 @@ def _run(
         )
         return RunResult(run_dir, agent, {}, split, "none (interrupted)", True)
     # The end of training: the final checkpoint, then the model (checked finite).
-    agent.guard.check(agent.modules(), agent.num_timesteps)
+    step = agent.num_timesteps
+    agent.guard.check(agent.modules(), step)
     agent._checkpoint(agent)
     agent.save(run_dir / MODEL_NAME)
     metrics: dict[str, float] = {}
-    if spec.eval_episodes > 0:
+    if spec.eval_episodes:
         metrics = evaluate(agent, spec.eval_episodes, seed=EVAL_SEED, **split)
-        logger.hparams(config_hparams(read_config(run_dir)), hparams_metrics(metrics, split))
+        logger.hparams(
+            config_hparams(read_config(run_dir)), hparams_metrics(metrics, split), step=step
+        )
     video = "none (video_interval=0)"
     if spec.video_interval:
         try:
-            _, path = record_rollout(
-                agent,
-                run_dir / VIDEOS_DIR / f"final-{agent.num_timesteps}.mp4",
-                VIDEO_EPISODES,
-                spec.seed,
-                VIDEO_FPS,
-                split,
-            )
+            fps = video_fps(agent)
+            frames, path, _ = record_rollout(
+                agent, run_dir / VIDEOS_DIR / f"final-{step}.mp4", VIDEO_EPISODES, spec.seed,
+                fps, split, VIDEO_MAX_SECONDS,
+            )  # fmt: skip
+            if (agent._progress or {}).get("last_video") != step:
+                logger.video("rollout/video", frames, step, fps=fps)
             video = str(path)
         except CANNOT_RENDER as e:
             video = f"none ({agent.env_id} does not render: {e})"
     return RunResult(run_dir, agent, metrics, split, video, False)
+
+
+def record_steps(run_dir: Path, num_timesteps: int) -> None:
+    """Write the steps trained so far into the run's config.json."""
+    config = read_config(run_dir)
+    config["num_timesteps"] = num_timesteps
+    write_config(run_dir, config)
 
 
 def run_config(agent: Agent, spec: RunSpec) -> dict[str, Any]:
@@ -398,7 +512,8 @@ def run_config(agent: Agent, spec: RunSpec) -> dict[str, Any]:
     return {
         **agent.describe(),
         "steps": spec.steps,
-        "preset": spec.preset,
+        # Whether a preset was applied (spec.preset asks for one, where there is one).
+        "preset": spec.preset and has_preset(agent.name, agent.env_id),
         "device": str(agent.device),
         "video_interval": spec.video_interval,
         "command": spec.command,
@@ -421,16 +536,29 @@ def record_rollout(
     seed: int,
     fps: float,
     env_overrides: Mapping[str, Any],
-) -> tuple[np.ndarray, Path]:
-    """Roll ``agent`` out for ``episodes`` episodes and write them to the MP4 ``path``.
+    max_seconds: float | None = None,
+) -> tuple[np.ndarray, Path, int]:
+    """Roll ``agent`` out for ``episodes`` episodes and write them to the MP4 ``path``, at
+    ``fps`` frames per second; the video stops after ``max_seconds`` (None: no limit).
 
-    Episode ``i`` starts from ``reset(seed=seed + i)``. Returns the frames and the path.
+    Episode ``i`` starts from ``reset(seed=seed + i)``. Returns the frames, the path and
+    how many episodes the video shows in full.
     """
+    headless_rendering()
+    max_frames = None if not max_seconds else max(1, round(max_seconds * fps))
     # One rollout per episode, episode i from seed + i, so that any one replays on its own.
-    frames = np.concatenate(
-        [rollout_frames(agent, 1, seed=seed + i, **env_overrides) for i in range(episodes)]
-    )
-    return frames, write_mp4(frames, path, fps=fps)
+    parts: list[np.ndarray] = []
+    total, complete = 0, 0
+    while complete < episodes and (max_frames is None or total < max_frames):
+        frames = rollout_frames(agent, 1, seed=seed + complete, **env_overrides)
+        if max_frames is not None and total + len(frames) > max_frames:
+            frames = frames[: max_frames - total]
+        else:
+            complete += 1
+        parts.append(frames)
+        total += len(frames)
+    frames = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return frames, write_mp4(frames, path, fps=fps), complete
 
 
 __all__ += ["NonFiniteError", "record_rollout"]

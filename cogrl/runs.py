@@ -29,7 +29,6 @@ __all__ = [
     "VIDEOS_DIR",
     "config_hparams",
     "create_run_dir",
-    "default_video_interval",
     "model_path",
     "merge_settings",
     "parse_overrides",
@@ -82,8 +81,12 @@ def create_run_dir(
 
 
 def write_config(run_dir: str | os.PathLike, config: Mapping[str, Any]) -> Path:
+    """Write ``config.json`` atomically (a kill while it is rewritten at the end of training
+    leaves the old one, which ``--resume`` reads)."""
     path = Path(run_dir) / CONFIG_FILE
-    path.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
+    tmp = path.with_name(f"{CONFIG_FILE}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
     return path
 
 
@@ -107,11 +110,6 @@ def require_run(run_dir: str | os.PathLike) -> Path:
             "(did its training finish?)"
         )
     return run_dir
-
-
-def default_video_interval(steps: int, videos: int = 4) -> int:
-    """Log about ``videos`` rollout videos over a training run of ``steps`` steps."""
-    return max(1, steps // videos)
 
 
 def parse_value(text: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -13,14 +14,24 @@ from datetime import datetime
 from pathlib import Path
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
 
+import cogrl.agents
 from cogrl.agents import available_agents
 from cogrl.agents.presets import preset
 from cogrl.cli import main
 from cogrl.envs import cogrl_env_ids
 from cogrl.logging import read_images, read_scalars
+from cogrl.runner import (
+    EVAL_MAX_EPISODES,
+    EVAL_MIN_EPISODES,
+    EVAL_UNBOUNDED_EPISODES,
+    VIDEO_MAX_SECONDS,
+    default_eval_episodes,
+    default_video_interval,
+)
 from cogrl.runs import (
     create_run_dir,
     merge_settings,
@@ -67,7 +78,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("runs")
     argv = [
         "train", "--env", ENV, "--agent", "ram", "--steps", "2000", "--num-envs", "16",
-        "--device", "cpu", "--seed", "3", "--run-dir", str(root), "--eval-episodes", "64",
+        "--device", "cpu", "--seed", "3", "--runs-dir", str(root), "--eval-episodes", "64",
         "--set", f"env.n_glimpses={N_GLIMPSES}", "--set", "learning_rate=2e-3", *SMALL_RAM,
     ]  # fmt: skip
     # The networks are tiny: one intra-op thread is faster, and much faster on a busy machine.
@@ -220,7 +231,7 @@ def test_train_usage_errors_exit_2_without_a_run_folder(
     tmp_path: Path, args: list[str], expected: list[str]
 ) -> None:
     root = tmp_path / "runs"
-    code, out, err = run_cli("train", *args, "--steps", "64", "--run-dir", str(root))
+    code, out, err = run_cli("train", *args, "--steps", "64", "--runs-dir", str(root))
     assert code == 2
     assert "cogrl: error:" in err
     for text in expected:
@@ -324,7 +335,7 @@ def test_train_merges_set_policy_items_into_the_presets_policy(tmp_path: Path) -
     assert preset("ppo", "CartPole-v1").hyperparameters["policy"] == {"ortho_init": True}
     code, out, err = run_cli(
         "train", "--env", "CartPole-v1", "--agent", "ppo", "--steps", "64", "--device", "cpu",
-        "--run-dir", str(tmp_path), "--video-interval", "0", "--eval-episodes", "0",
+        "--runs-dir", str(tmp_path), "--video-interval", "0", "--eval-episodes", "0",
         "--no-progress", "--set", "policy.core=gru", "--set", "policy.core_size=8",
         "--set", "policy.hidden_sizes=[8]",
     )  # fmt: skip
@@ -348,3 +359,230 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("list", "train", "eval", "record"):
         assert command in out
+
+
+# --- first contact: what a user of SB3, CleanRL or Gymnasium expects ----------------------------
+def cogrl_command() -> str:
+    return shutil.which("cogrl") or str(Path(sys.executable).with_name("cogrl"))
+
+
+def headless_env() -> dict[str, str]:
+    """The environment of a machine without a display (a server, CI)."""
+    env = dict(os.environ)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "SDL_VIDEODRIVER"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cartpole(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`cogrl train` on CartPole with every default, as a user on a headless machine runs it;
+    1000 steps end in an update that overshoots them (PPO's preset collects 512 a time)."""
+    root = tmp_path_factory.mktemp("runs")
+    done = subprocess.run(
+        [cogrl_command(), "train", "--env", "CartPole-v1", "--agent", "ppo", "--steps", "1000",
+         "--runs-dir", str(root)],
+        capture_output=True, timeout=300, env=headless_env(),
+    )  # fmt: skip
+    # Bytes decoded here: text mode would turn the progress bar's carriage returns into "\n".
+    out, err = done.stdout.decode(), done.stderr.decode()
+    assert done.returncode == 0, err
+    return {"run": Path(last_line(out)), "out": out, "err": err}
+
+
+def test_import_cogrl_gives_agents_and_envs() -> None:
+    code = (
+        "import cogrl; agent = cogrl.agents.make('ppo', 'CartPole-v1', device='cpu'); "
+        "core = cogrl.envs.make_core('cogrl/GlimpseDigits-v0', num_envs=2); "
+        "print(agent.name, core.num_envs)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ppo", "2"]
+
+
+def test_agent_names_are_case_insensitive() -> None:
+    agent = cogrl.agents.make("PPO", "CartPole-v1", device="cpu")
+    assert agent.name == "ppo" and type(agent) is cogrl.agents.PPO
+
+
+def test_train_takes_an_agent_name_in_any_case(tmp_path: Path) -> None:
+    code, out, err = run_cli(
+        "train", "--env", "CartPole-v1", "--agent", "Ppo", "--steps", "64", "--runs-dir",
+        str(tmp_path), "--video-interval", "0", "--eval-episodes", "0", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    run = Path(last_line(out))
+    assert "__ppo__" in run.name and read_config(run)["agent"] == "ppo"
+
+
+@pytest.mark.parametrize(
+    ("command", "typo", "meant"),
+    [
+        (["train", "--env", "CartPole-v1", "--agent"], "dqm", "dqn"),
+        (["train", "--agent", "ppo", "--env"], "CartPol-v1", "CartPole-v1"),
+        (["train", "--agent", "ppo", "--env"], "cartpole-v1", "CartPole-v1"),
+        (["train", "--agent", "ram", "--env"], "GlimpseDigits-v0", ENV),
+        (["describe"], "rma", "ram"),
+        (["describe", "ppo", "--env"], "cogrl/GlimpseDigit-v0", ENV),
+    ],
+)
+def test_typos_get_a_did_you_mean(
+    tmp_path: Path, command: list[str], typo: str, meant: str
+) -> None:
+    if command[0] == "train":
+        command = [*command, typo, "--runs-dir", str(tmp_path / "runs")]
+    else:
+        command = [*command, typo]
+    code, out, err = run_cli(*command)
+    assert code == 2 and out == ""
+    assert f"{typo!r}" in err and f"did you mean {meant!r}?" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_runs_dir_names_the_parent_of_run_folders_and_run_dir_still_works(tmp_path: Path) -> None:
+    for option in ("--runs-dir", "--run-dir"):
+        root = tmp_path / option.strip("-")
+        code, out, err = run_cli(
+            "train", "--env", "CartPole-v1", "--agent", "ppo", "--steps", "64", option,
+            str(root), "--video-interval", "0", "--eval-episodes", "0", "--no-progress",
+        )  # fmt: skip
+        assert code == 0, err
+        assert Path(last_line(out)).parent == root
+        assert ("--run-dir is now --runs-dir" in err) == (option == "--run-dir")
+    code, out, _ = run_cli("train", "--help")
+    assert "--runs-dir" in out and "--run-dir " not in out
+
+
+def test_train_help_points_at_describe() -> None:
+    code, out, _ = run_cli("train", "--help")
+    assert code == 0 and "cogrl describe AGENT" in " ".join(out.split())
+
+
+def test_describe_prints_defaults_policy_settings_and_the_preset() -> None:
+    code, out, err = run_cli("describe", "ppo", "--env", "CartPole-v1")
+    assert code == 0, err
+    settings = dict(re.findall(r"^  ([\w.]+) = (.+)$", out, re.M))
+    defaults = cogrl.agents.PPO.Config()
+    for name in ("learning_rate", "n_steps", "batch_size", "clip_range", "gamma"):
+        assert f"{name} = {json.dumps(getattr(defaults, name))}" in out
+    assert json.loads(settings["hidden_sizes"]) == defaults.policy.hidden_sizes
+    assert json.loads(settings["core"]) == "none"
+    found = preset("ppo", "CartPole-v1")
+    preset_part = out.split("preset for ppo on CartPole-v1")[1].split("what they mean")[0]
+    for name, value in found.hyperparameters.items():
+        if name != "policy":
+            assert f"  {name} = {json.dumps(value)}" in preset_part
+    assert "  policy.ortho_init = true" in preset_part
+    assert f"steps = {found.timesteps:,}" in preset_part
+    assert "clip_range" in out.split("what they mean")[1]  # the settings' documentation
+
+
+def test_describe_says_when_there_is_no_preset() -> None:
+    code, out, _ = run_cli("describe", "RAM", "--env", ENV)
+    assert code == 0
+    assert "no preset for ram on cogrl/GlimpseDigits-v0" in out
+    assert 'encoder = "glimpse"' in out and "steps when" in out
+
+
+def test_config_records_the_steps_trained_and_whether_a_preset_was_applied(
+    trained: dict, cartpole: dict
+) -> None:
+    ram = read_config(trained["run"])
+    assert ram["num_timesteps"] >= 2000 and ram["preset"] is False  # RAM has no preset
+    ppo = read_config(cartpole["run"])
+    assert ppo["num_timesteps"] == 1024 and ppo["preset"] is True
+
+
+def test_final_metrics_sit_at_the_final_step(trained: dict) -> None:
+    final_step = read_config(trained["run"])["num_timesteps"]
+    scalars = read_scalars(trained["run"])
+    for tag in ("final/test_accuracy", "final/test_mean_return"):
+        assert [step for step, _ in scalars[tag]] == [final_step]
+
+
+def test_eval_prints_clean_numbers_and_defaults_to_the_runs_episodes(trained: dict) -> None:
+    code, out, err = run_cli("eval", str(trained["run"]), "--device", "cpu")
+    assert code == 0, err
+    line = last_line(out)
+    result = json.loads(line)
+    assert result["episodes"] == 64  # the run's final evaluation: --eval-episodes 64
+    for key in ("mean_return", "std_return", "mean_length", "accuracy"):
+        # float32 values as float32's shortest decimals: 0.944, not 0.9440000057220459
+        assert repr(result[key]) == str(np.float32(result[key])), line
+
+
+@pytest.mark.parametrize(
+    ("max_episode_steps", "episodes"),
+    [(500, 100), (6, EVAL_MAX_EPISODES), (200, 250), (10_000, EVAL_MIN_EPISODES),
+     (None, EVAL_UNBOUNDED_EPISODES)],
+)  # fmt: skip
+def test_default_eval_episodes_scale_with_the_episode_length(
+    max_episode_steps: int | None, episodes: int
+) -> None:
+    assert default_eval_episodes(max_episode_steps) == episodes
+
+
+@pytest.mark.parametrize(
+    ("steps", "max_episode_steps", "interval"),
+    [(1_000_000, 6, 250_000), (32_768, 500, 32_768), (200_000, 500, 66_666),
+     (1_000_000, 500, 250_000), (50_000, None, 50_000), (100, 6, 100)],
+)  # fmt: skip
+def test_default_video_interval_keeps_rendering_small_beside_training(
+    steps: int, max_episode_steps: int | None, interval: int
+) -> None:
+    assert default_video_interval(steps, max_episode_steps) == interval
+
+
+def test_train_defaults_scale_with_the_environment(cartpole: dict) -> None:
+    run = cartpole["run"]
+    config = read_config(run)
+    assert config["run"]["eval_episodes"] == 100  # 500-step episodes: not 1000
+    assert "100 episodes: mean return" in cartpole["out"]
+    # One video, at the end: the GIF and the MP4 of one rollout at CartPole's 50 fps.
+    assert [step for step, _ in read_images(run)["rollout/video"]] == [1024]
+    (mp4,) = (run / "videos").glob("*.mp4")
+    assert iio.immeta(mp4)["fps"] == 50
+    assert len(iio.imread(mp4, index=None)) <= VIDEO_MAX_SECONDS * 50
+
+
+def test_train_renders_quietly_without_a_display(cartpole: dict) -> None:
+    assert "XDG_RUNTIME_DIR" not in cartpole["err"]
+
+
+def test_the_progress_bar_draws_each_state_once_and_a_full_bar_when_steps_overshoot(
+    cartpole: dict,
+) -> None:
+    states = [s.strip() for s in cartpole["err"].split("\r") if "step/s" in s or "%|" in s]
+    assert len(states) == len(set(states))  # no state drawn twice
+    assert sum("1024/1024" in s for s in states) == 1
+    assert states[-1].startswith("100%|") and "1024/1024" in states[-1]
+
+
+def test_glimpse_videos_keep_their_frame_rate(trained: dict) -> None:
+    (mp4,) = (trained["run"] / "videos").glob("final-*.mp4")
+    assert iio.immeta(mp4)["fps"] == 4  # the glimpse tasks' render_fps
+
+
+def test_record_takes_its_own_seed_and_says_when_it_repeats_the_run(trained: dict) -> None:
+    run = trained["run"]
+    code, out, err = run_cli("record", str(run), "--episodes", "2", "--device", "cpu")
+    assert code == 0, err
+    seed = int(re.search(r"seed (\d+)", out).group(1))
+    mp4 = Path(last_line(out))
+    assert mp4.name == f"record_test_seed{seed}_2ep.mp4" and "run's own" not in out
+    code, out, err = run_cli("record", str(run), "--episodes", "2", "--seed", "3")
+    assert code == 0, err
+    assert "seed 3 is the run's own" in out  # the run trained with --seed 3
+    (final,) = (run / "videos").glob("final-*.mp4")
+    again = iio.imread(Path(last_line(out)), index=None).astype(int)
+    assert np.abs(again - iio.imread(final, index=None)[: len(again)]).mean() < 1  # H.264
+
+
+def test_record_stops_at_its_length_limit_and_says_so(trained: dict) -> None:
+    code, out, err = run_cli(
+        "record", str(trained["run"]), "--episodes", "6", "--seed", "1", "--max-seconds", "3"
+    )
+    assert code == 0, err
+    assert len(iio.imread(Path(last_line(out)), index=None)) == 12  # 3 s at 4 fps
+    assert "shows 2 of the 6 episodes in full" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import sys
 from pathlib import Path
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from cogrl.logging import RunLogger, encode_gif, read_images, read_scalars, write_mp4
+from cogrl.logging import (
+    GIF_MAX_FPS,
+    RunLogger,
+    encode_gif,
+    read_images,
+    read_scalars,
+    write_mp4,
+)
 
 
 def distinct_frames(t: int, h: int = 6, w: int = 10) -> np.ndarray:
@@ -23,6 +31,14 @@ def distinct_frames(t: int, h: int = 6, w: int = 10) -> np.ndarray:
     for i in range(t):
         frames[i] = (8 * i % 256, 255 - 8 * i % 256, (37 * i) % 256)
     return frames
+
+
+def gif_durations(data: bytes) -> list[int]:
+    """The display time of each frame of a GIF, in milliseconds."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(io.BytesIO(data)) as image:
+        return [frame.info["duration"] for frame in ImageSequence.Iterator(image)]
 
 
 def event_files(log_dir: Path) -> list[Path]:
@@ -108,6 +124,13 @@ def test_hparams_land_in_the_run_dir_with_nothing_dropped(tmp_path: Path) -> Non
     assert read_scalars(tmp_path)["hparam/mean_return"] == [(0, 0.75)]
 
 
+def test_hparams_metrics_sit_at_the_step_given(tmp_path: Path) -> None:
+    # A run's final metrics belong at its last step, beside its curves, not at step 0.
+    with RunLogger(tmp_path) as logger:
+        logger.hparams({"lr": 0.1}, {"final/mean_return": 9.5}, step=32768)
+    assert read_scalars(tmp_path)["final/mean_return"] == [(32768, 9.5)]
+
+
 def test_write_mp4_round_trips_frame_count_and_pads_odd_sizes(tmp_path: Path) -> None:
     frames = distinct_frames(9, h=7, w=11)
     path = write_mp4(frames, tmp_path / "videos" / "rollout.mp4", fps=5)
@@ -128,12 +151,29 @@ def test_write_mp4_requires_mp4_suffix(tmp_path: Path) -> None:
 
 @settings(max_examples=25, deadline=None)
 @example(t=14, fps=3.0)
-@given(t=st.integers(1, 30), fps=st.sampled_from([1.0, 3.0, 7.3, 24.0, 29.97]) | st.floats(0.5, 50))
+@given(
+    t=st.integers(1, 30),
+    fps=st.sampled_from([1.0, 3.0, 7.3, 24.0, GIF_MAX_FPS]) | st.floats(0.5, GIF_MAX_FPS),
+)
 def test_encode_gif_keeps_every_frame_in_order(t: int, fps: float) -> None:
     # moviepy's ImageSequenceClip lost the last frame for e.g. t=14, fps=3 (float32 timing).
     frames = distinct_frames(t)
-    decoded = iio.imread(encode_gif(frames, fps=fps), index=None, extension=".gif")
+    gif = encode_gif(frames, fps=fps)
+    decoded = iio.imread(gif, index=None, extension=".gif")
     np.testing.assert_array_equal(decoded[..., :3], frames)
+    # The GIF plays as long as the video, to the centisecond GIF counts in.
+    assert sum(gif_durations(gif)) == pytest.approx(1000 * t / fps, abs=10)
+
+
+@pytest.mark.parametrize(("fps", "every"), [(50.0, 2), (60.0, 3), (29.97, 2), (100.0, 4)])
+def test_fast_videos_become_gifs_of_every_kth_frame_playing_as_long(fps: float, every: int) -> None:
+    frames = distinct_frames(40)
+    gif = encode_gif(frames, fps=fps)
+    decoded = iio.imread(gif, index=None, extension=".gif")
+    np.testing.assert_array_equal(decoded[..., :3], frames[::every])
+    durations = gif_durations(gif)
+    assert min(durations) >= 20  # browsers slow down shorter GIF frames
+    assert sum(durations) == pytest.approx(1000 * len(decoded) * every / fps, abs=10)
 
 
 BAD_FRAMES = {
@@ -206,14 +246,36 @@ def test_close_is_idempotent_and_later_logging_raises(tmp_path: Path) -> None:
     assert read_scalars(tmp_path) == {"loss": [(0, 1.0)]}
 
 
-def test_scalars_work_without_moviepy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # GPU machines may run without moviepy: only video encoding may need it.
+def test_logging_works_without_moviepy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GPU machines may run without moviepy: only MP4 files need it.
     monkeypatch.setitem(sys.modules, "moviepy", None)
     with RunLogger(tmp_path) as logger:
         logger.scalar("loss", 1.0, step=0)
-        with pytest.raises(ImportError, match="moviepy"):
-            logger.video("v", distinct_frames(2), step=0)
+        logger.video("v", distinct_frames(2), step=0)
     assert read_scalars(tmp_path) == {"loss": [(0, 1.0)]}
+    assert len(read_images(tmp_path)["v"]) == 1
+    with pytest.raises(ImportError, match="moviepy"):
+        write_mp4(distinct_frames(2), tmp_path / "x.mp4")
+
+
+def test_a_runs_logger_gives_videos_its_frame_rate_and_length(tmp_path: Path) -> None:
+    # A run's videos play at its environment's frame rate and stop after max_seconds.
+    with RunLogger(tmp_path, video_fps=10, max_seconds=1.5) as logger:
+        logger.video("long", distinct_frames(40), step=1)
+        logger.video("short", distinct_frames(4), step=1)
+        logger.video("own rate", distinct_frames(40), step=1, fps=4)
+    images = {tag: points[0][1] for tag, points in read_images(tmp_path).items()}
+    assert len(iio.imread(images["long"], index=None, extension=".gif")) == 15
+    assert gif_durations(images["long"]) == [100] * 15
+    assert len(iio.imread(images["short"], index=None, extension=".gif")) == 4
+    assert len(iio.imread(images["own rate"], index=None, extension=".gif")) == 6  # 1.5 s at 4
+
+
+@pytest.mark.parametrize("bad", [{"video_fps": 0}, {"max_seconds": -1}, {"max_seconds": "long"}])
+def test_a_logger_rejects_bad_video_settings(tmp_path: Path, bad: dict) -> None:
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"{name.replace('video_', '')}.*> 0"):
+        RunLogger(None, **bad)
 
 
 def test_read_helpers_reject_missing_dir(tmp_path: Path) -> None:

@@ -15,10 +15,11 @@ agent's configuration as JSON text, nothing else.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,7 +45,11 @@ Callback = Callable[["Agent", dict[str, float]], "bool | None"]
 
 
 def register_agent(name: str) -> Callable[[type[Agent]], type[Agent]]:
-    """Class decorator: make an agent available to :func:`make` and ``cogrl train``."""
+    """Class decorator: make an agent available to :func:`make` and ``cogrl train``.
+
+    Names are lower case, as agents are looked up case-insensitively (``"PPO"`` is ppo)."""
+    if not isinstance(name, str) or not name or name != name.lower():
+        raise ValueError(f"an agent's name must be a non-empty lower-case string, got {name!r}")
 
     def decorate(cls: type[Agent]) -> type[Agent]:
         cls.name = name
@@ -56,6 +61,23 @@ def register_agent(name: str) -> Callable[[type[Agent]], type[Agent]]:
 
 def available_agents() -> list[str]:
     return sorted(AGENTS)
+
+
+def agent_name(name: str) -> str:
+    """The registered name of agent ``name`` (any case: ``"PPO"`` gives ``"ppo"``); a
+    ValueError listing the agents, with the nearest names, for one that is not registered."""
+    if isinstance(name, str) and name.lower() in AGENTS:
+        return name.lower()
+    known = available_agents()
+    raise ValueError(f"unknown agent {name!r}{did_you_mean(name, known)}; available: {known}")
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` naming the entry of ``known`` nearest to ``name`` (compared
+    without case), or ``""`` when none is near."""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(str(name).lower(), by_lower, n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 @dataclass
@@ -311,10 +333,8 @@ def checkpoint_path(path: str | os.PathLike) -> Path:
 
 
 def make(name: str, env: str | gym.Env | BatchedEnv, **kwargs: Any) -> Agent:
-    """Create agent ``name`` for ``env`` (an id, a cogrl env, or a core)."""
-    if name not in AGENTS:
-        raise ValueError(f"unknown agent {name!r}; available: {available_agents()}")
-    return AGENTS[name](env, **kwargs)
+    """Create agent ``name`` (any case) for ``env`` (an id, a cogrl env, or a core)."""
+    return AGENTS[agent_name(name)](env, **kwargs)
 
 
 def load(

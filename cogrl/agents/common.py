@@ -329,7 +329,7 @@ class Progress:
                 shown = {k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if "rollout/" in k}
                 self.bar.set_postfix(shown, refresh=False)
         if self.bar is not None:
-            self.bar.update(steps)
+            self._advance_bar(steps, finished)
         if c["next_video"] is not None and now >= c["next_video"]:
             agent._log_video(self.logger)
             c["last_video"] = now
@@ -350,9 +350,22 @@ class Progress:
             checkpoint(agent)
         return keep_going and not stop
 
+    def _advance_bar(self, steps: int, finished: bool) -> None:
+        bar = self.bar
+        if bar.n + steps > bar.total:
+            # The last update overshoots the steps asked for (they come in whole rollouts):
+            # the bar grows to the real count, instead of tqdm's bare count without a bar.
+            bar.total = bar.n + steps
+        if finished:
+            bar.n += steps  # drawn once, by close(), not twice
+        else:
+            bar.update(steps)
+
     def close(self) -> None:
         agent = self.agent
         ran = agent.num_timesteps > self.start_steps
+        if self.bar is not None:  # before the last video, which may take a while
+            self.bar.close()
         stopped = agent._stop_requested  # by a signal: exit fast, as the scheduler asked
         last = self.counters["last_video"]
         if self.video_interval and ran and not stopped and last != agent.num_timesteps:
@@ -360,8 +373,6 @@ class Progress:
             self.counters["last_video"] = agent.num_timesteps
         if ran:
             agent.guard.check(agent.modules(), agent.num_timesteps)
-        if self.bar is not None:
-            self.bar.close()
         self.logger.flush()
 
 
