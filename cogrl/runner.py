@@ -442,10 +442,14 @@ def _run(
         run_dir / CHECKPOINT_NAME, spec.checkpoint_every, spec.checkpoint_replay
     )
     agent._stop_requested = False
-    headless_rendering()
+    no_video = "video_interval=0"
+    if spec.video_interval:
+        no_video = render_problem(agent, split)
     # Videos during training; where the only one is at the end, the final rollout below
     # makes it, so that its frames are rendered once for the GIF and the MP4.
     interval = spec.video_interval if 0 < (spec.video_interval or 0) < spec.steps else None
+    if no_video:
+        interval = None
     with stop_on_signals(agent):
         try:
             if steps > 0:
@@ -484,20 +488,34 @@ def _run(
         logger.hparams(
             config_hparams(read_config(run_dir)), hparams_metrics(metrics, split), step=step
         )
-    video = "none (video_interval=0)"
-    if spec.video_interval:
-        try:
-            fps = video_fps(agent)
-            frames, path, _ = record_rollout(
-                agent, run_dir / VIDEOS_DIR / f"final-{step}.mp4", VIDEO_EPISODES, spec.seed,
-                fps, split, VIDEO_MAX_SECONDS,
-            )  # fmt: skip
-            if (agent._progress or {}).get("last_video") != step:
-                logger.video("rollout/video", frames, step, fps=fps)
-            video = str(path)
-        except CANNOT_RENDER as e:
-            video = f"none ({agent.env_id} does not render: {e})"
+    video = f"none ({no_video})"
+    if not no_video:
+        fps = video_fps(agent)
+        frames, path, _ = record_rollout(
+            agent, run_dir / VIDEOS_DIR / f"final-{step}.mp4", VIDEO_EPISODES, spec.seed, fps,
+            split, VIDEO_MAX_SECONDS,
+        )  # fmt: skip
+        if (agent._progress or {}).get("last_video") != step:
+            logger.video("rollout/video", frames, step, fps=fps)
+        video = str(path)
     return RunResult(run_dir, agent, metrics, split, video, False)
+
+
+def render_problem(agent: Agent, env_overrides: Mapping[str, Any]) -> str | None:
+    """Why ``agent``'s environment cannot draw rollout videos (``rgb_array`` frames), or
+    None where it can: asked once before training, so that a run without videos says so
+    at the end instead of warning at every video."""
+    headless_rendering()
+    try:
+        core = agent.make_core(1, autoreset=False, render_mode="rgb_array", **env_overrides)
+        try:
+            core.reset(seed=0)
+            core.render(0)
+        finally:
+            core.close()
+    except CANNOT_RENDER as e:
+        return f"{agent.env_id} does not render: {str(e) or type(e).__name__}"
+    return None
 
 
 def record_steps(run_dir: Path, num_timesteps: int) -> None:
