@@ -104,8 +104,9 @@ def test_the_readme_core_trains_from_the_cogrl_command_in_its_folder(tmp_path):
     marker = "<!-- readme-example: own-core -->"
     code = re.search(r"```python\n(.*?)```", text[text.index(marker) :], re.S).group(1)
     (tmp_path / "mycores.py").write_text(code)
-    command = re.search(r"`(cogrl train [^`]*policy\.core=mycores:leaky[^`]*)`", text, re.S)
-    args = shlex.split(command.group(1).replace("\n", " "))[1:]
+    # The README's command, in a bash block (a line continuation joins its two lines).
+    command = re.search(r"^(cogrl train [^\n]*policy\.core=mycores:leaky[^\n]*\n.*?)$", text, re.M)
+    args = shlex.split(command.group(1).replace("\\\n", " "), comments=True)[1:]
     script = Path(sys.executable).with_name("cogrl")
     done = subprocess.run(
         [str(script), *args, "--steps", "512", "--no-preset", "--set", "n_steps=32",
