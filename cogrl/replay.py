@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from cogrl.checkpoint import atomic_save
 from cogrl.core import resolve_device
 
 __all__ = ["ReplayBuffer", "ReplaySample", "SequenceSample"]
@@ -958,8 +959,9 @@ class ReplayBuffer:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the buffer to one file (tensors and JSON metadata only, no pickled objects)."""
-        torch.save(self.state_dict(), path)
+        """Write the buffer to one file (tensors and JSON metadata only, no pickled objects),
+        all or nothing, creating its folder."""
+        atomic_save(self.state_dict(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> ReplayBuffer:

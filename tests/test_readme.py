@@ -61,6 +61,8 @@ CLAIMS = {
     "--env cogrl/GlimpseDigits-v0 --agent ppo": (r"accuracy ([\d.]+)%", 85.0),
     "python guess.py": (r"'mean_return': ([\d.]+)", 9.0),
     "python guess_core.py": (r"'mean_return': ([\d.]+)", 9.0),
+    # The shared-replay block: both agents far above random play (~22).
+    'preset("dqn", "CartPole-v1")': (r"mean return ([\d.]+)", 100.0),
 }
 
 
@@ -153,6 +155,7 @@ class Readme:
         self.as_written = as_written
         self.blocks = readme_blocks()
         self.outputs: dict[str, str] = {}  # command line -> its output
+        self.codes: dict[str, str] = {}  # python block -> its code
         self.seconds: dict[str, float] = {}  # command line -> its wall time
         for block in self.blocks:
             if block.file:
@@ -168,6 +171,7 @@ class Readme:
                 script.write_text(code)
                 what = f"README.md line {block.line}"
                 self.outputs[what] = self.run([PYTHON, script.name], what)
+                self.codes[what] = block.code
             return
         for words in commands(block.code):
             if skip_reason(words):
@@ -310,7 +314,12 @@ def test_the_readme_runs_as_written_and_reaches_what_it_says(tmp_path: Path) -> 
             tail = readme.outputs.get(line, "").replace("\r", "\n").splitlines()[-4:]
             print(f"{seconds:8.1f} s  {line}\n" + "".join(f"           {t}\n" for t in tail))
     for fragment, (pattern, lowest) in CLAIMS.items():
-        (line,) = [line for line in readme.outputs if fragment in line]
+        (line,) = [
+            line
+            for line in readme.outputs
+            if fragment in line or fragment in readme.codes.get(line, "")
+        ]
         values = re.findall(pattern, readme.outputs[line])
         assert values, f"{line}: no {pattern!r} in its output"
-        assert float(values[-1]) >= lowest, f"{line}: {values[-1]} < {lowest}"
+        worst = min(float(v) for v in values)  # every agent or run the output reports
+        assert worst >= lowest, f"{line}: {worst} < {lowest}"
