@@ -5,7 +5,8 @@ behaviour keeps every fingerprint (CPU, one thread).
 
 Each line: learner, environment, the settings given, and the first 16 hex digits of a
 SHA-256 over the trained weights' values (by parameter name, with RAM's ``torso.`` prefix
-dropped so that names from before issue 7 compare).
+dropped so that names from before issue 7 compare, and the GRU/LSTM cores' ``nn.GRU``
+names written as the ``GRUCell`` names they had before issue 8).
 """
 
 from __future__ import annotations
@@ -40,10 +41,17 @@ CASES = [
 ]
 
 
+def old_name(key: str) -> str:
+    key = key.replace("torso.", "")
+    for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        key = key.replace(f"rnn.{part}_l0", f"cell.{part}")
+    return key
+
+
 def fingerprint(agent: A.Agent) -> str:
     h = hashlib.sha256()
     for name, module in sorted(agent.modules().items()):
-        items = ((k.replace("torso.", ""), v) for k, v in module.state_dict().items())
+        items = ((old_name(k), v) for k, v in module.state_dict().items())
         for key, value in sorted(items):
             h.update(f"{name}.{key}".encode())
             h.update(value.detach().cpu().contiguous().numpy().tobytes())

@@ -450,10 +450,12 @@ class DQN(PolicyAgent):
         q = self.policy.q(h).gather(2, action[..., None]).squeeze(2)
 
         with torch.no_grad():
-            next_q = self._next_q(self.target, seq, start_state)
+            segments = Segments.split(seq.episode_start)
+            next_q = self._next_q(self.target, seq, start_state, segments)
             if c.double_q:
                 # Double DQN: the online network picks a', the target network values it.
-                best = self._next_q(self.policy, seq, start_state).argmax(2, keepdim=True)
+                online = self._next_q(self.policy, seq, start_state, segments)
+                best = online.argmax(2, keepdim=True)
                 next_value = next_q.gather(2, best).squeeze(2)
             else:
                 next_value = next_q.max(2).values
@@ -475,18 +477,17 @@ class DQN(PolicyAgent):
         }
 
     @staticmethod
-    def _next_q(net: QNetwork, seq: Any, start_state: State) -> torch.Tensor:
+    def _next_q(net: QNetwork, seq: Any, start_state: State, segments: Segments) -> torch.Tensor:
         """Q(s'_t, .) (L, B, n) of every step's next state, unrolled from ``start_state``.
 
-        Within a segment (a piece of a sequence without an episode start) it is Q(s_{t+1})
-        of the same unroll. At a segment's last step, the next state is that of the stored
-        next observation read from the state after the step: the episode ended there (by a
-        time limit, whose final observation is not in the sequence, or by termination,
-        whose value the target masks) or the sequence does.
+        Within a segment (``segments``: the sequences cut at episode starts) it is
+        Q(s_{t+1}) of the same unroll. At a segment's last step, the next state is that of
+        the stored next observation read from the state after the step: the episode ended
+        there (by a time limit, whose final observation is not in the sequence, or by
+        termination, whose value the target masks) or the sequence does.
         """
         L, B = seq.episode_start.shape
         torso = net.torso
-        segments = Segments.split(seq.episode_start)
         x = torso.encoder(flatten_time(seq.obs))
         h, last = torso.segments(x, index_state(start_state, segments.column), segments)
         q = net.q(h).view(L, B, -1)
