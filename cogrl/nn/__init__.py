@@ -8,6 +8,8 @@ the composed policies every learner builds from one :class:`PolicyConfig`.
 - :mod:`cogrl.nn.distributions`: action heads behind one API (sample, log_prob, entropy,
   mode, to_env) and the value head.
 - :mod:`cogrl.nn.state`: map, reset, index, detach and pack recurrent state of any nesting.
+- :mod:`cogrl.nn.sequences`: sequences cut at episode starts, run side by side.
+- :mod:`cogrl.nn.memory`: the Neural Turing Machine's read, write and addressing functions.
 - :mod:`cogrl.nn.policies`: :class:`PolicyConfig`, :class:`Torso`,
   :class:`ActorCriticPolicy`, :class:`QNetwork`, :class:`RAMPolicy`.
 """
