@@ -58,7 +58,6 @@ from cogrl.nn import (
     QNetwork,
     State,
     index_state,
-    map_state,
     pack_state,
     unpack_state,
 )
@@ -445,8 +444,10 @@ class DQN(PolicyAgent):
         state = start_state
         if burn:
             with torch.no_grad():
-                _, state = torso.sequence(_steps(obs, 0, burn), state, seq.episode_start[:burn])
-        h, _ = torso.sequence(_steps(obs, burn, L), state, seq.episode_start[burn:])
+                _, state = torso.sequence(
+                    index_state(obs, slice(0, burn)), state, seq.episode_start[:burn]
+                )
+        h, _ = torso.sequence(index_state(obs, slice(burn, L)), state, seq.episode_start[burn:])
         q = self.policy.q(h).gather(2, action[..., None]).squeeze(2)
 
         with torch.no_grad():
@@ -493,15 +494,10 @@ class DQN(PolicyAgent):
         q = net.q(h).view(L, B, -1)
         next_q = torch.cat([q[1:], q[-1:]])
         end, column = segments.end(), segments.column
-        next_obs = map_state(lambda o: o[end, column], seq.next_obs)
+        next_obs = index_state(seq.next_obs, (end, column))
         h_next, _ = torso.core(torso.encoder(next_obs), last)
         next_q[end, column] = net.q(h_next)
         return next_q
-
-
-def _steps(obs: Any, begin: int, end: int) -> Any:
-    """Steps ``begin:end`` of a (L, B, ...) observation (also for dicts)."""
-    return map_state(lambda o: o[begin:end], obs)
 
 
 def _where(done: torch.Tensor, a: Any, b: Any) -> Any:

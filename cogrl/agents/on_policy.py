@@ -130,13 +130,6 @@ def _write(buffer: Any, t: int, x: Any) -> None:
         buffer[t] = x
 
 
-def select(obs: Any, index: Any) -> Any:
-    """``obs[index]``, also for dicts."""
-    if isinstance(obs, Mapping):
-        return {k: v[index] for k, v in obs.items()}
-    return obs[index]
-
-
 class OnPolicyAgent(PolicyAgent):
     """Base of A2C and PPO: an :class:`ActorCriticPolicy`, rollouts and GAE."""
 
@@ -283,7 +276,7 @@ class OnPolicyAgent(PolicyAgent):
         if rollout.segments is None:
             rows = index
             params, value, _ = self.policy.step(
-                select(flatten_time(rollout.obs), rows), self.initial_state(rows.numel())
+                index_state(flatten_time(rollout.obs), rows), self.initial_state(rows.numel())
             )
         else:
             segments = rollout.segments.select(index)
@@ -293,7 +286,7 @@ class OnPolicyAgent(PolicyAgent):
             else:
                 state = index_state(rollout.initial_state, (segments.begin, segments.column))
             params, value = self.policy.segments(
-                select(flatten_time(rollout.obs), rows), state, segments
+                index_state(flatten_time(rollout.obs), rows), state, segments
             )
         action = rollout.actions.flatten(0, 1)[rows]
         return head.log_prob(params, action), head.entropy(params), value, rows
