@@ -70,6 +70,13 @@ class Core(nn.Module):
     def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
 
+    def memory_weights(self, state: State) -> dict[str, torch.Tensor]:
+        """What a memory core attends to after a step, for seeing memory at work: named
+        weightings ``(B, heads, locations)`` over its memory locations (an NTM's read and
+        write weightings, a memory network's attention over sentences per hop). Cores
+        without an external memory have none."""
+        return {}
+
     def reset(self, state: State, episode_start: torch.Tensor) -> State:
         """``where(episode_start, initial_state, state)``, row by row."""
         batch = episode_start.shape[0]
