@@ -27,7 +27,16 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as _hparams_summaries
 
-__all__ = ["GIF_MAX_FPS", "RunLogger", "encode_gif", "read_images", "read_scalars", "write_mp4"]
+__all__ = [
+    "GIF_MAX_FPS",
+    "RunLogger",
+    "encode_gif",
+    "encode_png",
+    "heatmaps",
+    "read_images",
+    "read_scalars",
+    "write_mp4",
+]
 
 #: GIFs play at most this many frames per second (every k-th frame of a faster video):
 #: browsers show GIF frames shorter than 20 ms for 100 ms, and each frame costs encoding.
@@ -146,6 +155,30 @@ class RunLogger:
         summary = Summary(value=[Summary.Value(tag=tag, image=image)])
         writer._get_file_writer().add_summary(summary, global_step=step)
 
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """Log one uint8 RGB image (H, W, 3) as a PNG image summary (the Images tab)."""
+        tag = _check_tag(tag)
+        image = _check_frames(image[None] if isinstance(image, np.ndarray) else image)[0]
+        step = _check_step(step)
+        writer = self._active_writer()
+        if writer is None:
+            return
+        height, width, _ = image.shape
+        summary = Summary(
+            value=[
+                Summary.Value(
+                    tag=tag,
+                    image=Summary.Image(
+                        height=height,
+                        width=width,
+                        colorspace=3,
+                        encoded_image_string=encode_png(image),
+                    ),
+                )
+            ]
+        )
+        writer._get_file_writer().add_summary(summary, global_step=step)
+
     def flush(self) -> None:
         """Write buffered events to disk now."""
         if self._writer is not None and not self._closed:
@@ -208,6 +241,71 @@ def encode_gif(frames: np.ndarray, fps: float = 4.0) -> bytes:
         optimize=False,  # cropping each frame to what changed took 3x as long as the rest
     )
     return out.getvalue()
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """The PNG bytes of one uint8 RGB image (H, W, 3)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(_check_frames(image[None])[0]).save(out, format="PNG")
+    return out.getvalue()
+
+
+# Anchors of a perceptually ordered colour map (dark blue -> teal -> yellow, as viridis):
+# low weights dark, high weights bright.
+_COLOURS = np.array(
+    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float64
+)
+
+
+def _colour(values: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (H, W) to uint8 RGB (H, W, 3) through :data:`_COLOURS`."""
+    x = np.clip(values, 0.0, 1.0) * (len(_COLOURS) - 1)
+    low = np.minimum(np.floor(x).astype(int), len(_COLOURS) - 2)
+    frac = (x - low)[..., None]
+    return np.round(_COLOURS[low] * (1 - frac) + _COLOURS[low + 1] * frac).astype(np.uint8)
+
+
+def heatmaps(
+    panels: list[tuple[str, np.ndarray]], max_panel_height: int = 256, cell: int | None = None
+) -> np.ndarray:
+    """Stack labelled heatmaps that share a time axis into one RGB image (H, W, 3) uint8.
+
+    Each panel is ``(label, values)`` with ``values`` (rows, T): time runs to the right, as
+    in the Neural Turing Machine paper's figures of inputs, outputs and the read and write
+    weightings over memory locations. Values are scaled to [0, 1] per panel by its minimum
+    and maximum (weightings, already in [0, 1], are shown as they are). ``cell``: pixels
+    per time step (default: what fits about 800 pixels); a panel's rows share at most
+    ``max_panel_height`` pixels.
+    """
+    from PIL import Image, ImageDraw
+
+    if not panels:
+        raise ValueError("heatmaps needs at least one (label, values) panel, got none")
+    steps = {np.asarray(v).shape[-1] for _, v in panels}
+    if len(steps) != 1 or any(np.asarray(v).ndim != 2 for _, v in panels):
+        shapes = [np.asarray(v).shape for _, v in panels]
+        raise ValueError(f"heatmap panels must be (rows, T) with one T, got shapes {shapes}")
+    T = steps.pop()
+    cell = cell or max(2, min(16, 800 // max(T, 1)))
+    label_width, gap = 96, 4
+    blocks = []
+    for label, values in panels:
+        values = np.asarray(values, np.float64)
+        low, high = float(values.min()), float(values.max())
+        if low < 0.0 or high > 1.0:
+            values = (values - low) / (high - low) if high > low else np.zeros_like(values)
+        rows = values.shape[0]
+        row = max(1, min(cell, max_panel_height // max(rows, 1)))
+        pixels = np.repeat(np.repeat(_colour(values), row, axis=0), cell, axis=1)
+        height = max(pixels.shape[0], 12)  # room for the label's line of text
+        block = np.full((height + gap, label_width + pixels.shape[1], 3), 255, np.uint8)
+        block[: pixels.shape[0], label_width:] = pixels
+        image = Image.fromarray(block)
+        ImageDraw.Draw(image).text((2, 0), label, fill=(0, 0, 0))
+        blocks.append(np.asarray(image))
+    return np.concatenate(blocks)
 
 
 def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = 4.0) -> Path:

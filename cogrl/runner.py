@@ -497,6 +497,7 @@ def _run(
         )  # fmt: skip
         if (agent._progress or {}).get("last_video") != step:
             logger.video("rollout/video", frames, step, fps=fps)
+            agent._log_memory(logger)
         video = str(path)
     return RunResult(run_dir, agent, metrics, split, video, False)
 

@@ -52,6 +52,10 @@ class TinyMemory(Core):
             zeros.clone(),
         )
 
+    def memory_weights(self, state: MemoryState) -> dict[str, torch.Tensor]:
+        # One read head: (B, 1, slots), shown as a heatmap in TensorBoard.
+        return {"read": state.memory.read_weights[:, None, :]}
+
     def forward(self, x: torch.Tensor, state: MemoryState) -> tuple[torch.Tensor, MemoryState]:
         h, c = self.controller(torch.cat([x, state.last_read], -1), state.controller)
         write = F.softmax(self.address(h), -1)  # (B, slots)

@@ -9,6 +9,7 @@ from cogrl.agents.base import (
     evaluate,
     load,
     make,
+    memory_trace,
     register_agent,
     rollout_frames,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "evaluate",
     "load",
     "make",
+    "memory_trace",
     "register_agent",
     "rollout_frames",
 ]

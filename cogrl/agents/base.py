@@ -32,7 +32,7 @@ from torch import nn
 from cogrl.checkpoint import atomic_save, read_checkpoint
 from cogrl.core import BatchedEnv, resolve_device
 from cogrl.envs import core_spec, make_core
-from cogrl.logging import RunLogger
+from cogrl.logging import RunLogger, heatmaps
 from cogrl.nn import PolicyConfig
 from cogrl.rng import check_seed
 
@@ -409,6 +409,81 @@ def rollout_frames(
             frames.append(core.render(0))
             start = torch.ones_like(start)
     return np.stack(frames)
+
+
+@dataclass
+class MemoryTrace:
+    """One episode of an agent with a memory core, step by step: what it saw, what it did,
+    and where its core read and wrote (:meth:`cogrl.nn.Core.memory_weights`).
+
+    ``inputs`` (T, F) and ``outputs`` (T, A) are the observations and actions flattened
+    (the keys of a ``Dict`` observation in sorted order); ``weights`` maps each weighting's
+    name to (T, heads, locations), taken after each step.
+    """
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    rewards: np.ndarray
+    weights: dict[str, np.ndarray]
+
+
+def _flat_rows(x: Any) -> np.ndarray:
+    """A batch of observations or actions (tensor or dict of tensors) as (B, F) floats."""
+    if isinstance(x, Mapping):
+        return np.concatenate([_flat_rows(x[k]) for k in sorted(x)], axis=1)
+    x = torch.as_tensor(x)
+    return x.reshape(x.shape[0], -1).float().cpu().numpy()
+
+
+def memory_image(trace: MemoryTrace) -> np.ndarray:
+    """The NTM paper's picture of a rollout: inputs, outputs and rewards over time above
+    each weighting of each head over the memory's locations (uint8 RGB)."""
+    panels = [
+        ("input", trace.inputs.T),
+        ("output", trace.outputs.T),
+        ("reward", trace.rewards[None]),
+    ]
+    for name, w in trace.weights.items():
+        for head in range(w.shape[1]):
+            label = name if w.shape[1] == 1 else f"{name} {head}"
+            panels.append((label, w[:, head, :].T))
+    return heatmaps(panels)
+
+
+@torch.no_grad()
+def memory_trace(
+    agent: Agent, seed: int | None = None, deterministic: bool = True, **env_overrides: Any
+) -> MemoryTrace | None:
+    """Run one episode of ``agent`` on one environment and record its core's memory
+    weightings at every step; None where the core has no external memory."""
+    policy = getattr(agent, "policy", None)
+    if policy is None or not hasattr(policy, "memory_weights"):
+        return None
+    core = agent.make_core(1, autoreset=False, **env_overrides)
+    obs, _ = core.reset(seed=seed)
+    state = None
+    start = torch.ones(1, dtype=torch.bool, device=core.device)
+    inputs, outputs, rewards, weights = [], [], [], []
+    done = False
+    while not done:
+        action, state = agent.predict(obs, state, start, deterministic)
+        w = policy.memory_weights(state)
+        if not w:
+            return None
+        inputs.append(_flat_rows(obs)[0])
+        outputs.append(_flat_rows(action)[0])
+        weights.append({k: v[0].float().cpu().numpy() for k, v in w.items()})
+        obs, reward, terminated, truncated, _ = core.step(action)
+        rewards.append(float(reward[0]))
+        start = torch.zeros_like(start)
+        done = bool(terminated[0] | truncated[0])
+    core.close()
+    return MemoryTrace(
+        np.stack(inputs),
+        np.stack(outputs),
+        np.array(rewards, dtype=np.float32),
+        {k: np.stack([w[k] for w in weights]) for k in weights[0]},
+    )
 
 
 @torch.no_grad()

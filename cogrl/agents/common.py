@@ -21,7 +21,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from cogrl.agents.base import Agent, Callback, rollout_frames
+from cogrl.agents.base import Agent, Callback, memory_image, memory_trace, rollout_frames
 from cogrl.checks import check_bools, check_choice, check_int, check_number, is_number
 from cogrl.core import BatchedEnv, check_memory, sync_free
 from cogrl.logging import RunLogger
@@ -631,12 +631,20 @@ class PolicyAgent(Agent):
         return action, state
 
     def _log_video(self, logger: RunLogger) -> None:
-        """A rollout GIF of two episodes, where the environment renders ``rgb_array``."""
+        """A rollout GIF of two episodes, where the environment renders ``rgb_array``, and
+        for a memory core the heatmaps of its read and write weightings in one episode."""
         if not logger.enabled:
             return
+        self._log_memory(logger)
         try:
             frames = rollout_frames(self, episodes=2, seed=0 if self.seed is None else self.seed)
         except (gym.error.DependencyNotInstalled, NotImplementedError, ValueError) as e:
             warnings.warn(f"no rollout video for {self.env_id}: {e}", stacklevel=2)
             return
         logger.video("rollout/video", frames, self.num_timesteps)
+
+    def _log_memory(self, logger: RunLogger) -> None:
+        """The memory heatmaps of one episode (:func:`memory_image`), if the core has memory."""
+        trace = memory_trace(self, seed=0 if self.seed is None else self.seed)
+        if trace is not None:
+            logger.image("rollout/memory", memory_image(trace), self.num_timesteps)

@@ -175,6 +175,10 @@ class Torso(nn.Module):
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         return self.core.initial_state(batch_size, device)
 
+    def memory_weights(self, state: State) -> dict[str, torch.Tensor]:
+        """The core's weightings over its memory in ``state`` (:meth:`Core.memory_weights`)."""
+        return self.core.memory_weights(state)
+
     def step(
         self, obs: Observation, state: State, episode_start: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, State]:
@@ -271,6 +275,10 @@ class ActorCriticPolicy(nn.Module):
         )
         return (self.actor_torso.initial_state(batch_size, device), critic)
 
+    def memory_weights(self, state: State) -> dict[str, torch.Tensor]:
+        """What the actor's core attends to in its memory (see :meth:`Core.memory_weights`)."""
+        return self.actor_torso.memory_weights(state[0])
+
     def step(self, obs, state, episode_start=None):
         """One step: action parameters (B, ...), values (B,) and the next state."""
         h, actor_state = self.actor_torso.step(obs, state[0], episode_start)
@@ -324,6 +332,9 @@ class QNetwork(nn.Module):
     def initial_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         return self.torso.initial_state(batch_size, device)
 
+    def memory_weights(self, state: State) -> dict[str, torch.Tensor]:
+        return self.torso.memory_weights(state)
+
     def step(self, obs, state, episode_start=None):
         h, state = self.torso.step(obs, state, episode_start)
         return self.q(h), state
@@ -359,6 +370,9 @@ class RAMPolicy(nn.Module):
 
     def initial_state(self, batch_size: int, device: torch.device | str) -> State:
         return self.torso.initial_state(batch_size, device)
+
+    def memory_weights(self, state: State) -> dict[str, torch.Tensor]:
+        return self.torso.memory_weights(state)
 
     def forward(
         self, obs: Any, state: State, episode_start: torch.Tensor | None = None
