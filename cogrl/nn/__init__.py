@@ -10,6 +10,7 @@ the composed policies every learner builds from one :class:`PolicyConfig`.
 - :mod:`cogrl.nn.state`: map, reset, index, detach and pack recurrent state of any nesting.
 - :mod:`cogrl.nn.sequences`: sequences cut at episode starts, run side by side.
 - :mod:`cogrl.nn.memory`: the Neural Turing Machine's read, write and addressing functions.
+- :mod:`cogrl.nn.ntm`: the Neural Turing Machine core, :class:`NTMCore` (``ntm``).
 - :mod:`cogrl.nn.policies`: :class:`PolicyConfig`, :class:`Torso`,
   :class:`ActorCriticPolicy`, :class:`QNetwork`, :class:`RAMPolicy`.
 """
@@ -47,6 +48,7 @@ from cogrl.nn.encoders import (
     make_encoder,
     register_encoder,
 )
+from cogrl.nn.ntm import NTMCore
 from cogrl.nn.policies import (
     ActorCriticPolicy,
     PolicyConfig,
@@ -83,6 +85,7 @@ __all__ = [
     "LSTMCore",
     "MLPEncoder",
     "MultiCategoricalHead",
+    "NTMCore",
     "PolicyConfig",
     "QNetwork",
     "RAMPolicy",
