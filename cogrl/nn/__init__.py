@@ -11,6 +11,8 @@ the composed policies every learner builds from one :class:`PolicyConfig`.
 - :mod:`cogrl.nn.sequences`: sequences cut at episode starts, run side by side.
 - :mod:`cogrl.nn.memory`: the Neural Turing Machine's read, write and addressing functions.
 - :mod:`cogrl.nn.ntm`: the Neural Turing Machine core, :class:`NTMCore` (``ntm``).
+- :mod:`cogrl.nn.dnc`: the Differentiable Neural Computer's memory updates (usage,
+  allocation, temporal links) and its core, :class:`DNCCore` (``dnc``).
 - :mod:`cogrl.nn.policies`: :class:`PolicyConfig`, :class:`Torso`,
   :class:`ActorCriticPolicy`, :class:`QNetwork`, :class:`RAMPolicy`.
 """
@@ -37,6 +39,7 @@ from cogrl.nn.distributions import (
     ValueHead,
     make_action_head,
 )
+from cogrl.nn.dnc import DNCCore
 from cogrl.nn.encoders import (
     ENCODERS,
     CNNEncoder,
@@ -76,6 +79,7 @@ __all__ = [
     "CNNEncoder",
     "CategoricalHead",
     "Core",
+    "DNCCore",
     "DictEncoder",
     "EmbeddingEncoder",
     "GRUCore",
