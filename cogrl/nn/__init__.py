@@ -13,6 +13,8 @@ the composed policies every learner builds from one :class:`PolicyConfig`.
 - :mod:`cogrl.nn.ntm`: the Neural Turing Machine core, :class:`NTMCore` (``ntm``).
 - :mod:`cogrl.nn.dnc`: the Differentiable Neural Computer's memory updates (usage,
   allocation, temporal links) and its core, :class:`DNCCore` (``dnc``).
+- :mod:`cogrl.nn.memn2n`: the end-to-end memory network core, :class:`MemN2N`
+  (``memn2n``), and its position-encoding sentence encoder, :class:`BoWEncoder` (``bow``).
 - :mod:`cogrl.nn.policies`: :class:`PolicyConfig`, :class:`Torso`,
   :class:`ActorCriticPolicy`, :class:`QNetwork`, :class:`RAMPolicy`.
 """
@@ -51,6 +53,7 @@ from cogrl.nn.encoders import (
     make_encoder,
     register_encoder,
 )
+from cogrl.nn.memn2n import BoWEncoder, MemN2N
 from cogrl.nn.ntm import NTMCore
 from cogrl.nn.policies import (
     ActorCriticPolicy,
@@ -76,6 +79,7 @@ __all__ = [
     "ActionHead",
     "ActorCriticPolicy",
     "BernoulliHead",
+    "BoWEncoder",
     "CNNEncoder",
     "CategoricalHead",
     "Core",
@@ -88,6 +92,7 @@ __all__ = [
     "IdentityCore",
     "LSTMCore",
     "MLPEncoder",
+    "MemN2N",
     "MultiCategoricalHead",
     "NTMCore",
     "PolicyConfig",
