@@ -1,10 +1,17 @@
-"""Handwritten-digit images for the glimpse-recognition tasks.
+"""Data sets read from local files: digit images and bAbI stories.
+
+Handwritten-digit images for the glimpse-recognition tasks (:func:`load_digits`):
 
 - ``"digits"`` (default): the 1,797 real 8 x 8 scans that ship with scikit-learn,
   upsampled to a 20 x 20 digit centred in a 28 x 28 frame as in MNIST, with a fixed
   train/test split (360 test images that never appear in training episodes).
 - ``"mnist"``: MNIST's IDX files read from a local folder (plain or gzipped); nothing is
   downloaded.
+
+Story question answering (:func:`load_babi`): the bAbI tasks' text files (Weston et al.
+2015) read from a local folder into :class:`BabiData`, one example per question over its
+story so far; :func:`babi_data` builds the same from stories made in memory (the world
+generator of :mod:`cogrl.envs.memory.babi`).
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ import functools
 import gzip
 import math
 import os
+import re
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +183,254 @@ def _freeze(images: np.ndarray, labels: np.ndarray) -> DigitData:
     images.setflags(write=False)
     labels.setflags(write=False)
     return DigitData(images, labels)
+
+
+# --- bAbI stories ---------------------------------------------------------------------------
+
+BABI_TASKS = tuple(range(1, 21))
+BABI_TRAINING = ("1k", "10k")
+# The language folders of the tasks_1-20_v1-2 release that hold each training size.
+_BABI_FOLDERS = {"1k": "en", "10k": "en-10k"}
+# Punctuation dropped from sentences and questions ("।" ends sentences of the Hindi set).
+_BABI_PUNCTUATION = re.compile(r"[.?!,;:\"()।]")
+
+#: A line of a story as :func:`babi_data` takes it: a sentence, or a question as
+#: ``(question, answer, supporting)`` with ``supporting`` the positions (0 = first) of the
+#: story's sentences before it that the answer follows from.
+BabiLine = str | tuple[str, str, Sequence[int]]
+
+
+@dataclass(frozen=True)
+class BabiData:
+    """The question-answer examples of one bAbI task and split, one per question.
+
+    bAbI's stories interleave sentences and questions; each question is one example over the
+    sentences of its story before it (earlier questions are not part of it). A story's
+    sentences are stored once: ``sentences`` holds every story, one after another, and
+    example ``q``'s story is ``sentences[story_start[q] : story_start[q] + story_length[q]]``
+    (:meth:`story`). Words are lower-cased with punctuation dropped (:func:`babi_words`).
+    An answer is one string, kept whole where bAbI's answer is a list (tasks 8 and 19:
+    ``"apple,football"``, ``"n,w"``), so that every answer is one vocabulary entry.
+
+    - ``task``: the bAbI task number.
+    - ``sentences``: every story sentence, as a tuple of words.
+    - ``story_start``, ``story_length``: (Q,) int64, where each example's story lies.
+    - ``questions``: Q tuples of words.
+    - ``answers``: Q strings.
+    - ``supporting``: Q tuples of the positions in the example's story (0 = its first
+      sentence) of the sentences its answer follows from, as bAbI lists them.
+    """
+
+    task: int
+    sentences: tuple[tuple[str, ...], ...]
+    story_start: np.ndarray
+    story_length: np.ndarray
+    questions: tuple[tuple[str, ...], ...]
+    answers: tuple[str, ...]
+    supporting: tuple[tuple[int, ...], ...]
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+    def story(self, q: int) -> tuple[tuple[str, ...], ...]:
+        """The sentences of example ``q``'s story, in order."""
+        start = int(self.story_start[q])
+        return self.sentences[start : start + int(self.story_length[q])]
+
+    def words(self) -> set[str]:
+        """Every word of the sentences and questions, and every answer."""
+        found = set(self.answers)
+        for words in (*self.sentences, *self.questions):
+            found.update(words)
+        return found
+
+
+def babi_words(text: str) -> tuple[str, ...]:
+    """The words of a bAbI sentence or question: lower-cased, punctuation dropped."""
+    return tuple(_BABI_PUNCTUATION.sub(" ", text.lower()).split())
+
+
+def babi_data(task: int, stories: Iterable[Sequence[BabiLine]]) -> BabiData:
+    """:class:`BabiData` from stories given as lines (see :data:`BabiLine`), one example per
+    question. A supporting position that is not a sentence before its question, an empty
+    sentence, and an answer that is empty or holds spaces are a ValueError naming them."""
+    sentences: list[tuple[str, ...]] = []
+    start, length, questions, answers, supporting = [], [], [], [], []
+    for s, story in enumerate(stories):
+        first, n = len(sentences), 0
+        for line in story:
+            if isinstance(line, str):
+                words = babi_words(line)
+                if not words:
+                    raise ValueError(f"story {s}: sentence {line!r} has no words")
+                sentences.append(words)
+                n += 1
+                continue
+            question, answer, support = line
+            support = tuple(int(i) for i in support)
+            bad = [i for i in support if not 0 <= i < n]
+            if bad:
+                raise ValueError(
+                    f"story {s}: question {question!r} has supporting position(s) {bad}; "
+                    f"expected positions of the {n} sentence(s) before it, 0 to {n - 1}"
+                )
+            answer = answer.strip().lower()
+            if not answer or len(answer.split()) != 1:
+                raise ValueError(
+                    f"story {s}: question {question!r} has answer {answer!r}; expected one "
+                    "non-empty word (lists joined by commas, as bAbI writes them)"
+                )
+            start.append(first)
+            length.append(n)
+            questions.append(babi_words(question))
+            answers.append(answer)
+            supporting.append(support)
+    story_start = np.array(start, dtype=np.int64)
+    story_length = np.array(length, dtype=np.int64)
+    story_start.setflags(write=False)
+    story_length.setflags(write=False)
+    return BabiData(
+        task,
+        tuple(sentences),
+        story_start,
+        story_length,
+        tuple(questions),
+        tuple(answers),
+        tuple(supporting),
+    )
+
+
+def load_babi(
+    root: str | os.PathLike, task: int, split: str = "train", training: str = "1k"
+) -> BabiData:
+    """Read one task and split of bAbI's text files (``tasks_1-20_v1-2``; cached).
+
+    ``root`` is either the release's top folder, holding the language folders ``en/`` (the
+    1k training sets) and ``en-10k/`` (the 10k ones), or one language folder itself
+    (``en``, ``en-10k``, ``hn``, ``shuffled-10k``, ...: any folder holding files
+    ``qa*_*_*.txt``). A language folder's training size is told by its name: ``-10k`` at
+    its end means 10k, anything else 1k, and it must agree with ``training``. The file
+    read is ``qa{task}_*_{split}.txt`` (e.g. ``en/qa1_single-supporting-fact_train.txt``).
+
+    The format: numbered lines, the numbering starting again at 1 with each new story;
+    a sentence is ``ID text``, a question ``ID question?<TAB>answer<TAB>supporting IDs``.
+    Every question becomes one example over its story's sentences before it; its
+    supporting IDs become positions among those sentences (:class:`BabiData`). A missing
+    folder or file is a FileNotFoundError naming what was looked for (nothing is
+    downloaded); a line that breaks the format is a ValueError naming the file and line.
+    """
+    if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or task not in BABI_TASKS:
+        raise ValueError(f"task must be a bAbI task number 1 to 20, got {task!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if training not in BABI_TRAINING:
+        raise ValueError(f"training must be one of {BABI_TRAINING}, got {training!r}")
+    if root is None:
+        raise ValueError("load_babi needs root=PATH, the folder holding bAbI's text files")
+    path = babi_file(root, int(task), split, training)
+    stat = path.stat()
+    return _read_babi(str(path), stat.st_mtime_ns, stat.st_size, int(task))
+
+
+def babi_file(root: str | os.PathLike, task: int, split: str, training: str) -> Path:
+    """The path of the file :func:`load_babi` reads (see there for the layouts of ``root``)."""
+    top = Path(root).expanduser().resolve()
+    pattern = f"qa{task}_*_{split}.txt"
+    if not top.is_dir():
+        raise FileNotFoundError(
+            f"bAbI folder {top} does not exist; it must be the tasks_1-20_v1-2 folder (holding "
+            f"{_BABI_FOLDERS[training]}/{pattern}) or a language folder holding {pattern} - "
+            "cogrl never downloads data"
+        )
+    if any(top.glob("qa*_*_*.txt")):  # a language folder
+        folder = top
+        size = "10k" if folder.name.endswith("-10k") else "1k"
+        if size != training:
+            raise ValueError(
+                f"{folder} holds bAbI's {size} training sets (by its name: '-10k' at the end "
+                f"means 10k), but training={training!r}; point root at the folder above it or "
+                f"at the {training} language folder"
+            )
+    else:
+        folder = top / _BABI_FOLDERS[training]
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{top} holds no bAbI files qa*_*_*.txt and no folder {_BABI_FOLDERS[training]}/ "
+                f"of the {training} training sets; expected the tasks_1-20_v1-2 folder or one "
+                "of its language folders - cogrl never downloads data"
+            )
+    matches = sorted(folder.glob(pattern))
+    if not matches:
+        raise FileNotFoundError(f"no bAbI file {pattern} in {folder} - cogrl never downloads data")
+    if len(matches) > 1:
+        raise ValueError(
+            f"several files in {folder} match {pattern}: {[p.name for p in matches]}; "
+            "expected one per task and split"
+        )
+    return matches[0]
+
+
+@functools.cache
+def _read_babi(path: str, mtime_ns: int, size: int, task: int) -> BabiData:
+    """The examples of one bAbI file (cached by path, modification time and size)."""
+    try:
+        return babi_data(task, _parse_babi(Path(path)))
+    except ValueError as e:
+        if str(e).startswith(path):
+            raise
+        raise ValueError(f"{path}: {e}") from e
+
+
+def _parse_babi(path: Path) -> list[list[BabiLine]]:
+    """The stories of a bAbI file as lists of lines (see :data:`BabiLine`)."""
+    stories: list[list[BabiLine]] = []
+    positions: dict[int, int] = {}  # line ID -> position among the story's sentences
+    last = 0
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            number, _, text = line.partition(" ")
+            if not (number.isascii() and number.isdigit()):
+                raise ValueError(
+                    f"{where}: expected a line number, a space and the text, got {line!r}"
+                )
+            n = int(number)
+            if n == 1:
+                stories.append([])
+                positions = {}
+            elif not stories or n != last + 1:
+                raise ValueError(
+                    f"{where}: line number {n} follows {last if stories else 'nothing'}; "
+                    f"expected {last + 1} or 1 (a new story)"
+                )
+            last = n
+            if "\t" not in text:
+                positions[n] = len(positions)
+                stories[-1].append(text)
+                continue
+            fields = text.split("\t")
+            if len(fields) > 3:
+                raise ValueError(
+                    f"{where}: a question line has {len(fields)} tab-separated fields; expected "
+                    "question, answer and supporting IDs"
+                )
+            question, answer = fields[0], fields[1].strip()
+            if not answer:
+                raise ValueError(f"{where}: question {question.strip()!r} has no answer")
+            ids = fields[2].split() if len(fields) == 3 else []
+            support = []
+            for i in ids:
+                if not (i.isascii() and i.isdigit()) or int(i) not in positions:
+                    raise ValueError(
+                        f"{where}: supporting ID {i!r} of question {question.strip()!r} is not "
+                        f"the number of a sentence before it in its story "
+                        f"(sentences {sorted(positions)})"
+                    )
+                support.append(positions[int(i)])
+            stories[-1].append((question, answer, support))
+    if not stories:
+        raise ValueError(f"{path} holds no bAbI lines; expected numbered sentences and questions")
+    return stories
