@@ -1,8 +1,9 @@
 """cogrl's tasks, registered with Gymnasium in the namespace ``cogrl`` on import.
 
 Tasks live in one subpackage per family: :mod:`cogrl.envs.attention` (glimpse-based
-recognition). Every task is a batched core (:class:`cogrl.core.BatchedEnv`). ``gym.make(id)``
-gives a ``gymnasium.Env`` over a core of one; ``gym.make_vec(id, num_envs=N,
+recognition) and :mod:`cogrl.envs.memory` (the NTM's copy, repeat copy and associative
+recall; delayed recall). Every task is a batched core (:class:`cogrl.core.BatchedEnv`).
+``gym.make(id)`` gives a ``gymnasium.Env`` over a core of one; ``gym.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` a ``gymnasium.vector.VectorEnv`` over a core of
 N (both in :mod:`cogrl.envs.adapters`); :func:`make_core` the core itself, as cogrl's agents
 use it. :func:`env_metadata` tells what a task measures (``episode_metrics``) and which data
@@ -40,6 +41,10 @@ _TASKS = {
     "cogrl/GlimpseDigits-v0": "cogrl.envs.attention.glimpse:GlimpseDigits",
     "cogrl/TranslatedDigits-v0": "cogrl.envs.attention.glimpse:TranslatedDigits",
     "cogrl/ClutteredDigits-v0": "cogrl.envs.attention.glimpse:ClutteredDigits",
+    "cogrl/Copy-v0": "cogrl.envs.memory.algorithmic:Copy",
+    "cogrl/RepeatCopy-v0": "cogrl.envs.memory.algorithmic:RepeatCopy",
+    "cogrl/AssociativeRecall-v0": "cogrl.envs.memory.algorithmic:AssociativeRecall",
+    "cogrl/DelayedRecall-v0": "cogrl.envs.memory.delayed:DelayedRecall",
 }
 
 
