@@ -26,7 +26,9 @@ equation (B batch rows, N locations, R read heads):
 
 Where this follows DeepMind's implementation (github.com/deepmind/dnc, ``addressing.py``)
 rather than the paper's text, the docstring says so: the usage nudged away from 0 before the
-allocation's product, and the optional ``clip_value``.
+allocation's product, and the optional ``clip_value``. Where the two differ, this follows
+the paper: strengths are ``oneplus`` (DeepMind's are a softplus), and the usage is
+differentiable with respect to the last write weighting (DeepMind stops that gradient).
 """
 
 from __future__ import annotations
@@ -62,8 +64,7 @@ __all__ = [
 ]
 
 #: DeepMind's ``_EPSILON``: usage is mapped into [EPSILON, 1] before the allocation's
-#: product, so that a location's allocation depends on every less-used one (its gradient
-#: does not vanish at zero usage) and the product of many usages does not underflow to 0.
+#: product (see :func:`allocation`).
 EPSILON = 1e-6
 
 
@@ -125,10 +126,13 @@ def allocation(u: torch.Tensor) -> torch.Tensor:
     location gets most of the weight; with all locations used (``u = 1``) it is 0.
 
     As DeepMind's ``Freeness._allocation``, the usage is first mapped to
-    ``EPSILON + (1 - EPSILON) u``: a location that is entirely free still lets a little
-    weight through to the next one (so the gradient of the allocation with respect to the
-    next locations' usage does not vanish) and long products do not underflow. Values
-    move by at most ``EPSILON`` per factor."""
+    ``EPSILON + (1 - EPSILON) u``. There it keeps TensorFlow's cumprod gradient (which
+    divides by its input) finite at zero usage; torch's cumprod backward handles zeros
+    itself (and reads nothing on the host), so here the nudge keeps the values DeepMind's
+    (each factor moves by at most ``EPSILON``) and leaves every location a little weight,
+    and gradient, behind a free one. Sorting is differentiable almost everywhere; at ties
+    the gradient follows the stable order.
+    """
     _check_ndim("u", u, 2, "(B, N)")
     u = EPSILON + (1 - EPSILON) * u
     sorted_u, phi = torch.sort(u, dim=-1, stable=True)
