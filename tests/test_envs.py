@@ -21,11 +21,11 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import cogrl
 from cogrl.datasets import load_digits
-from cogrl.envs import cogrl_env_ids, make_core
+from cogrl.envs import cogrl_env_ids, core_spec, make_core
 from cogrl.envs.adapters import CoreVectorEnv
 from cogrl.retina import Retina
 
-IDS = cogrl_env_ids()
+IDS = [i for i in cogrl_env_ids() if core_spec(i)[0].__module__ == "cogrl.envs.attention.glimpse"]
 MODES = ("continuous", "discrete")
 GLIMPSE, TRANSLATED, CLUTTERED = (
     "cogrl/GlimpseDigits-v0",

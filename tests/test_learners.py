@@ -2,7 +2,7 @@
 
 - Each learns CartPole-v1 in a short budget, clearly beating a random policy.
 - A recurrent policy solves a memory task that a feedforward one cannot (DESIGN.md's
-  done-when item), on a small batched core defined here.
+  done-when item), on cogrl/DelayedRecall-v0.
 - Checkpoints round-trip: a loaded agent predicts exactly what the saved one did.
 - DQN's replay is shared: two agents write into and sample from one buffer.
 - Bad hyperparameters are a ValueError naming the parameter; ``learn`` logs its scalars,
@@ -14,17 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 
 import cogrl.agents
 import cogrl.envs
 from cogrl.agents import evaluate
 from cogrl.agents.presets import PRESETS, preset
-from cogrl.core import BatchedEnv, Info
 from cogrl.logging import RunLogger, read_scalars
 from cogrl.nn import GlimpseNetwork
 
@@ -42,65 +39,11 @@ CARTPOLE: dict[str, tuple[int, dict[str, Any]]] = {
 # --- a memory task: report a bit seen `delay` steps ago -------------------------------------
 
 
-class DelayedRecall(BatchedEnv):
-    """Step 0 shows a random bit; ``delay`` blank steps follow; at the query step the action
-    (``Discrete(2)``) must name the bit: reward 1 if right, 0 otherwise, and the episode ends.
-
-    Observation ``[bit == 0, bit == 1, cue, query]`` (float32): the bit and the cue flag are
-    shown only at step 0, the query flag only at the last step. Blank and query observations
-    are the same in every episode, so a policy without memory answers at chance.
-    It declares its accuracy (``info["correct"]``) as an episode metric.
-    """
-
-    metadata = {**BatchedEnv.metadata, "episode_metrics": {"accuracy": "correct"}}
-
-    def __init__(
-        self,
-        num_envs: int = 1,
-        device: str | torch.device = "cpu",
-        render_mode: str | None = None,
-        autoreset: bool = True,
-        delay: int = 3,
-    ) -> None:
-        super().__init__(num_envs, device, render_mode, autoreset)
-        self.delay = int(delay)
-        self.single_observation_space = spaces.Box(0.0, 1.0, (4,), np.float32)
-        self.single_action_space = spaces.Discrete(2)
-        self.bit = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
-        self.t = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
-
-    def _reset_envs(self, index: torch.Tensor) -> None:
-        self.bit[index] = self.rng.integers(index, 1, 2)[:, 0]
-        self.t[index] = 0
-
-    def _check_action(self, action: Any) -> torch.Tensor:
-        a = action if isinstance(action, torch.Tensor) else torch.as_tensor(np.asarray(action))
-        if tuple(a.shape) != (self.num_envs,) or a.is_floating_point() or a.dtype == torch.bool:
-            raise ValueError(f"action must be {self.num_envs} ints, got {a!r}")
-        a = a.to(self.device).long()
-        if bool(((a < 0) | (a > 1)).any()):
-            raise ValueError(f"action must be 0 or 1, got {a.tolist()}")
-        return a
-
-    def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Info]:
-        query = self.t == self.delay + 1
-        correct = query & (action == self.bit)
-        self.t += 1
-        info = {"correct": correct, "_correct": query}
-        return correct.float(), query, torch.zeros_like(query), info
-
-    def _observe(self, index: torch.Tensor | None = None) -> torch.Tensor:
-        t = self.t if index is None else self.t[index]
-        bit = self.bit if index is None else self.bit[index]
-        first = t == 0
-        return torch.stack(
-            [first & (bit == 0), first & (bit == 1), first, t == self.delay + 1], dim=1
-        ).float()
-
-
-RECALL_ID = "test/DelayedRecall-v0"
-if RECALL_ID not in gym.registry:
-    cogrl.envs.register_core(RECALL_ID, DelayedRecall)
+# cogrl/DelayedRecall-v0 (cogrl.envs.memory.delayed): step 0 shows a random bit, `delay` (3)
+# blank steps follow, and at the query step the action (Discrete(2)) must name the bit;
+# reward 1 if right. A policy without memory answers at chance. It declares its accuracy
+# (info["correct"]) as an episode metric.
+RECALL_ID = "cogrl/DelayedRecall-v0"
 
 # Small networks and one (PPO: whole-rollout) minibatch: the task is tiny, so a few seconds.
 RECALL_POLICY = {"core_size": 32, "hidden_sizes": [32], "share_torso": True}
