@@ -474,3 +474,45 @@ def test_ppo_with_memn2n_policy_learns_where_is_person_a_memoryless_one_cannot()
         assert result["accuracy"] == pytest.approx(result["mean_return"])
     assert results["memn2n"]["accuracy"] >= 0.9, results
     assert results["none"]["accuracy"] <= 0.45, results  # a place, at best one in three
+
+
+@pytest.mark.parametrize(
+    "name, hyperparameters",
+    [
+        ("ppo", {"num_envs": 8, "n_steps": 16, "batch_size": 64}),
+        ("a2c", {"num_envs": 8}),
+        ("reinforce", {"num_envs": 8}),
+        ("dqn", {"num_envs": 4, "learning_starts": 100, "batch_size": 16, "sequence_length": 6}),
+    ],
+)
+def test_every_learner_trains_memn2n_and_a_loaded_agent_acts_the_same(
+    name: str, hyperparameters: dict[str, Any], tmp_path
+) -> None:
+    def make() -> cogrl.agents.Agent:
+        return cogrl.agents.make(
+            name, STORY_ID, device="cpu", seed=0, policy=MEMN2N_POLICY, **hyperparameters
+        )
+
+    agent, fresh = make(), make()
+    agent.learn(400)
+
+    def weights(agent: cogrl.agents.Agent) -> dict[str, torch.Tensor]:
+        modules = agent.modules().items()
+        return {f"{n}.{k}": v for n, m in modules for k, v in m.state_dict().items()}
+
+    trained, initial = weights(agent), weights(fresh)
+    moved = [k for k, v in trained.items() if not torch.equal(v, initial[k])]
+    assert any("core.embeddings" in k for k in moved), moved
+    loaded = cogrl.agents.load(agent.save(tmp_path / "model"))
+    # The same story episodes through both, state fed back and reset at episode starts.
+    env = cogrl.envs.make_core(STORY_ID, num_envs=4)
+    obs, _ = env.reset(seed=0)
+    state_a = state_b = None
+    start = torch.ones(4, dtype=torch.bool)
+    for _ in range(8):
+        a, state_a = agent.predict(obs, state_a, start, deterministic=True)
+        b, state_b = loaded.predict(obs, state_b, start, deterministic=True)
+        assert torch.equal(a, b)
+        torch.testing.assert_close(state_b, state_a, rtol=0, atol=0)
+        obs, _, terminated, truncated, _ = env.step(a)
+        start = terminated | truncated
