@@ -489,8 +489,9 @@ class AssociativeRecall(AlgorithmicTask):
             )
         self.bits, self.item_length = int(bits), int(item_length)
         self.min_items, self.max_items = int(min_items), int(max_items)
-        # Items are distinct in their first `_code_bits` bits (drawn without replacement).
-        self._code_bits = min(item_bits, 24)
+        # Items are distinct in their first `_code_bits` bits (drawn without replacement):
+        # 24, the uniform draws' resolution, or more where more items are asked for.
+        self._code_bits = min(item_bits, max(24, (self.max_items - 1).bit_length()))
         self._setup(
             num_envs,
             device,
@@ -509,17 +510,18 @@ class AssociativeRecall(AlgorithmicTask):
         The first ``c = min(item bits, 24)`` bits of the items are a uniformly random
         sequence of distinct c-bit codes (Floyd's sampling without replacement, then a
         shuffle); the other bits are independent fair bits. Every item is therefore uniform
-        and no two are equal, so that "the item after the query" is defined.
+        and no two are equal, so that "the item after the query" is defined. Floyd's
+        algorithm takes ``max_items`` batched steps (a loop over items, not environments).
         """
         k, c = self.max_items, self._code_bits
         n = 2**c
         u = self.rng.uniform(index, 2 * k, start=_SIZE_DRAWS).double()
         # Floyd: for i = n - k .. n - 1, take a uniform j in [0, i]; if taken already, take i.
-        codes = torch.empty(len(index), 0, dtype=torch.int64, device=self.device)
+        codes = torch.zeros(len(index), k, dtype=torch.int64, device=self.device)
         for step, i in enumerate(range(n - k, n)):
             j = torch.minimum((u[:, step] * (i + 1)).long(), torch.tensor(i, device=self.device))
-            taken = (codes == j[:, None]).any(1)
-            codes = torch.cat([codes, torch.where(taken, i, j)[:, None]], dim=1)
+            taken = (codes[:, :step] == j[:, None]).any(1)
+            codes[:, step] = torch.where(taken, i, j)
         # Floyd's order is not uniform: shuffle by sorting uniform keys.
         codes = codes.gather(1, u[:, k:].argsort(dim=1))
         code_bits = (codes[..., None] >> torch.arange(c, device=self.device)) & 1
