@@ -117,7 +117,14 @@ from gymnasium import spaces
 from cogrl.checks import check_int
 from cogrl.core import BatchedEnv, Info, check_memory, check_num_envs, resolve_device
 
-__all__ = ["AlgorithmicTask", "Copy", "RepeatCopy", "AssociativeRecall", "render_tape"]
+__all__ = [
+    "AlgorithmicTask",
+    "Copy",
+    "RepeatCopy",
+    "AssociativeRecall",
+    "check_env_index",
+    "render_tape",
+]
 
 # Draws of an episode from the environment's random stream (cogrl.rng): the sizes come
 # first, the bits after them, so that an episode depends on its seed alone.
@@ -224,9 +231,10 @@ class AlgorithmicTask(BatchedEnv):
 
     # --- episode sampling (subclasses) -------------------------------------------------------
     def _draw(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """New episodes for the environments of ``index`` (M,): ``inputs`` (M, T, C_in)
-        float32, ``targets`` (M, T, C_out) int8, ``answer_start`` and ``steps`` (M,) and
-        each of ``episode_sizes`` (M,)."""
+        """New episodes for the environments of ``index`` (M,): ``inputs`` (M, T + 1, C_in)
+        float32 and ``targets`` (M, T + 1, C_out) int8 (zero from step ``steps`` on),
+        ``answer_start`` (the first output step) and ``steps`` (M,), and each of
+        ``episode_sizes`` (M,)."""
         raise NotImplementedError
 
     def _draw_sizes(self, index: torch.Tensor, ranges: list[tuple[int, int]]) -> torch.Tensor:
@@ -302,10 +310,7 @@ class AlgorithmicTask(BatchedEnv):
     def render(self, index: int = 0) -> np.ndarray:
         """Environment ``index``'s episode so far: inputs (to the current step) above, the
         targets and the agent's outputs of the output steps taken below."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise ValueError(f"index must be an int in [0, {self.num_envs}), got {index!r}")
-        if not 0 <= index < self.num_envs:
-            raise ValueError(f"index must lie in [0, {self.num_envs}), got {index}")
+        check_env_index(index, self.num_envs)
         t = int(self.t[index])
         start, steps = int(self.answer_start[index]), int(self.steps[index])
         low, high = self._observation_bounds()
@@ -507,9 +512,10 @@ class AssociativeRecall(AlgorithmicTask):
     def _draw_items(self, index: torch.Tensor) -> torch.Tensor:
         """``max_items`` distinct random items (M, max_items, item_length, bits), int8.
 
-        The first ``c = min(item bits, 24)`` bits of the items are a uniformly random
-        sequence of distinct c-bit codes (Floyd's sampling without replacement, then a
-        shuffle); the other bits are independent fair bits. Every item is therefore uniform
+        The first ``c`` bits of the items (``c = min(item bits, 24)``, more if ``max_items``
+        needs more codes) are a uniformly random sequence of distinct c-bit codes (Floyd's
+        sampling without replacement, then a shuffle); the other bits are independent fair
+        bits. Every item is therefore uniform
         and no two are equal, so that "the item after the query" is defined. Floyd's
         algorithm takes ``max_items`` batched steps (a loop over items, not environments).
         """
@@ -589,6 +595,14 @@ def _check_normalisation(value: Any, min_repeats: int, max_repeats: int) -> tupl
             f"got {value!r}"
         )
     return int(value[0]), int(value[1])
+
+
+def check_env_index(index: Any, num_envs: int) -> None:
+    """ValueError unless ``index`` is an int naming one of ``num_envs`` environments."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise ValueError(f"index must be an int in [0, {num_envs}), got {index!r}")
+    if not 0 <= index < num_envs:
+        raise ValueError(f"index must lie in [0, {num_envs}), got {index}")
 
 
 def _gather_steps(source: torch.Tensor, row: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

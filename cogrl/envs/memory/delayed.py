@@ -63,7 +63,7 @@ from gymnasium import spaces
 
 from cogrl.checks import check_int
 from cogrl.core import BatchedEnv, Info
-from cogrl.envs.memory.algorithmic import render_tape
+from cogrl.envs.memory.algorithmic import check_env_index, render_tape
 
 __all__ = ["DelayedRecall"]
 
@@ -134,10 +134,7 @@ class DelayedRecall(BatchedEnv):
     def render(self, index: int = 0) -> np.ndarray:
         """Environment ``index``'s episode so far: the observations above, the cue as the
         target and the agent's answer (once given) below, one column per step."""
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise ValueError(f"index must be an int in [0, {self.num_envs}), got {index!r}")
-        if not 0 <= index < self.num_envs:
-            raise ValueError(f"index must lie in [0, {self.num_envs}), got {index}")
+        check_env_index(index, self.num_envs)
         steps, k = self.delay + 2, self.n_choices
         t, cue, answer = int(self.t[index]), int(self.cue[index]), int(self.answer[index])
         inputs = np.zeros((steps, k + 2), np.float32)
