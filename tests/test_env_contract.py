@@ -232,12 +232,16 @@ def test_reset_with_a_seed_is_deterministic_and_seeds_differ(
         assert len(other) == len(first)
         for i, (x, y) in enumerate(zip(first, other, strict=True)):
             assert_equal(list(x), list(y), f"step {i}")
-    # Different seeds give different episodes; so do the episodes of one seed.
+    # Different seeds give different episodes ...
     observations = []
     for seed in range(8):
         steps = rollout(a, seed, actions[:40])
         observations.append(np.concatenate([np.ravel(s[0]) for s in steps]).tobytes())
     assert len(set(observations)) == 8
+    # ... and unseeded resets go on to new episodes rather than repeating the seeded one.
+    starts = [np.ravel(a.reset(seed=5)[0]).tobytes()]
+    starts += [np.ravel(a.reset()[0]).tobytes() for _ in range(20)]
+    assert len(set(starts)) > 1
 
 
 def test_episodes_do_not_depend_on_the_batch_size() -> None:
