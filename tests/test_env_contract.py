@@ -239,9 +239,14 @@ def test_reset_with_a_seed_is_deterministic_and_seeds_differ(
         observations.append(np.concatenate([np.ravel(s[0]) for s in steps]).tobytes())
     assert len(set(observations)) == 8
     # ... and unseeded resets go on to new episodes rather than repeating the seeded one.
-    starts = [np.ravel(a.reset(seed=5)[0]).tobytes()]
-    starts += [np.ravel(a.reset()[0]).tobytes() for _ in range(20)]
-    assert len(set(starts)) > 1
+    steps = rollout(a, 5, actions * 5)
+    episodes, current = set(), []
+    for step in steps:
+        current.append(np.ravel(step[0]))
+        if len(step) == 5 and (step[2] or step[3]):
+            episodes.add(np.concatenate(current).tobytes())
+            current = []
+    assert episodes_in(steps) >= 8 and len(episodes) > 1
 
 
 def test_episodes_do_not_depend_on_the_batch_size() -> None:
