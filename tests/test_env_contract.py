@@ -49,6 +49,8 @@ CONTRACT: list[tuple[str, dict[str, Any]]] = [
     ("cogrl/DelayedRecall-v0", {"delay": 2}),
     # Three choices and no delay (episodes of 2 steps).
     ("cogrl/DelayedRecall-v0", {"delay": 0, "n_choices": 3}),
+    # bAbI task 1 from the generated world, the last 3 sentences shown (episodes of 3 or 4).
+    ("cogrl/StoryQA-v0", {"task": 1, "max_sentences": 3}),
 ]
 
 

@@ -45,6 +45,7 @@ _TASKS = {
     "cogrl/RepeatCopy-v0": "cogrl.envs.memory.algorithmic:RepeatCopy",
     "cogrl/AssociativeRecall-v0": "cogrl.envs.memory.algorithmic:AssociativeRecall",
     "cogrl/DelayedRecall-v0": "cogrl.envs.memory.delayed:DelayedRecall",
+    "cogrl/StoryQA-v0": "cogrl.envs.memory.story:StoryQA",
 }
 
 

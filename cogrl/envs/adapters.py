@@ -11,6 +11,10 @@ for a cogrl id.
 :func:`cogrl.envs.register_core` registers both as the entry points of an id, with the core
 class in the spec's ``core`` keyword; seeding and autoreset are the core's
 (:mod:`cogrl.core`).
+
+A core may declare ``public_attributes``, a tuple of attribute names that both adapters
+pass through (e.g. ``StoryQA.vocab``: ``gym.make(...).unwrapped.vocab``); any other
+attribute stays on the core, reached as ``env.unwrapped.core``.
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ class CoreEnv(gym.Env):
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         return self.core.render(0)
+
+    def __getattr__(self, name: str) -> Any:
+        return _public_attribute(self, name)
 
 
 class CoreVectorEnv(gym.vector.VectorEnv):
@@ -138,6 +145,18 @@ class CoreVectorEnv(gym.vector.VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.core.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return _public_attribute(self, name)
+
+
+def _public_attribute(adapter: Any, name: str) -> Any:
+    """Attribute ``name`` of the adapter's core, where the core lists it in its
+    ``public_attributes`` (called only for names the adapter itself lacks)."""
+    core = adapter.__dict__.get("core")  # absent while __init__ runs
+    if core is not None and name in getattr(core, "public_attributes", ()):
+        return getattr(core, name)
+    raise AttributeError(f"{type(adapter).__name__!r} object has no attribute {name!r}")
 
 
 def _index(x: Any, i: int) -> Any:

@@ -32,8 +32,9 @@ its current place occurs once in its history, so "before the kitchen" names one 
 
 Schedules, as in the Lua generator: tasks 1 and 6 tell 2 moves and then ask, 5 times
 (15 lines); tasks 2 and 3 ask 5 questions, each after at least 3 new sentences and a coin
-flip, about a known object; task 7 asks first once someone has handled an object, then
-every 2 sentences, 5 questions in all.
+flip, about a known object (a story ends after 150 sentences, with fewer questions if
+need be); task 7 asks first once someone has handled an object, then every 2 sentences,
+5 questions in all.
 
 Sets: ``generate(task, split, training_questions)``. Like bAbI, sizes count *questions*
 (bAbI's "1k" is 1,000 questions per task, each an example over its story so far). The
@@ -67,6 +68,9 @@ GENERATED_TASKS = (1, 2, 3, 6, 7)
 TRAINING_QUESTIONS = (1000, 10000)
 TEST_QUESTIONS = 1000
 QUESTIONS_PER_STORY = 5
+# Tasks 2 and 3 end a story here even if it has fewer questions (task 3's questions need an
+# object whose current place is new to it, which grows rare as stories go on).
+MAX_SENTENCES = 150
 
 PEOPLE = ("Mary", "John", "Sandra", "Daniel")
 PLACES = ("bathroom", "hallway", "garden", "office", "bedroom", "kitchen")
@@ -199,9 +203,10 @@ class _World:
         return True
 
     def act(self, move_only: bool = False) -> None:
-        """One sentence: a move, or (1 in 3 moves, 2 in 3 handlings, as the Lua generator's
-        get/drop/teleport choice) a pick-up or drop where one is valid."""
-        if move_only or self.draw.index(3) == 0 or not self.handle():
+        """One sentence: a move or, as often, a pick-up or drop where one is valid (the Lua
+        generator handles objects 2 times in 3, which fills stories with objects picked up
+        and put down again on the spot)."""
+        if move_only or self.draw.coin() or not self.handle():
             self.move()
 
 
@@ -229,7 +234,7 @@ def _where_object(draw: _Draw, before: bool) -> list[BabiLine]:
     """Tasks 2 and 3: questions about known objects, each after 3 or more new sentences."""
     world = _World(draw)
     asked, since = 0, 0
-    while asked < QUESTIONS_PER_STORY:
+    while asked < QUESTIONS_PER_STORY and world.n_sentences < MAX_SENTENCES:
         world.act()
         since += 1
         if since < 3 or not draw.coin():
