@@ -128,6 +128,43 @@ def test_a_whole_addressing_step_from_a_blank_memory_has_finite_gradients():
     assert finite_grads(M, *leaves)
 
 
+def test_several_write_heads_erase_all_then_add_all():
+    """The paper's multi-head write (section 3.2): erasures multiply, adds sum (either order)."""
+    M = torch.tensor([[[2.0], [4.0]]])  # N = 2, W = 1
+    w = torch.tensor([[[1.0, 0.0], [0.5, 0.5]]])
+    erase = torch.tensor([[[0.5], [1.0]]])
+    add = torch.tensor([[[1.0], [2.0]]])
+    # Location 0: 2 (1 - 1/2)(1 - 1/2) + 1 + 1 = 2.5; location 1: 4 (1)(1 - 1/2) + 0 + 1 = 3.
+    torch.testing.assert_close(ntm.write(M, w, erase, add), torch.tensor([[[2.5], [3.0]]]))
+    swapped = ntm.write(M, w.flip(1), erase.flip(1), add.flip(1))
+    torch.testing.assert_close(swapped, torch.tensor([[[2.5], [3.0]]]))
+    # One head in the head form is the single-head write (eqs. 3-4).
+    one = ntm.write(M, w[:, :1], erase[:, :1], add[:, :1])
+    torch.testing.assert_close(one, ntm.write(M, w[:, 0], erase[:, 0], add[:, 0]))
+
+
+def test_heads_at_once_equal_each_head_alone():
+    """(B, H, ...) arguments give what H separate calls give, on one shared memory."""
+    g = torch.Generator().manual_seed(0)
+    B, H, N, W = 3, 4, 7, 5
+    M = torch.randn(B, N, W, generator=g)
+    w_prev = torch.softmax(torch.randn(B, H, N, generator=g), -1)
+    key = torch.randn(B, H, W, generator=g)
+    beta = torch.rand(B, H, 1, generator=g) * 5
+    gate = torch.rand(B, H, 1, generator=g)
+    s = torch.softmax(torch.randn(B, H, 3, generator=g), -1)
+    gamma = 1 + torch.rand(B, H, 1, generator=g) * 3
+    together = ntm.address(M, w_prev, key, beta, gate, s, gamma)
+    reads = ntm.read(M, together)
+    assert together.shape == (B, H, N) and reads.shape == (B, H, W)
+    for h in range(H):
+        alone = ntm.address(
+            M, w_prev[:, h], key[:, h], beta[:, h], gate[:, h], s[:, h], gamma[:, h]
+        )
+        torch.testing.assert_close(together[:, h], alone)
+        torch.testing.assert_close(reads[:, h], ntm.read(M, alone))
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

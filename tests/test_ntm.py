@@ -11,8 +11,7 @@ import torch
 
 import cogrl.agents
 from cogrl.nn import NTMCore, PolicyConfig, make_core
-from cogrl.nn.memory import write
-from cogrl.nn.ntm import NTMState, combined_write
+from cogrl.nn.ntm import NTMState
 from cogrl.nn.state import index_state, leaves, pack_state, unpack_state
 
 
@@ -156,21 +155,6 @@ def test_one_step_by_hand_follows_the_papers_equations():
 
     # The output reads this step's read vector; the other unit is clipped at 20.
     torch.testing.assert_close(h[0], torch.tensor([r[0].item(), 20.0]))
-
-
-def test_several_write_heads_erase_all_then_add_all():
-    """The paper's multi-head write: erasures multiply, adds sum (either order)."""
-    M = torch.tensor([[[2.0], [4.0]]])  # N = 2, W = 1
-    w = torch.tensor([[[1.0, 0.0], [0.5, 0.5]]])
-    erase = torch.tensor([[[0.5], [1.0]]])
-    add = torch.tensor([[[1.0], [2.0]]])
-    # Location 0: 2 (1 - 1/2)(1 - 1/2) + 1 + 1 = 2.5; location 1: 4 (1)(1 - 1/2) + 0 + 1 = 3.
-    torch.testing.assert_close(combined_write(M, w, erase, add), torch.tensor([[[2.5], [3.0]]]))
-    swapped = combined_write(M, w.flip(1), erase.flip(1), add.flip(1))
-    torch.testing.assert_close(swapped, torch.tensor([[[2.5], [3.0]]]))
-    # One head is the memory's own write (eqs. 3-4).
-    one = combined_write(M, w[:, :1], erase[:, :1], add[:, :1])
-    torch.testing.assert_close(one, write(M, w[:, 0], erase[:, 0], add[:, 0]))
 
 
 # Sequences and resets

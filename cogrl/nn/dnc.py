@@ -283,13 +283,6 @@ class DNCState(NamedTuple):
     read_vectors: torch.Tensor  # r_t, the R read vectors side by side (B, R W)
 
 
-def _per_head(memory: torch.Tensor, heads: int) -> torch.Tensor:
-    """``memory`` (B, N, W) repeated for each of ``heads`` heads, (B heads, N, W): the
-    batch :mod:`cogrl.nn.memory`'s one-head functions take for all heads at once."""
-    B, N, W = memory.shape
-    return memory.unsqueeze(1).expand(B, heads, N, W).reshape(B * heads, N, W)
-
-
 def access(state: DNCState, interface: Interface) -> DNCState:
     """One step of the DNC's memory, in the paper's order, from the controller's
     ``interface``: usage (from the last step's weightings and the free gates), allocation,
@@ -316,13 +309,12 @@ def access(state: DNCState, interface: Interface) -> DNCState:
     p = precedence(state.precedence, w_write)
 
     # Read on M_t: content lookup of each head, mixed with the link's directions.
-    per_head = _per_head(memory, R)
     read_content = content_address(
-        per_head, interface.read_keys.reshape(B * R, W), interface.read_strengths.reshape(B * R, 1)
-    ).view(B, R, N)
+        memory, interface.read_keys, interface.read_strengths.unsqueeze(-1)
+    )  # (B, R, N), the heads sharing the memory
     forward, backward = directional_weights(L, state.read_weights)
     w_read = read_weighting(interface.read_modes, backward, read_content, forward)
-    read_vectors = read(per_head, w_read.reshape(B * R, N)).view(B, R * W)
+    read_vectors = read(memory, w_read).reshape(B, R * W)
 
     return DNCState(state.controller, memory, u, L, p, w_read, w_write, read_vectors)
 

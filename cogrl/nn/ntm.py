@@ -40,7 +40,7 @@ from cogrl.checks import check_choice, check_int, check_number
 from cogrl.nn.cores import Core, register_core
 from cogrl.nn.memory import address, read, write
 
-__all__ = ["NTMCore", "NTMState", "combined_write"]
+__all__ = ["NTMCore", "NTMState"]
 
 CONTROLLERS = ("lstm", "feedforward")
 
@@ -53,22 +53,6 @@ class NTMState(NamedTuple):
     read_weights: torch.Tensor  # (B, read_heads, N)
     write_weights: torch.Tensor  # (B, write_heads, N)
     reads: torch.Tensor  # r_t, the read vectors side by side (B, read_heads * W)
-
-
-def combined_write(
-    memory: torch.Tensor, w: torch.Tensor, erase: torch.Tensor, add: torch.Tensor
-) -> torch.Tensor:
-    """The memory after the write heads' erase and add: ``w`` (B, H, N), ``erase`` and
-    ``add`` (B, H, W).
-
-    One head is :func:`cogrl.nn.memory.write`. Several heads combine as the paper says
-    (section 3.2): all erasures (a product, in any order), then all adds (a sum, in any
-    order): ``M(i) prod_h (1 - w_h(i) e_h) + sum_h w_h(i) a_h``.
-    """
-    if w.shape[1] == 1:
-        return write(memory, w[:, 0], erase[:, 0], add[:, 0])
-    keep = (1 - w.unsqueeze(-1) * erase.unsqueeze(2)).prod(dim=1)  # (B, N, W)
-    return memory * keep + torch.einsum("bhn,bhw->bnw", w, add)
 
 
 @register_core("ntm")
@@ -181,7 +165,7 @@ class NTMCore(Core):
 
     def forward(self, x: torch.Tensor, state: NTMState) -> tuple[torch.Tensor, NTMState]:
         B, R, Wr = x.shape[0], self.read_heads, self.write_heads
-        N, W, H = self.memory_size, self.memory_width, R + Wr
+        W, H = self.memory_width, R + Wr
         M = state.memory
 
         # 1. The controller sees the input and the previous step's reads.
@@ -195,30 +179,26 @@ class NTMCore(Core):
 
         # 2. Every head's parameters from one layer, clipped before their activations.
         params = self._clip(self.head_parameters(out))
-        addressing = params[:, : H * self._address_size].reshape(B * H, self._address_size)
+        addressing = params[:, : H * self._address_size].reshape(B, H, self._address_size)
         key, beta, gate, s, gamma = addressing.split([W, 1, 1, 2 * self.shift_range + 1, 1], -1)
         erase, add = params[:, H * self._address_size :].reshape(B, Wr, 2 * W).split(W, -1)
 
-        # 3. Address M_{t-1}, all heads at once: (B, H) rows of (B * H).
-        memory_per_head = M.unsqueeze(1).expand(B, H, N, W).reshape(B * H, N, W)
-        w_prev = torch.cat([state.read_weights, state.write_weights], dim=1).reshape(B * H, N)
+        # 3. Address M_{t-1}, all heads at once (B, H, N), sharing the memory.
+        w_prev = torch.cat([state.read_weights, state.write_weights], dim=1)
         w = address(
-            memory_per_head,
+            M,
             w_prev,
             key=torch.tanh(key),
             beta=F.softplus(beta),
             gate=torch.sigmoid(gate),
             s=torch.softmax(s, dim=-1),
             gamma=1 + F.softplus(gamma),
-        ).reshape(B, H, N)
+        )
         read_weights, write_weights = w[:, :R], w[:, R:]
 
         # 4. Read M_{t-1} (eq. 2), then erase and add (eqs. 3-4).
-        reads = read(
-            memory_per_head.reshape(B, H, N, W)[:, :R].reshape(B * R, N, W),
-            read_weights.reshape(B * R, N),
-        ).reshape(B, R * W)
-        memory = combined_write(M, write_weights, torch.sigmoid(erase), torch.tanh(add))
+        reads = read(M, read_weights).reshape(B, R * W)
+        memory = write(M, write_weights, torch.sigmoid(erase), torch.tanh(add))
 
         # 5. The output from the controller's output and this step's reads.
         h = self._clip(self.output(torch.cat([out, reads], dim=-1)))
