@@ -363,7 +363,7 @@ def generate_stories(
     1,000 questions whatever it is. Cached in-process.
     """
     _check(task, split, training_questions)
-    return _generate_stories(int(task), split, int(training_questions))
+    return _generate_stories(int(task), split, _size_key(split, training_questions))
 
 
 @functools.cache
@@ -375,7 +375,12 @@ def generate(task: int, split: str = "train", training_questions: int = 1000) ->
     """A generated set as :class:`~cogrl.datasets.BabiData` (see the module docstring):
     ``training_questions`` questions for ``split="train"``, 1,000 for ``"test"``. Cached."""
     _check(task, split, training_questions)
-    return _generate(int(task), split, int(training_questions))
+    return _generate(int(task), split, _size_key(split, training_questions))
+
+
+def _size_key(split: str, training_questions: int) -> int:
+    """The cache key of a set's size: one test set, whatever the training size."""
+    return int(training_questions) if split == "train" else TEST_QUESTIONS
 
 
 def babi_text(stories: Sequence[Sequence[BabiLine]]) -> str:
