@@ -121,9 +121,9 @@ def write(
         w, erase, add = w.unsqueeze(1), erase.unsqueeze(1), add.unsqueeze(1)
     weights = w.transpose(1, 2)  # (B, N, H)
     if w.shape[1] == 1:
-        keep = 1 - torch.bmm(weights, erase)  # (B, N, W)
-    else:
-        keep = (1 - w.unsqueeze(-1) * erase.unsqueeze(2)).prod(dim=1)
+        # M (1 - w e) + w a = M + w (a - e M): the same, in half the passes over memory.
+        return torch.addcmul(memory, weights, add - erase * memory)
+    keep = (1 - w.unsqueeze(-1) * erase.unsqueeze(2)).prod(dim=1)  # (B, N, W)
     return memory * keep + torch.bmm(weights, add)
 
 
@@ -136,7 +136,7 @@ def cosine_similarity(memory: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     _check_vector("key", key, memory, heads)
     keys = key.unsqueeze(1) if heads is None else key  # (B, H, W)
     dot = torch.bmm(keys, memory.transpose(1, 2))  # (B, H, N)
-    memory_norm = (memory.pow(2).sum(-1) + EPS).sqrt().unsqueeze(1)  # (B, 1, N)
+    memory_norm = (torch.linalg.vecdot(memory, memory) + EPS).sqrt().unsqueeze(1)  # (B, 1, N)
     key_norm = (keys.pow(2).sum(-1, keepdim=True) + EPS).sqrt()  # (B, H, 1)
     cosine = dot / (memory_norm * key_norm)
     return cosine.squeeze(1) if heads is None else cosine
