@@ -52,6 +52,7 @@ import functools
 import random
 from collections.abc import Iterator, Sequence
 
+from cogrl.checks import check_int
 from cogrl.datasets import SPLITS, BabiData, BabiLine, babi_data, babi_words
 
 __all__ = [
@@ -325,14 +326,16 @@ def _take(stories: Iterator[list[BabiLine]], n: int, exclude: frozenset = frozen
 
 
 def _check(task: int, split: str, training_questions: int) -> None:
-    if isinstance(task, bool) or task not in GENERATED_TASKS:
+    check_int("task", task)
+    if task not in GENERATED_TASKS:
         raise ValueError(
             f"task must be one of the generated tasks {GENERATED_TASKS} (any bAbI task 1 to 20 "
             f"from files, with root=), got {task!r}"
         )
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if isinstance(training_questions, bool) or training_questions not in TRAINING_QUESTIONS:
+    check_int("training_questions", training_questions)
+    if training_questions not in TRAINING_QUESTIONS:
         raise ValueError(
             f"training_questions must be one of {TRAINING_QUESTIONS} (bAbI's 1k and 10k), "
             f"got {training_questions!r}"

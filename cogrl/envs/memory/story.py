@@ -98,6 +98,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from cogrl.checks import check_int
 from cogrl.core import BatchedEnv, Info
 from cogrl.datasets import BABI_TASKS, SPLITS, BabiData, load_babi
 from cogrl.envs.memory import babi
@@ -109,14 +110,6 @@ TRAINING_STORIES = {1000: "1k", 10000: "10k"}  # training_stories -> bAbI's fold
 _RENDER_LINES = 13
 _LINE_HEIGHT = 16
 _FRAME_WIDTH = 480
-
-
-def _optional_positive_int(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be None or a positive int, got {value!r}")
-    return int(value)
 
 
 def _story_data(task: int, split: str, training_stories: int, root: str | None) -> BabiData:
@@ -170,21 +163,25 @@ class StoryQA(BatchedEnv):
         max_words: int | None = None,
     ) -> None:
         tasks = babi.GENERATED_TASKS if root is None else BABI_TASKS
-        if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or task not in tasks:
+        check_int("task", task)
+        if task not in tasks:
             where = "generated stories (root=None)" if root is None else "bAbI's files"
             more = "; any of 1 to 20 with root=<bAbI folder>" if root is None else ""
             raise ValueError(f"task must be one of {tasks} for {where}, got {task!r}{more}")
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if isinstance(training_stories, bool) or training_stories not in TRAINING_STORIES:
+        check_int("training_stories", training_stories)
+        if training_stories not in TRAINING_STORIES:
             raise ValueError(
                 f"training_stories must be 1000 or 10000 (bAbI's 1k and 10k training sets, "
                 f"counted in questions), got {training_stories!r}"
             )
         if root is not None and not isinstance(root, (str, os.PathLike)):
             raise ValueError(f"root must be None or a folder path, got {root!r}")
-        self.max_sentences = _optional_positive_int("max_sentences", max_sentences)
-        max_words = _optional_positive_int("max_words", max_words)
+        for name, value in (("max_sentences", max_sentences), ("max_words", max_words)):
+            if value is not None:
+                check_int(name, value)
+        self.max_sentences = None if max_sentences is None else int(max_sentences)
         super().__init__(num_envs, device, render_mode, autoreset)
         self.task, self.split, self.training_stories = int(task), split, int(training_stories)
         self.root = None if root is None else os.fspath(root)
@@ -205,7 +202,7 @@ class StoryQA(BatchedEnv):
                 f"max_words={max_words} is shorter than the longest sentence or question of "
                 f"task {task} ({longest} words); sentences are never cut: use None or >= {longest}"
             )
-        self.max_words = longest if max_words is None else max_words
+        self.max_words = longest if max_words is None else int(max_words)
 
         # The split as tensors, encoded once; one padding row after the sentences keeps the
         # gather of a story with no sentence in range.
