@@ -257,6 +257,54 @@ def test_sequence_with_lengths_equals_stepping(weight_tying: str) -> None:
     torch.testing.assert_close(last_all.memory[0], last.memory[0])
 
 
+def paper_step(
+    core: MemN2N, x: torch.Tensor, state: MemN2NState
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step as section 2 writes it: every memory embedded by every hop's matrices,
+    ``m^k_i = A^k x_i + T_A^k(i)``, ``c^k_i = C^k x_i + T_C^k(i)``, ``p^k = softmax(u . m^k)``
+    over the filled slots, ``o^k = sum_i p^k_i c^k_i``: h and the attention (B, K, N)."""
+    u = core.B(x)
+    attention = []
+    for k in range(1, core.hops + 1):
+        m, c = core.A(k)(state.memory), core.C(k)(state.memory)
+        if core.temporal_encoding:
+            m, c = m + core.T_A(k), c + core.T_C(k)
+        logits = (m * u[:, None]).sum(-1).masked_fill(~state.filled, float("-inf"))
+        p = torch.softmax(logits, -1).nan_to_num(0.0)  # an empty memory: p = 0
+        o = (p[..., None] * c).sum(1)
+        u = (u if core.H is None else core.H(u)) + o
+        attention.append(p)
+    return (u if core.output is None else core.output(u)), torch.stack(attention, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"weight_tying": "adjacent"},
+        {"weight_tying": "layerwise"},
+        {"weight_tying": "adjacent", "temporal_encoding": False, "embedding_size": 6},
+    ],
+)
+def test_step_equals_the_papers_hops_over_embedded_memories(kwargs: dict) -> None:
+    # The core scores (u A^k) . x_i and reads C^k (sum_i p_i x_i) on the raw memory instead
+    # of embedding every slot: the same numbers as the paper's m^k_i and c^k_i.
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(2)
+    core = MemN2N(5, 7, memory_size=4, hops=3, **kwargs)
+    state = random_state(core, 6, g)
+    empty = torch.tensor([True, False, False, False, False, False])  # row 0: an empty memory
+    state = MemN2NState(
+        state.memory * ~empty[:, None, None], state.filled & ~empty[:, None], state.attention
+    )
+    assert bool(state.filled[1:].any(1).all())
+    for _ in range(3):  # from partly filled memories, through writes
+        x = torch.randn(6, 5, generator=g)
+        h_paper, p_paper = paper_step(core, x, state)
+        h, state = core(x, state)
+        torch.testing.assert_close(h, h_paper, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(state.attention, p_paper, atol=1e-6, rtol=1e-5)
+
+
 def test_reset_restarts_from_the_initial_state() -> None:
     core = MemN2N(3, 4, memory_size=3, hops=2)
     state = core.initial_state(2)
@@ -312,6 +360,36 @@ def test_random_noise_inserts_empty_slots_in_training_only() -> None:
     h_quiet, last_quiet = quiet.sequence(x, quiet.initial_state(3))
     torch.testing.assert_close(h, h_quiet)
     assert torch.equal(last.filled, last_quiet.filled)
+
+
+@pytest.mark.parametrize("memory_size", [1, 2, 4])
+def test_random_noise_write_puts_an_empty_slot_after_the_new_sentence(memory_size: int) -> None:
+    core = MemN2N(3, 3, memory_size=memory_size, random_noise=0.5)
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(1)
+    memory = torch.randn(32, memory_size, 3, generator=g)
+    filled = torch.rand(32, memory_size, generator=g) < 0.7
+    start = MemN2NState(memory, filled, torch.zeros(32, 1, memory_size))
+    x = torch.randn(32, 3, generator=g)
+    _, state = core(x, start)
+    assert state.memory.shape == memory.shape and state.filled.shape == filled.shape
+    new = torch.ones(1, dtype=torch.bool)
+    gap_rows = 0
+    for b in range(32):  # row by row: x_t, then (an empty slot and) the older sentences
+        shifted = (
+            torch.cat([x[b : b + 1], memory[b]])[:memory_size],
+            torch.cat([new, filled[b]])[:memory_size],
+        )
+        with_gap = (
+            torch.cat([x[b : b + 1], torch.zeros(1, 3), memory[b]])[:memory_size],
+            torch.cat([new, ~new, filled[b]])[:memory_size],
+        )
+        row = (state.memory[b], state.filled[b])
+        is_shifted = all(map(torch.equal, row, shifted))
+        assert is_shifted or all(map(torch.equal, row, with_gap)), b
+        gap_rows += not is_shifted
+    if memory_size > 1:
+        assert 6 < gap_rows < 26  # about half the rows
 
 
 @pytest.mark.parametrize(
