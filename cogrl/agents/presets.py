@@ -31,6 +31,23 @@ class Preset:
     timesteps: int | None = None
 
 
+# PPO on the memory tasks: 64 environments, rollouts of 64 steps (whole episodes of Copy
+# up to length 20 fit in one), 4 epochs of 4 minibatches, Adam at 1e-3, no entropy bonus,
+# gamma 0 (see the comment at the tasks).
+_MEMORY_PPO: dict[str, Any] = {
+    "num_envs": 64,
+    "n_steps": 64,
+    "batch_size": 1024,
+    "n_epochs": 4,
+    "learning_rate": 1e-3,
+    "gamma": 0.0,
+    "gae_lambda": 0.0,
+    "ent_coef": 0.0,
+}
+# The NTM paper's copy-task machine: 128 x 20 memory, one read and one write head, an
+# LSTM controller of 100 (as pytorch-ntm's).
+_NTM: dict[str, Any] = {"core": "ntm", "core_size": 100, "memory_size": 128, "memory_width": 20}
+
 # CartPole-v1's PPO preset is RL Zoo's (n_steps 32 per env, batch 256, 20 epochs, gamma
 # 0.98, GAE 0.8, lr 1e-3 annealed), with SB3's orthogonal initialisation and 16 envs.
 PRESETS: dict[str, dict[str, Preset]] = {
@@ -74,6 +91,45 @@ PRESETS: dict[str, dict[str, Preset]] = {
             },
             env_kwargs={"action_mode": "discrete"},
             timesteps=300_000,
+        ),
+        # The memory tasks: an action changes neither later observations nor later rewards
+        # (copy: the output of a step is scored at that step; story QA and delayed recall:
+        # only the answer is scored), so the return-to-go beyond a step's own reward is
+        # noise to its action. gamma = 0 drops it: the advantage is r_t - V(s_t).
+        "cogrl/Copy-v0": Preset(
+            {**_MEMORY_PPO, "policy": {**_NTM, "hidden_sizes": [64]}}, timesteps=2_000_000
+        ),
+        "cogrl/RepeatCopy-v0": Preset(
+            {**_MEMORY_PPO, "policy": {**_NTM, "hidden_sizes": [64]}}, timesteps=2_000_000
+        ),
+        "cogrl/AssociativeRecall-v0": Preset(
+            {**_MEMORY_PPO, "policy": {**_NTM, "hidden_sizes": [64]}}, timesteps=2_000_000
+        ),
+        # MemN2N over position-encoded sentences (Sukhbaatar et al. 2015: PE, temporal
+        # encoding, 3 hops, adjacent tying); 64-wide embeddings.
+        "cogrl/StoryQA-v0": Preset(
+            {
+                **_MEMORY_PPO,
+                "n_steps": 32,
+                "batch_size": 512,
+                "policy": {
+                    "encoder": "bow",
+                    "core": "memn2n",
+                    "core_size": 64,
+                    "hidden_sizes": [64],
+                },
+            },
+            env_kwargs={"task": 1},
+            timesteps=500_000,
+        ),
+        "cogrl/DelayedRecall-v0": Preset(
+            {
+                **_MEMORY_PPO,
+                "n_steps": 16,
+                "batch_size": 256,
+                "policy": {"core": "lstm", "core_size": 64, "hidden_sizes": [64]},
+            },
+            timesteps=100_000,
         ),
     },
     "a2c": {
