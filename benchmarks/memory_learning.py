@@ -19,8 +19,10 @@ otherwise.
   MemN2N, the authors' code, per-task training): task 1 0.1%, task 2 8.2%, task 3 41.8%;
   bAbI 10k: MemN2N task 2 0.3%, task 3 9.3%; DNC (mean of 20 runs) task 1 9.0%, task 2
   39.2%, task 3 39.6%. Those are supervised; here the answer is learnt from a reward.
-- ``delayed``: DelayedRecall-v0 at delays 1, 2, 4, ..., 256: the longest delay each core
-  solves (>= 95% correct) within the budget.
+- ``delayed``: DelayedRecall-v0 at delays 1, 4, 16, 64 and 256: the longest delay each core
+  solves (>= 95% correct) within the budget. Rollouts are as long as an episode (n_steps
+  the delay + 2, rounded up to 16), so that the gradient from the answer reaches the cue;
+  MemN2N gets a memory of 512 steps (its default 50 would hold no cue past delay 48).
 
     python benchmarks/memory_learning.py copy --steps 1000000 --write
     python benchmarks/memory_learning.py recall --steps 500000 --write
@@ -49,19 +51,20 @@ COPY_LENGTHS = (10, 20, 40, 80, 120)
 RECALL_ITEMS = (6, 12)
 STORY_TASKS = (1, 2, 3, 6, 7)
 STORY_SIZES = (1000, 10000)
-DELAYS = tuple(2**i for i in range(9))
+DELAYS = (1, 4, 16, 64, 256)
 CORE_SETTINGS: dict[str, dict[str, Any]] = {
     "lstm": {},
     "gru": {},
     "ntm": {},
     "dnc": {},
-    "memn2n": {"encoder": "bow"},
+    "memn2n": {},
 }
 
 
-def make_agent(env_id: str, core: str, seed: int, env_kwargs: dict | None = None):
+def make_agent(env_id: str, core: str, seed: int, env_kwargs: dict | None = None, **overrides: Any):
     p = preset("ppo", env_id)
-    hyperparameters = dict(p.hyperparameters)
+    extra_policy = overrides.pop("policy", {})
+    hyperparameters = {**p.hyperparameters, **overrides}
     policy = {**hyperparameters.pop("policy", {})}
     if policy.get("core") != core:
         # The preset's core-specific settings do not carry over to another core.
@@ -69,6 +72,7 @@ def make_agent(env_id: str, core: str, seed: int, env_kwargs: dict | None = None
             k: v for k, v in policy.items() if k in ("hidden_sizes", "activation", "core_size")
         }
         policy.update(core=core, **CORE_SETTINGS[core])
+    policy.update(extra_policy)
     return cogrl.agents.make(
         "ppo",
         env_id,
@@ -171,7 +175,18 @@ def delayed_benchmark(args) -> list[str]:
     for core in cores:
         cells, longest = [], None
         for delay in DELAYS:
-            agent = make_agent("cogrl/DelayedRecall-v0", core, args.seed, {"delay": delay})
+            # Rollouts hold whole episodes, so that the answer's gradient reaches the cue.
+            n_steps = 16 * -(-(delay + 2) // 16)
+            memory = {"policy": {"memory_size": 512}} if core == "memn2n" else {}
+            agent = make_agent(
+                "cogrl/DelayedRecall-v0",
+                core,
+                args.seed,
+                {"delay": delay},
+                n_steps=n_steps,
+                batch_size=16 * n_steps,
+                **memory,
+            )
             train(agent, args.steps)
             r = evaluate(agent, episodes=args.episodes, seed=EVAL_SEED, delay=delay)
             cells.append(f"{r['accuracy']:.0%}")
