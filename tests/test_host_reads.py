@@ -17,6 +17,7 @@ import torch
 
 import cogrl.agents
 import cogrl.agents.common
+import cogrl.nn
 from cogrl.core import force_sync_free
 
 ENV = "cogrl/GlimpseDigits-v0"
@@ -73,3 +74,28 @@ def test_host_reads_do_not_grow_with_the_steps_between_logging_intervals(
         short = reads_during(agent_name, env_kwargs, hyperparameters, 4 * per_update, count_reads)
         long = reads_during(agent_name, env_kwargs, hyperparameters, 16 * per_update, count_reads)
     assert long == short, f"host reads {dict(short)} in 4 updates, {dict(long)} in 16"
+
+
+@pytest.mark.parametrize(
+    ("core", "kwargs"),
+    [
+        ("ntm", {"memory_size": 16, "memory_width": 8, "read_heads": 2, "write_heads": 2}),
+        ("dnc", {"memory_size": 16, "word_size": 8, "read_heads": 2}),
+        ("memn2n", {"memory_size": 8}),
+    ],
+)
+def test_memory_cores_step_and_learn_without_host_reads(core, kwargs, count_reads):
+    """The memory cores' steps (acting) and their sequences' gradients (learning) read
+    nothing on the host: their per-step work is tensor operations over the batch."""
+    made = cogrl.nn.make_core(core, 6, 16, **kwargs)
+    x = torch.randn(5, 4, 6)
+    state = made.initial_state(4)
+    start = torch.tensor([False, True, False, False])
+    count_reads.clear()
+    with torch.no_grad():
+        s = state
+        for t in range(5):
+            _, s = made(x[t], made.reset(s, start))
+    h, _ = made.sequence(x, state)
+    h.sum().backward()
+    assert sum(count_reads.values()) == 0, dict(count_reads)
