@@ -274,8 +274,10 @@ def heatmaps(
 
     Each panel is ``(label, values)`` with ``values`` (rows, T): time runs to the right, as
     in the Neural Turing Machine paper's figures of inputs, outputs and the read and write
-    weightings over memory locations. Values are scaled to [0, 1] per panel by its minimum
-    and maximum (weightings, already in [0, 1], are shown as they are). ``cell``: pixels
+    weightings over memory locations. Each panel is scaled from its minimum (dark) to its
+    maximum (bright), as ``imshow`` does, so that a weighting spread thinly over a large
+    memory still shows where it is highest; a constant panel is shown as its value
+    (clipped to [0, 1]). ``cell``: pixels
     per time step (default: what fits about 800 pixels); a panel's rows share at most
     ``max_panel_height`` pixels.
     """
@@ -294,8 +296,8 @@ def heatmaps(
     for label, values in panels:
         values = np.asarray(values, np.float64)
         low, high = float(values.min()), float(values.max())
-        if low < 0.0 or high > 1.0:
-            values = (values - low) / (high - low) if high > low else np.zeros_like(values)
+        if high > low:
+            values = (values - low) / (high - low)
         rows = values.shape[0]
         row = max(1, min(cell, max_panel_height // max(rows, 1)))
         pixels = np.repeat(np.repeat(_colour(values), row, axis=0), cell, axis=1)
