@@ -150,7 +150,7 @@ def story_benchmark(args) -> list[str]:
         "|---|---|" + "---|" * len(cores),
     ]
     for task in args.tasks or STORY_TASKS:
-        for size in STORY_SIZES:
+        for size in args.sizes or STORY_SIZES:
             cells = []
             for core in cores:
                 env_kwargs = {"task": task, "training_stories": size}
@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cores", nargs="+", choices=list(CORE_SETTINGS))
     parser.add_argument("--tasks", nargs="+", type=int, choices=STORY_TASKS)
+    parser.add_argument("--sizes", nargs="+", type=int, choices=STORY_SIZES)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md")
     args = parser.parse_args()

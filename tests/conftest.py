@@ -1,7 +1,12 @@
 """Shared test set-up."""
 
+from typing import Any
+
 import pytest
 import torch
+
+#: Every way of reading a tensor's values on the host (a device synchronisation on a GPU).
+HOST_READS = ("item", "__bool__", "__int__", "__float__", "__index__", "tolist", "numpy")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -13,3 +18,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def host_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts every read of a tensor's values on the host while the test runs, by name
+    (``nonzero`` without a size counts; with one it reads nothing)."""
+    reads: list[str] = []
+
+    def counted(name: str, original: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not (name == "nonzero" and "size" in kwargs):
+                reads.append(name)
+            return original(*args, **kwargs)
+
+        return wrapper
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, counted(name, getattr(torch.Tensor, name)))
+    monkeypatch.setattr(torch.Tensor, "nonzero", counted("nonzero", torch.Tensor.nonzero))
+    monkeypatch.setattr(torch, "nonzero", counted("nonzero", torch.nonzero))
+    return reads

@@ -536,29 +536,6 @@ def test_sync_free_path_steps_exactly_as_the_default_path(
     assert_equal(default.state_dict(), masked.state_dict())
 
 
-HOST_READS = ("item", "__bool__", "__int__", "__float__", "__index__", "tolist", "numpy")
-
-
-@pytest.fixture
-def host_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Counts every read of a tensor's values on the host (``nonzero`` without a size)."""
-    reads: list[str] = []
-
-    def counted(name: str, original: Any) -> Any:
-        def wrapper(*args: Any, **kw: Any) -> Any:
-            if not (name == "nonzero" and "size" in kw):
-                reads.append(name)
-            return original(*args, **kw)
-
-        return wrapper
-
-    for name in HOST_READS:
-        monkeypatch.setattr(torch.Tensor, name, counted(name, getattr(torch.Tensor, name)))
-    monkeypatch.setattr(torch.Tensor, "nonzero", counted("nonzero", torch.Tensor.nonzero))
-    monkeypatch.setattr(torch, "nonzero", counted("nonzero", torch.nonzero))
-    return reads
-
-
 @each_entry
 def test_sync_free_steps_read_nothing_on_the_host(
     env_id: str, kwargs: dict[str, Any], host_reads: list[str]

@@ -297,29 +297,6 @@ def test_sync_free_steps_always_report_final_obs_and_the_vector_env_hides_it() -
     assert "final_obs" not in info and "_final_obs" not in info  # as SyncVectorEnv
 
 
-HOST_READS = ("item", "__bool__", "__int__", "__float__", "__index__", "tolist", "numpy")
-
-
-@pytest.fixture
-def host_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Counts every read of a tensor's values on the host (``nonzero`` without a size)."""
-    reads: list[str] = []
-
-    def counted(name: str, original: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not (name == "nonzero" and "size" in kwargs):
-                reads.append(name)
-            return original(*args, **kwargs)
-
-        return wrapper
-
-    for name in HOST_READS:
-        monkeypatch.setattr(torch.Tensor, name, counted(name, getattr(torch.Tensor, name)))
-    monkeypatch.setattr(torch.Tensor, "nonzero", counted("nonzero", torch.Tensor.nonzero))
-    monkeypatch.setattr(torch, "nonzero", counted("nonzero", torch.nonzero))
-    return reads
-
-
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("env_id", TASKS)
 def test_sync_free_glimpse_steps_read_nothing_on_the_host(
