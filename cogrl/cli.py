@@ -263,6 +263,14 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     sub.add_argument(
         "--seed", type=int, default=EVAL_SEED, metavar="S", help=f"seed (default {EVAL_SEED})"
     )
+    sub.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="env.NAME=VALUE",
+        help="an environment argument for the evaluation only, e.g. env.min_length=80 "
+        "--set env.max_length=80 to evaluate a copy policy on longer sequences (repeatable)",
+    )
     add_device_argument(sub)
     sub.set_defaults(run=cmd_eval, parser=sub)
 
@@ -460,10 +468,23 @@ def print_settings(values: Mapping[str, Any], prefix: str = "") -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    try:
+        hyperparameters, env_kwargs = parse_overrides(args.set)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if hyperparameters:
+        raise UsageError(
+            f"eval takes environment arguments only (--set env.NAME=VALUE), got "
+            f"{sorted(hyperparameters)}: the agent's settings are the run's"
+        )
     run_dir, agent = load_run(args.run_dir, args.device)
     split = split_overrides(agent, args.split)
     episodes = args.episodes or run_eval_episodes(run_dir) or default_episodes(agent)
-    metrics = clean_numbers(evaluate(agent, episodes, seed=args.seed, **split))
+    try:
+        metrics = evaluate(agent, episodes, seed=args.seed, **split, **env_kwargs)
+    except ValueError as e:
+        raise UsageError(f"{agent.env_id}: {e}") from None
+    metrics = clean_numbers(metrics)
     print(f"run: {run_dir}")
     print(
         f"agent {agent.name} on {agent.env_id}, {agent.num_timesteps:,} training steps, "
@@ -476,6 +497,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "agent": agent.name,
         "split": split.get("split"),
         "seed": args.seed,
+        "env_kwargs": env_kwargs,
         **metrics,
     }
     print(json.dumps(result))
@@ -561,6 +583,11 @@ def print_metrics(metrics: dict[str, float], split: dict[str, str]) -> None:
     )
     if "accuracy" in metrics:
         print(f"accuracy {metrics['accuracy']:.2%}")
+    # The task's other episode metrics (e.g. the copy tasks' bits wrong per sequence).
+    standard = {"episodes", "mean_return", "std_return", "mean_length", "accuracy"}
+    for name, value in metrics.items():
+        if name not in standard:
+            print(f"{name.replace('_', ' ')} {value:.4g}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -586,3 +586,34 @@ def test_record_stops_at_its_length_limit_and_says_so(trained: dict) -> None:
     assert code == 0, err
     assert len(iio.imread(Path(last_line(out)), index=None)) == 12  # 3 s at 4 fps
     assert "shows 2 of the 6 episodes in full" in out
+
+
+def test_eval_prints_every_episode_metric_and_takes_env_arguments(tmp_path: Path) -> None:
+    """The copy tasks measure bits wrong per sequence: ``cogrl eval`` prints it with the
+    accuracy, and ``--set env.NAME=VALUE`` evaluates on other sequence lengths."""
+    code, out, err = run_cli(
+        "train", "--env", "cogrl/Copy-v0", "--agent", "ppo", "--no-preset", "--steps", "64",
+        "--num-envs", "2", "--runs-dir", str(tmp_path), "--eval-episodes", "0",
+        "--video-interval", "0", "--set", "n_steps=16", "--set", "batch_size=32",
+        "--set", "policy.core=gru", "--set", "policy.core_size=8",
+    )  # fmt: skip
+    assert code == 0, err
+    run = last_line(out)
+    lengths = {}
+    for n in (2, 6):
+        code, out, err = run_cli(
+            "eval", run, "--episodes", "4", "--set", f"env.min_length={n}",
+            "--set", f"env.max_length={n}",
+        )  # fmt: skip
+        assert code == 0, err
+        assert re.search(r"accuracy [\d.]+%", out), out
+        bits = re.search(r"bit errors ([\d.]+)", out)
+        assert bits is not None and 0 <= float(bits.group(1)) <= 8 * n, out
+        result = json.loads(last_line(out))
+        assert result["env_kwargs"] == {"min_length": n, "max_length": n}
+        lengths[n] = result["mean_length"]
+    assert lengths == {2: 5.0, 6: 13.0}  # 2L + 1 steps
+    code, _, err = run_cli("eval", run, "--set", "learning_rate=1")
+    assert code == 2 and "environment arguments only" in err
+    code, _, err = run_cli("eval", run, "--set", "env.max_length=0")
+    assert code == 2 and "max_length" in err
