@@ -4,7 +4,7 @@ the composed policies every learner builds from one :class:`PolicyConfig`.
 - :mod:`cogrl.nn.encoders`: observation -> feature (MLP, CNN, embeddings, Dict, RAM's
   glimpse network), by space or by name.
 - :mod:`cogrl.nn.cores`: the :class:`Core` contract and the registry of cores by name
-  (:func:`register_core`; ``none``, ``rnn``, ``gru``, ``lstm``).
+  (:func:`register_core`; ``none``, ``rnn``, ``gru``, ``lstm``; the memory cores below).
 - :mod:`cogrl.nn.distributions`: action heads behind one API (sample, log_prob, entropy,
   mode, to_env) and the value head.
 - :mod:`cogrl.nn.state`: map, reset, index, detach and pack recurrent state of any nesting.

@@ -56,11 +56,12 @@ class PolicyConfig:
 
     - ``encoder``: ``"auto"`` (chosen from the observation space: MLP, CNN, embeddings,
       every key of a ``Dict``) or a registered name such as ``"glimpse"`` (RAM's glimpse
-      network); ``hidden_sizes``: the MLP's layer widths, and ``hidden_sizes[-1]`` the
+      network) or ``"bow"`` (sentences as position-encoded bags of words, MemN2N's); ``hidden_sizes``: the MLP's layer widths, and ``hidden_sizes[-1]`` the
       feature width of the other encoders; ``activation``: ``"tanh"`` or ``"relu"``;
       ``glimpse_hidden``, ``location_hidden``: the glimpse network's ``h_g`` and ``h_l``.
-    - ``core``: a registered core (``"none"``, ``"rnn"``, ``"gru"``, ``"lstm"``, or a
-      user's, also as ``"module:name"``); ``core_size``: the width of its output;
+    - ``core``: a registered core (``"none"``, ``"rnn"``, ``"gru"``, ``"lstm"``, the
+      memory cores ``"ntm"``, ``"dnc"``, ``"memn2n"``, or a user's, also as
+      ``"module:name"``); ``core_size``: the width of its output;
       ``core_kwargs``: the core's own hyperparameters. Given flat (``policy={"core":
       "ntm", "memory_size": 64}``, ``--set policy.memory_size=64``), a name the chosen core
       takes lands in ``core_kwargs``.
