@@ -59,6 +59,7 @@ CLAIMS = {
     "--env cogrl/GlimpseDigits-v0 --agent ram": (r"accuracy ([\d.]+)%", 85.0),
     "--env CartPole-v1 --agent dqn --steps 200000": (r"mean return ([\d.]+)", 475.0),
     "--env cogrl/GlimpseDigits-v0 --agent ppo": (r"accuracy ([\d.]+)%", 85.0),
+    "--env cogrl/StoryQA-v0 --agent ppo": (r"accuracy ([\d.]+)%", 85.0),
     "python guess.py": (r"'mean_return': ([\d.]+)", 9.0),
     "python guess_core.py": (r"'mean_return': ([\d.]+)", 9.0),
     # The shared-replay block: both agents far above random play (~22).
