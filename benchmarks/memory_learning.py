@@ -69,7 +69,9 @@ def make_agent(env_id: str, core: str, seed: int, env_kwargs: dict | None = None
     if policy.get("core") != core:
         # The preset's core-specific settings do not carry over to another core.
         policy = {
-            k: v for k, v in policy.items() if k in ("hidden_sizes", "activation", "core_size")
+            k: v
+            for k, v in policy.items()
+            if k in ("hidden_sizes", "activation", "core_size", "share_torso")
         }
         policy.update(core=core, **CORE_SETTINGS[core])
     policy.update(extra_policy)
