@@ -124,8 +124,8 @@ def main() -> None:
     lines = [
         "## Memory cores: PPO steps per second on Copy (vs pytorch-ntm, batch 1)",
         "",
-        f"Command: `python benchmarks/memory_speed.py --pytorch-ntm /tmp/pytorch-ntm"
-        f"{' --write' if args.write else ''}` ({args.seconds:g} s per measurement, "
+        f"Command: `{' '.join(['python benchmarks/memory_speed.py', *sys.argv[1:]])}` "
+        f"({args.seconds:g} s per measurement, "
         f"{args.threads} torch thread(s); settings in the script's docstring). Sequences/s: "
         f"steps/s / {COPY_MEAN_STEPS:g} (the mean Copy episode); x anchor: cogrl's "
         "sequences/s over pytorch-ntm's supervised training at batch 1 "
