@@ -45,6 +45,7 @@ from throughput import machine
 import cogrl.agents
 from cogrl.agents import evaluate
 from cogrl.agents.presets import preset
+from cogrl.runs import parse_overrides
 
 EVAL_SEED = 1000
 COPY_LENGTHS = (10, 20, 40, 80, 120)
@@ -98,14 +99,19 @@ def train(agent, steps: int, every: int | None = None, check=None) -> float:
 
 
 def copy_benchmark(args) -> list[str]:
+    top = args.max_length
+    lengths = COPY_LENGTHS if top == 20 else (top, 2 * top)
+    mean_steps = (1 + top) + 1  # 2 E[L] + 1 for L uniform in 1..top
     lines = [
-        "| core | sequences to < 0.1 bits wrong (lengths 1-20) | "
-        + " | ".join(f"bits wrong, length {n}" for n in COPY_LENGTHS)
+        f"| core | sequences to < 0.1 bits wrong (lengths 1-{top}) | "
+        + " | ".join(f"bits wrong, length {n}" for n in lengths)
         + " | wall time |",
-        "|---|---|" + "---|" * len(COPY_LENGTHS) + "---|",
+        "|---|---|" + "---|" * len(lengths) + "---|",
     ]
     for core in args.cores or ("ntm", "lstm"):
-        agent = make_agent("cogrl/Copy-v0", core, args.seed)
+        agent = make_agent(
+            "cogrl/Copy-v0", core, args.seed, {"max_length": top}, **parse_sets(args.set)
+        )
         reached: list[float | None] = [None]
 
         def check(agent, core=core, reached=reached) -> None:
@@ -113,17 +119,25 @@ def copy_benchmark(args) -> list[str]:
                 r = evaluate(agent, episodes=200, seed=EVAL_SEED)
                 print(f"copy {core} {agent.num_timesteps}: {r}", file=sys.stderr, flush=True)
                 if r["bit_errors"] < 0.1:
-                    reached[0] = agent.num_timesteps / 22.0  # mean episode of lengths 1-20
+                    reached[0] = agent.num_timesteps / mean_steps
 
         seconds = train(agent, args.steps, args.eval_every, check)
         errors = []
-        for n in COPY_LENGTHS:
+        for n in lengths:
             r = evaluate(agent, episodes=args.episodes, seed=EVAL_SEED, min_length=n, max_length=n)
             errors.append(f"{r['bit_errors']:.2f} ({r['bit_errors'] / (8 * n):.0%})")
         to = "not within the budget" if reached[0] is None else f"~{reached[0]:,.0f}"
-        lines.append(f"| {core} | {to} | " + " | ".join(errors) + f" | {seconds / 60:.0f} min |")
+        lines.append(f"| {core} | {to} | " + " | ".join(errors) + f" | {seconds / 60:.1f} min |")
         print(lines[-1], flush=True)
     return lines
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` hyperparameters over the preset's (as ``cogrl train --set``)."""
+    hyperparameters, env_kwargs = parse_overrides(items)
+    if env_kwargs:
+        raise SystemExit(f"--set takes hyperparameters here, got env. keys {sorted(env_kwargs)}")
+    return hyperparameters
 
 
 def recall_benchmark(args) -> list[str]:
@@ -219,6 +233,10 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", type=int, choices=STORY_TASKS)
     parser.add_argument("--sizes", nargs="+", type=int, choices=STORY_SIZES)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--max-length", type=int, default=20, help="copy: train on 1..N")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="copy: a hyperparameter"
+    )
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
