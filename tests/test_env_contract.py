@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from cogrl.core import BatchedEnv, force_sync_free
-from cogrl.envs import core_spec, make_core
+from cogrl.envs import cogrl_env_ids, core_spec, make_core
 from cogrl.envs.adapters import CoreVectorEnv
 
 # (env_id, constructor kwargs): one entry per task. Keep sizes small (episodes of a few to a
@@ -52,6 +52,19 @@ CONTRACT: list[tuple[str, dict[str, Any]]] = [
     # bAbI task 1 from the generated world, the last 3 sentences shown (episodes of 3 or 4).
     ("cogrl/StoryQA-v0", {"task": 1, "max_sentences": 3}),
 ]
+
+
+def test_every_registered_task_is_under_a_contract() -> None:
+    """A new cogrl task gets the contract: its id is in CONTRACT here, or it is one of the
+    glimpse tasks that tests/test_envs.py checks in both action modes."""
+    glimpse = "cogrl.envs.attention.glimpse"
+    covered = {env_id for env_id, _ in CONTRACT}
+    missing = [
+        i
+        for i in cogrl_env_ids()
+        if i.startswith("cogrl/") and i not in covered and core_spec(i)[0].__module__ != glimpse
+    ]  # (ids that other tests register, outside the cogrl namespace, are theirs)
+    assert missing == [], f"add {missing} to CONTRACT"
 
 
 def _name(entry: Any) -> str:
