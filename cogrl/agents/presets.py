@@ -10,7 +10,8 @@ defaults. In a script::
     agent.learn(p.timesteps)
 
 What each preset reaches within its ``timesteps`` is measured by ``benchmarks/presets.py``
-(BENCHMARKS.md); ``pytest -m learning`` checks the CartPole and GlimpseDigits ones.
+and, for the memory tasks, ``benchmarks/memory_learning.py`` (BENCHMARKS.md); ``pytest -m
+learning`` checks the CartPole, GlimpseDigits and StoryQA ones.
 """
 
 from __future__ import annotations
