@@ -1,4 +1,4 @@
-"""Data sets read from local files: digit images and bAbI stories.
+"""Data sets read from local files: digit images, bAbI stories and human eye movements.
 
 Handwritten-digit images for the glimpse-recognition tasks (:func:`load_digits`):
 
@@ -12,6 +12,10 @@ Story question answering (:func:`load_babi`): the bAbI tasks' text files (Weston
 2015) read from a local folder into :class:`BabiData`, one example per question over its
 story so far; :func:`babi_data` builds the same from stories made in memory (the world
 generator of :mod:`cogrl.envs.memory.babi`).
+
+Human eye movements (:func:`load_fixations`): a folder of images with every observer's
+fixations in order (``fixations.jsonl``, the format of the OSIE subset in
+``../shared/data/osie``) into :class:`FixationData`, split into train and test by image.
 """
 
 from __future__ import annotations
@@ -434,3 +438,130 @@ def _parse_babi(path: Path) -> list[list[BabiLine]]:
     if not stories:
         raise ValueError(f"{path} holds no bAbI lines; expected numbered sentences and questions")
     return stories
+
+
+# --- eye-tracking fixations ------------------------------------------------------------------
+
+FIXATIONS_FILE = "fixations.jsonl"
+STIMULI_FOLDER = "stimuli"
+#: One image in this many is a test image (by a fixed hash of its file name, see
+#: :func:`image_split`), so an image's split never depends on which others are present.
+TEST_EVERY = 5
+
+
+def image_split(name: str) -> str:
+    """``"test"`` or ``"train"``: the split of the image file ``name``, fixed by the CRC-32
+    of the name (one image in :data:`TEST_EVERY` is a test image)."""
+    return "test" if zlib.crc32(name.encode()) % TEST_EVERY == 0 else "train"
+
+
+@dataclass(frozen=True)
+class FixationData:
+    """Human eye movements on a set of images, one split of a human-data folder.
+
+    The folder holds ``stimuli/`` (the images) and ``fixations.jsonl``, one JSON object per
+    image: ``{"image": "1007.jpg", "width": 800, "height": 600, "subjects": [[[x, y,
+    duration_ms], ...], ...]}``, one list per observer with the fixations in viewing
+    order, ``x`` and ``y`` in image pixels from the top-left corner (the format of
+    ``../shared/data/osie``, the OSIE data set's 700 free-viewing images in its full form).
+
+    - ``root``: the folder.
+    - ``names``: the image file names, in the file's order.
+    - ``sizes``: (D, 2) int64, each image's (width, height) in pixels.
+    - ``scanpaths``: per image, one (K, 3) float64 array per observer: (x, y, duration_ms).
+    """
+
+    root: Path
+    names: tuple[str, ...]
+    sizes: np.ndarray
+    scanpaths: tuple[tuple[np.ndarray, ...], ...]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def path(self, i: int) -> Path:
+        """The file of image ``i``."""
+        return self.root / STIMULI_FOLDER / self.names[i]
+
+    def image(self, i: int) -> np.ndarray:
+        """Image ``i`` as (H, W, 3) uint8 RGB."""
+        from PIL import Image
+
+        with Image.open(self.path(i)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    def fixations(self, i: int) -> np.ndarray:
+        """Every observer's fixations on image ``i`` together, (F, 2) float64 (x, y): the
+        points a saliency map is scored against."""
+        return np.concatenate([s[:, :2] for s in self.scanpaths[i]]).reshape(-1, 2)
+
+
+def load_fixations(root: str | os.PathLike, split: str = "train") -> FixationData:
+    """One split (``"train"``, ``"test"``; by image, :func:`image_split`) of the human
+    eye-movement folder ``root`` (see :class:`FixationData`). Nothing is downloaded: a
+    missing folder, file or image, and a malformed record, are a ValueError naming them."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    folder = Path(root).expanduser().resolve()
+    path = folder / FIXATIONS_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"no {FIXATIONS_FILE} in {str(folder)!r}: a human-data folder holds "
+            f"{FIXATIONS_FILE} and {STIMULI_FOLDER}/ (the format of ../shared/data/osie)"
+        )
+    stat = path.stat()
+    data = _read_fixations(str(path), stat.st_mtime_ns, stat.st_size)
+    keep = [i for i, name in enumerate(data.names) if image_split(name) == split]
+    if not keep:
+        raise ValueError(f"{str(path)!r} holds no {split!r} image (images: {len(data)})")
+    return FixationData(
+        data.root,
+        tuple(data.names[i] for i in keep),
+        data.sizes[keep],
+        tuple(data.scanpaths[i] for i in keep),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _read_fixations(path: str, mtime_ns: int, size: int) -> FixationData:
+    import json
+
+    file = Path(path)
+    names, sizes, scanpaths = [], [], []
+    with open(file, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {number}"
+            try:
+                record = json.loads(line)
+                name = str(record["image"])
+                width, height = int(record["width"]), int(record["height"])
+                subjects = record["subjects"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(
+                    f"{where}: expected a JSON object with image, width, height and subjects ({e})"
+                ) from None
+            if not (file.parent / STIMULI_FOLDER / name).is_file():
+                raise ValueError(f"{where}: image {name!r} is not in {STIMULI_FOLDER}/")
+            paths = []
+            for s, subject in enumerate(subjects):
+                fixations = np.asarray(subject, dtype=np.float64).reshape(-1, 3)
+                xy = fixations[:, :2]
+                inside = (xy >= 0).all() and (xy[:, 0] < width).all() and (xy[:, 1] < height).all()
+                if not (np.isfinite(fixations).all() and inside and (fixations[:, 2] >= 0).all()):
+                    raise ValueError(
+                        f"{where}: subject {s} has a fixation off the {width} x {height} image "
+                        "or a negative or non-finite value: expected [x, y, duration_ms] with "
+                        "0 <= x < width, 0 <= y < height, duration >= 0"
+                    )
+                fixations.setflags(write=False)
+                paths.append(fixations)
+            names.append(name)
+            sizes.append((width, height))
+            scanpaths.append(tuple(paths))
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: an image is listed twice")
+    sizes_array = np.array(sizes, dtype=np.int64).reshape(-1, 2)
+    sizes_array.setflags(write=False)
+    return FixationData(file.parent, tuple(names), sizes_array, tuple(scanpaths))

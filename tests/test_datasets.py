@@ -244,3 +244,76 @@ def test_damaged_gzip_files_raise(tmp_path: Path) -> None:
     (tmp_path / (image_name + ".gz")).write_bytes(b"not gzip at all")
     with pytest.raises(ValueError, match=r"images-idx3-ubyte.gz cannot be read as a gzipped"):
         load_digits("mnist", "test", root=tmp_path)
+
+
+# --- human eye-movement folders (load_fixations) -------------------------------------------
+
+
+def _human_folder(root: Path, records: list[dict], images: bool = True) -> Path:
+    import json
+
+    from PIL import Image
+
+    (root / "stimuli").mkdir(parents=True, exist_ok=True)
+    if images:
+        for r in records:
+            Image.fromarray(np.zeros((r["height"], r["width"], 3), np.uint8)).save(
+                root / "stimuli" / r["image"]
+            )
+    (root / "fixations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root
+
+
+def _record(name: str, subjects: list) -> dict:
+    return {"image": name, "width": 8, "height": 6, "subjects": subjects}
+
+
+def test_fixations_are_read_and_split_by_image(tmp_path: Path) -> None:
+    from cogrl.datasets import image_split, load_fixations
+
+    names = [f"{i:04d}.png" for i in range(20)]
+    records = [_record(n, [[[1, 2, 100], [7.5, 5, 250]], [[0, 0, 50]]]) for n in names]
+    root = _human_folder(tmp_path, records)
+    train, test = load_fixations(root, "train"), load_fixations(root, "test")
+    assert set(train.names) | set(test.names) == set(names)
+    assert not set(train.names) & set(test.names)
+    assert all(image_split(n) == "test" for n in test.names) and len(test) > 0
+    i = 0
+    assert train.sizes[i].tolist() == [8, 6]
+    np.testing.assert_array_equal(train.scanpaths[i][0], [[1, 2, 100], [7.5, 5, 250]])
+    np.testing.assert_array_equal(train.fixations(i), [[1, 2], [7.5, 5], [0, 0]])
+    assert train.image(i).shape == (6, 8, 3)
+    assert train.path(i) == tmp_path.resolve() / "stimuli" / train.names[i]
+
+
+@pytest.mark.parametrize(
+    ("subjects", "word"),
+    [
+        ([[[8, 2, 100]]], "off the 8 x 6 image"),  # x == width
+        ([[[1, -1, 100]]], "off the 8 x 6 image"),
+        ([[[1, 1, -5]]], "negative"),
+        ([[[1, float("nan"), 5]]], "non-finite"),
+    ],
+)
+def test_bad_fixations_are_named(tmp_path: Path, subjects: list, word: str) -> None:
+    from cogrl.datasets import load_fixations
+
+    root = _human_folder(tmp_path, [_record("a.png", subjects)])
+    with pytest.raises(ValueError, match=f"line 1: subject 0 .*{word}"):
+        load_fixations(root, "train")
+
+
+def test_missing_human_data_is_named(tmp_path: Path) -> None:
+    from cogrl.datasets import load_fixations
+
+    with pytest.raises(ValueError, match="no fixations.jsonl in"):
+        load_fixations(tmp_path / "nowhere")
+    root = _human_folder(tmp_path / "noimages", [_record("a.png", [])], images=False)
+    with pytest.raises(ValueError, match="image 'a.png' is not in stimuli/"):
+        load_fixations(root)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "fixations.jsonl").write_text('{"image": "a.png"}\n')
+    with pytest.raises(ValueError, match="line 1: expected a JSON object"):
+        load_fixations(tmp_path / "broken")
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_fixations(tmp_path, "validation")
