@@ -185,9 +185,9 @@ def test_bad_images_are_named(name, images, match):
 
 def test_bad_sizes_and_settings_are_named():
     with pytest.raises(
-        ValueError, match=r"itti_koch needs images at least 256 x 256.*got 255 x 400"
+        ValueError, match=r"itti_koch needs images at least 128 x 128.*got 127 x 400"
     ):
-        itti_koch(torch.zeros(1, 3, 255, 400))
+        itti_koch(torch.zeros(1, 3, 127, 400))
     with pytest.raises(ValueError, match=r"at least 8 pixels high.*12 x 400.*gives 4"):
         site_entropy_rate(torch.zeros(1, 3, 12, 400))
     with pytest.raises(ValueError, match=r"width must be an int >= 2, got 1"):
