@@ -266,6 +266,25 @@ def test_spectral_residual_of_an_impulse_is_the_smoothing_gaussian():
     torch.testing.assert_close(saliency, g[:, None] * g[None, :], atol=1e-9, rtol=1e-9)
 
 
+def test_spectral_residual_of_a_grating_by_hand():
+    # I(x) = c + a cos(2 pi k x / 64): the spectrum has the mean c N at f = 0 and a N / 2 at
+    # f = +-k; every other amplitude is (at) the floor, log amplitude Lf. With k >= 2 each of
+    # the three sits among 8 floor neighbours (the spectrum wraps around), so
+    # R = L - (L + 8 Lf) / 9 = 8/9 (L - Lf), and R_k - R_0 = 8/9 log(a / (2 c)): the inverse
+    # transform is (exp(R_0) + 2 exp(R_k) cos(2 pi k x / 64)) / N, whatever the floor.
+    c, a, k = 0.5, 0.3, 5
+    x = torch.arange(64, dtype=torch.float64)
+    image = (c + a * torch.cos(2 * math.pi * k * x / 64)).expand(1, 1, 64, 64)
+    rho = (a / (2 * c)) ** (8 / 9)
+    expected = ((1 + 2 * rho * torch.cos(2 * math.pi * k * x / 64)) / (1 + 2 * rho)) ** 2
+    saliency = spectral_residual(image, sigma=0)[0]  # no smoothing; 64 wide: no resizing
+    torch.testing.assert_close(saliency, expected.expand(64, 64), atol=1e-9, rtol=1e-9)
+    # Without the residual the map would be the image squared: (1 + 0.6 cos)^2 / 1.6^2.
+    assert not torch.allclose(
+        saliency[0], ((c + a * torch.cos(2 * math.pi * k * x / 64)) / 0.8) ** 2
+    )
+
+
 def test_center_bias_is_the_gaussian_on_the_image_centre():
     h, w = 51, 101  # odd sizes: pixel (25, 50) has its centre on the image's centre
     bias = center_bias(torch.zeros(2, 3, h, w), sigma_x=0.2, sigma_y=0.1)

@@ -17,9 +17,10 @@ Choices the paper leaves open, as made here:
 - Intensity is the mean of r, g and b (Itti-Koch's I, shared with the other models here).
 - The 3 x 3 mean runs over the spectrum as it is periodic (the neighbours of a frequency
   wrap around, as frequencies do).
-- Frequencies whose amplitude is at round-off level (below ``eps * max A`` with eps the
-  dtype's machine epsilon) have no meaningful phase: their log amplitude is taken at that
-  floor and they add nothing to the inverse transform. So a blank image, whose only
+- Frequencies whose amplitude is at round-off level have no meaningful phase: below
+  ``eps * log2(N) * max A`` (eps the dtype's machine epsilon, N the number of pixels: an
+  FFT's round-off grows like eps log2 N times the signal) their log amplitude is taken at
+  that floor and they add nothing to the inverse transform. So a blank image, whose only
   frequency is the mean, gives a uniform map, not round-off noise.
 - The Gaussian is truncated at 3 sigma and repeats the edge values at the borders.
 - Each map is divided by its maximum (the authors' code rescales to [0, 1] likewise): the
@@ -28,6 +29,8 @@ Choices the paper leaves open, as made here:
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +70,8 @@ def spectral_residual(
     spectrum = torch.fft.fft2(x)
     amplitude = spectrum.abs()
     finfo = torch.finfo(x.dtype)
-    floor = finfo.eps * amplitude.amax(dim=(-2, -1), keepdim=True) + finfo.tiny
+    round_off = finfo.eps * max(1.0, math.log2(height * width))
+    floor = round_off * amplitude.amax(dim=(-2, -1), keepdim=True) + finfo.tiny
     meaningful = amplitude > floor
     log_amplitude = torch.log(torch.maximum(amplitude, floor))  # L(f)
     residual = log_amplitude - _periodic_mean(log_amplitude, MEAN_FILTER)  # R(f)
