@@ -466,12 +466,14 @@ class FixationData:
     ``../shared/data/osie``, the OSIE data set's 700 free-viewing images in its full form).
 
     - ``root``: the folder.
+    - ``split``: ``"train"`` or ``"test"`` (:func:`image_split`).
     - ``names``: the image file names, in the file's order.
     - ``sizes``: (D, 2) int64, each image's (width, height) in pixels.
     - ``scanpaths``: per image, one (K, 3) float64 array per observer: (x, y, duration_ms).
     """
 
     root: Path
+    split: str
     names: tuple[str, ...]
     sizes: np.ndarray
     scanpaths: tuple[tuple[np.ndarray, ...], ...]
@@ -516,6 +518,7 @@ def load_fixations(root: str | os.PathLike, split: str = "train") -> FixationDat
         raise ValueError(f"{str(path)!r} holds no {split!r} image (images: {len(data)})")
     return FixationData(
         data.root,
+        split,
         tuple(data.names[i] for i in keep),
         data.sizes[keep],
         tuple(data.scanpaths[i] for i in keep),
@@ -524,6 +527,7 @@ def load_fixations(root: str | os.PathLike, split: str = "train") -> FixationDat
 
 @functools.lru_cache(maxsize=8)
 def _read_fixations(path: str, mtime_ns: int, size: int) -> FixationData:
+    """Every image of the file (``split`` left empty; :func:`load_fixations` splits it)."""
     import json
 
     file = Path(path)
@@ -564,4 +568,4 @@ def _read_fixations(path: str, mtime_ns: int, size: int) -> FixationData:
         raise ValueError(f"{path}: an image is listed twice")
     sizes_array = np.array(sizes, dtype=np.int64).reshape(-1, 2)
     sizes_array.setflags(write=False)
-    return FixationData(file.parent, tuple(names), sizes_array, tuple(scanpaths))
+    return FixationData(file.parent, "", tuple(names), sizes_array, tuple(scanpaths))

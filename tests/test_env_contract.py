@@ -51,6 +51,23 @@ CONTRACT: list[tuple[str, dict[str, Any]]] = [
     ("cogrl/DelayedRecall-v0", {"delay": 0, "n_choices": 3}),
     # bAbI task 1 from the generated world, the last 3 sentences shown (episodes of 3 or 4).
     ("cogrl/StoryQA-v0", {"task": 1, "max_sentences": 3}),
+    # Scanpaths on scikit-image's photographs at 36 x 48 (SB3's CNN needs 36 x 36),
+    # spectral-residual information, 3 fixations.
+    (
+        "cogrl/Scanpath-v0",
+        {"saliency": "spectral_residual", "n_fixations": 3, "image_size": (36, 48)},
+    ),
+    # Discrete fixations on a 2 x 3 grid, 2 per episode.
+    (
+        "cogrl/Scanpath-v0",
+        {
+            "action_mode": "discrete",
+            "saliency": "center_bias",
+            "n_fixations": 2,
+            "image_size": (36, 36),
+            "grid_size": (2, 3),
+        },
+    ),
 ]
 
 

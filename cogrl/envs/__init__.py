@@ -1,7 +1,7 @@
 """cogrl's tasks, registered with Gymnasium in the namespace ``cogrl`` on import.
 
 Tasks live in one subpackage per family: :mod:`cogrl.envs.attention` (glimpse-based
-recognition) and :mod:`cogrl.envs.memory` (the NTM's copy, repeat copy and associative
+recognition, saccadic scanpaths) and :mod:`cogrl.envs.memory` (the NTM's copy, repeat copy and associative
 recall; delayed recall). Every task is a batched core (:class:`cogrl.core.BatchedEnv`).
 ``gym.make(id)`` gives a ``gymnasium.Env`` over a core of one; ``gym.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` a ``gymnasium.vector.VectorEnv`` over a core of
@@ -46,6 +46,7 @@ _TASKS = {
     "cogrl/AssociativeRecall-v0": "cogrl.envs.memory.algorithmic:AssociativeRecall",
     "cogrl/DelayedRecall-v0": "cogrl.envs.memory.delayed:DelayedRecall",
     "cogrl/StoryQA-v0": "cogrl.envs.memory.story:StoryQA",
+    "cogrl/Scanpath-v0": "cogrl.envs.attention.scanpath:Scanpath",
 }
 
 
