@@ -149,7 +149,7 @@ SKIMAGE_IMAGES = {
 #: Sigma of the human fixation density: one degree of visual angle, 24 of OSIE's 800 pixels.
 HUMAN_SIGMA = 24.0 / 800.0
 # Saliency models see the images at this multiple of the working resolution.
-_SALIENCY_ZOOM = 4
+SALIENCY_ZOOM = 4
 _RENDER_WIDTH = 384
 
 
@@ -524,7 +524,8 @@ def resize_pictures(pictures: list[torch.Tensor], size: tuple[int, int]) -> torc
     """uint8 (H, W, 3) pictures as one float batch (D, 3, h, w) in [0, 1] (antialiased)."""
     from cogrl.saliency._image import resize
 
-    return torch.cat([resize(p.permute(2, 0, 1)[None].float() / 255, *size) for p in pictures])
+    batch = torch.cat([resize(p.permute(2, 0, 1)[None].float() / 255, *size) for p in pictures])
+    return batch.clamp_(0, 1)  # antialiased resizing may overshoot [0, 1] by rounding
 
 
 def _blur_stack(images: torch.Tensor, n_levels: int) -> torch.Tensor:
@@ -563,7 +564,7 @@ def _compute_saliency(model: str, size: tuple[int, int], pictures) -> torch.Tens
     from cogrl.saliency import MODELS
 
     h, w = size
-    big = resize_pictures(pictures, (_SALIENCY_ZOOM * h, _SALIENCY_ZOOM * w))
+    big = resize_pictures(pictures, (SALIENCY_ZOOM * h, SALIENCY_ZOOM * w))
     maps = MODELS[model](big).clamp_min(0)
     maps = F.interpolate(maps[:, None], size=size, mode="area")[:, 0]
     return _normalise(maps)

@@ -1,0 +1,334 @@
+"""Scanpath models scored against human eye movements.
+
+Where do models look, compared with people? This module makes scanpaths on the images of a
+human-data folder (:func:`cogrl.datasets.load_fixations`) and scores them with the field's
+metrics (:mod:`cogrl.metrics`):
+
+- :func:`baseline_scanpaths`: the classic models, by name (:data:`BASELINES`):
+  ``random`` (uniform fixations), ``center_bias`` (fixations drawn from the centre-bias
+  map), ``wta:MODEL`` (Itti and Koch's winner-take-all with inhibition of return on a
+  :mod:`cogrl.saliency` map: fixate the map's maximum, then suppress a disc of a sixth of
+  the image's smaller side around it, and again), and ``wang2011`` (Wang et al. 2011: each
+  fixation where the residual perceptual information gained is largest,
+  :meth:`~cogrl.envs.attention.scanpath.Scanpath.greedy_fixation`).
+- :func:`agent_scanpaths`: a trained agent's scanpaths on the same images, through
+  ``cogrl/Scanpath-v0`` with the folder as ``human_data``.
+- :func:`score_scanpaths`: one row of the benchmark table: saliency-map metrics (AUC-Judd,
+  shuffled AUC, NSS, CC; of the model's own map where it has one, otherwise of the density
+  of its fixations), scanpath metrics against every observer (MultiMatch's five
+  dimensions, ScanMatch, string-edit similarity), and the human-consistency KL (MultiMatch's
+  model-vs-human score distribution against the human-vs-human one, averaged over its
+  dimensions). :func:`human_ceiling` scores each observer against the others the same way.
+
+Model scanpaths are lists per image of (K, 3) arrays ``(x, y, duration_ms)`` in the image's
+pixels; a model that does not time its fixations gets the image's median human duration.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from cogrl.datasets import FixationData
+from cogrl.envs.attention.scanpath import SALIENCY_ZOOM, resize_pictures
+from cogrl.metrics import (
+    MULTIMATCH_DIMENSIONS,
+    OSIE_PIXELS_PER_DEGREE,
+    auc_judd,
+    auc_shuffled,
+    cc,
+    fixation_density,
+    human_consistency,
+    multimatch,
+    nss,
+    scanmatch,
+    string_edit_distance,
+)
+
+__all__ = [
+    "BASELINES",
+    "SCORES",
+    "agent_scanpaths",
+    "baseline_scanpaths",
+    "human_ceiling",
+    "saliency_maps",
+    "score_scanpaths",
+    "winner_take_all",
+]
+
+ENV_ID = "cogrl/Scanpath-v0"
+#: Scanpath models by name (``wta:`` takes any :data:`cogrl.saliency.MODELS` name).
+BASELINES = (
+    "random",
+    "center_bias",
+    "wta:itti_koch",
+    "wta:spectral_residual",
+    "wta:site_entropy_rate",
+    "wang2011",
+)
+#: What :func:`score_scanpaths` reports, in the benchmark table's order.
+SCORES = (
+    "auc_judd",
+    "auc_shuffled",
+    "nss",
+    "cc",
+    *(f"multimatch_{d}" for d in MULTIMATCH_DIMENSIONS),
+    "multimatch",
+    "scanmatch",
+    "sed",
+    "human_consistency_kl",
+)
+# ScanMatch and string edit distance grid: the ScanMatch toolbox's 12 x 8 (rows, columns
+# in numpy order), as in the recent scanpath papers' OSIE evaluations.
+GRID = (8, 12)
+
+
+def winner_take_all(maps: torch.Tensor, n_fixations: int, radius: float = 1 / 6) -> torch.Tensor:
+    """Itti and Koch's (1998) scanpath on saliency maps (B, H, W): fixate the maximum, then
+    inhibit a disc of ``radius`` times the smaller side around it (inhibition of return),
+    ``n_fixations`` times. Returns (B, n_fixations, 2) locations (x, y) in [-1, 1]."""
+    b, h, w = maps.shape
+    ys = torch.arange(h, device=maps.device, dtype=maps.dtype)[:, None]
+    xs = torch.arange(w, device=maps.device, dtype=maps.dtype)[None, :]
+    left = maps.clone()
+    floor = left.amin((1, 2), keepdim=True) - 1  # below every value: inhibited
+    path = []
+    for _ in range(n_fixations):
+        flat = left.flatten(1).argmax(1)
+        row, col = (flat // w).to(maps.dtype), (flat % w).to(maps.dtype)
+        path.append(torch.stack([(col + 0.5) / w * 2 - 1, (row + 0.5) / h * 2 - 1], 1))
+        near = (ys - row[:, None, None]) ** 2 + (xs - col[:, None, None]) ** 2
+        left = torch.where(near <= (radius * min(h, w)) ** 2, floor, left)
+    return torch.stack(path, 1)
+
+
+def baseline_scanpaths(
+    name: str,
+    data: FixationData,
+    n_fixations: int = 9,
+    samples: int = 1,
+    seed: int = 0,
+    image_size: tuple[int, int] = (48, 64),
+) -> list[list[np.ndarray]]:
+    """``samples`` scanpaths of ``n_fixations`` per image of ``data`` from the baseline
+    ``name`` (:data:`BASELINES`). ``wang2011`` runs the scanpath task at ``image_size``;
+    the saliency maps of ``wta:`` and ``center_bias`` are computed at ``SALIENCY_ZOOM``
+    times it, as the task computes its own."""
+    from cogrl.saliency import MODELS
+
+    if name not in BASELINES and not (name.startswith("wta:") and name[4:] in MODELS):
+        wta = [f"wta:{m}" for m in sorted(MODELS)]
+        raise ValueError(
+            f"baseline must be one of {sorted(set(BASELINES) | set(wta))}, got {name!r}"
+        )
+    n_images = len(data)
+    generator = torch.Generator().manual_seed(seed)
+    if name == "wang2011":
+        core = _core(
+            data,
+            n_images * samples,
+            image_size,
+            saliency="site_entropy_rate",
+            n_fixations=n_fixations,
+        )
+        core.reset(seed=seed, options={"image": torch.arange(n_images * samples) % n_images})
+        for _ in range(n_fixations):
+            _, _, _, _, info = core.step(core.greedy_fixation())
+        locations = info["scanpath"]
+    elif name == "random":
+        locations = torch.rand(n_images * samples, n_fixations, 2, generator=generator) * 2 - 1
+    else:
+        model = "center_bias" if name == "center_bias" else name[4:]
+        # The maps at the size the scanpath task computes its own saliency at.
+        h, w = image_size
+        size = (SALIENCY_ZOOM * h, SALIENCY_ZOOM * w)
+        maps = _working_maps(data, model, size).repeat(samples, 1, 1)
+        if name == "center_bias":
+            locations = _sample_locations(maps, n_fixations, generator)
+        else:
+            locations = winner_take_all(maps, n_fixations)
+    return _to_pixels(locations.reshape(samples, n_images, n_fixations, 2), data)
+
+
+def agent_scanpaths(
+    agent: Any,
+    data: FixationData,
+    samples: int = 1,
+    deterministic: bool = True,
+    seed: int = 0,
+) -> list[list[np.ndarray]]:
+    """A trained agent's scanpaths on every image of ``data``: ``samples`` per image, its
+    actions the most likely (``deterministic``) or sampled."""
+    if agent.env_id != ENV_ID:
+        raise ValueError(f"scanpaths come from an agent of {ENV_ID}, got one of {agent.env_id!r}")
+    n_images = len(data)
+    # The run's own environment settings (reward, sizes, fovea, ...) on the folder's images.
+    core = agent.make_core(
+        n_images * samples, images="skimage", human_data=str(data.root), split=data.split
+    )
+    obs, _ = core.reset(seed=seed, options={"image": torch.arange(n_images * samples) % n_images})
+    state, start = None, torch.ones(core.num_envs, dtype=torch.bool, device=core.device)
+    for _ in range(core.n_fixations):
+        action, state = agent.predict(obs, state, start, deterministic)
+        obs, _, _, _, info = core.step(action)
+        start = torch.zeros_like(start)
+    locations = info["scanpath"].cpu().reshape(samples, n_images, core.n_fixations, 2)
+    return _to_pixels(locations, data)
+
+
+def saliency_maps(
+    model: str, data: FixationData, size: tuple[int, int] = (192, 256)
+) -> list[np.ndarray]:
+    """The :mod:`cogrl.saliency` map ``model`` of every image of ``data``, computed at
+    ``size`` and resized to the image's own pixels (a density: each sums to 1)."""
+    maps = _working_maps(data, model, size)
+    out = []
+    for i, m in enumerate(maps):
+        width, height = (int(v) for v in data.sizes[i])
+        full = torch.nn.functional.interpolate(m[None, None], size=(height, width), mode="bilinear")
+        full = full[0, 0].clamp_min(0).double().numpy()
+        out.append(full / full.sum() if full.sum() > 0 else np.full_like(full, 1 / full.size))
+    return out
+
+
+def score_scanpaths(
+    scanpaths: Sequence[Sequence[np.ndarray]],
+    data: FixationData,
+    maps: Sequence[np.ndarray] | None = None,
+) -> dict[str, float]:
+    """The metrics of :data:`SCORES`, averaged over the images of ``data``, for the model
+    whose scanpaths (one list per image) and, where it has them, saliency maps (one per
+    image, at the image's pixels) are given."""
+    if len(scanpaths) != len(data) or (maps is not None and len(maps) != len(data)):
+        raise ValueError(
+            f"give one list of scanpaths (and one map) per image: {len(data)} images, got "
+            f"{len(scanpaths)} scanpath lists" + ("" if maps is None else f" and {len(maps)} maps")
+        )
+    rows = []
+    for i in range(len(data)):
+        model_map = None if maps is None else maps[i]
+        rows.append(_score_image(i, data, list(scanpaths[i]), model_map))
+    return {k: float(np.mean([r[k] for r in rows])) for k in SCORES}
+
+
+def human_ceiling(data: FixationData) -> dict[str, float]:
+    """The human inter-observer ceiling: each observer scored as a model against the others
+    (map metrics: the others' fixation density at the observer's fixations), averaged."""
+    rows = []
+    for i in range(len(data)):
+        humans = data.scanpaths[i]
+        for j in range(len(humans)):
+            others = [s for k, s in enumerate(humans) if k != j]
+            rows.append(_score_image(i, data, [humans[j]], None, humans=others))
+    return {k: float(np.mean([r[k] for r in rows])) for k in SCORES}
+
+
+# --- scoring -----------------------------------------------------------------------------------
+
+
+def _score_image(
+    i: int,
+    data: FixationData,
+    model: list[np.ndarray],
+    model_map: np.ndarray | None,
+    humans: Sequence[np.ndarray] | None = None,
+) -> dict[str, float]:
+    width, height = (int(v) for v in data.sizes[i])
+    shape = (height, width)
+    humans = list(data.scanpaths[i] if humans is None else humans)
+    fixations = np.concatenate([s[:, :2] for s in humans])
+    model_fixations = np.concatenate([s[:, :2] for s in model])
+    if model_map is None:
+        model_map = fixation_density(model_fixations, shape, OSIE_PIXELS_PER_DEGREE)
+    human_map = fixation_density(fixations, shape, OSIE_PIXELS_PER_DEGREE)
+    row = {
+        "auc_judd": auc_judd(model_map, fixations),
+        "auc_shuffled": auc_shuffled(model_map, fixations, _nonfixations(data, i)),
+        "nss": nss(model_map, fixations),
+        "cc": cc(model_map, human_map),
+    }
+    long_enough = [s for s in humans if len(s) >= 3]  # MultiMatch compares >= 3 fixations
+    screen = (width, height)
+    consistency = human_consistency(
+        model, long_enough, functools.partial(multimatch, screen_size=screen)
+    )
+    for d in MULTIMATCH_DIMENSIONS:
+        row[f"multimatch_{d}"] = float(consistency[d].model_human.mean())
+    row["multimatch"] = float(np.mean([row[f"multimatch_{d}"] for d in MULTIMATCH_DIMENSIONS]))
+    row["human_consistency_kl"] = float(np.mean([consistency[d].kl for d in MULTIMATCH_DIMENSIONS]))
+    row["scanmatch"] = float(np.mean([scanmatch(m, h, shape, GRID) for m in model for h in humans]))
+    row["sed"] = float(
+        np.mean(
+            [string_edit_distance(m, h, shape, GRID)["similarity"] for m in model for h in humans]
+        )
+    )
+    return row
+
+
+def _nonfixations(data: FixationData, i: int) -> np.ndarray:
+    """Shuffled AUC's negatives: the human fixations of every other image of the set, in
+    image ``i``'s pixels (scaled where sizes differ)."""
+    width, height = (int(v) for v in data.sizes[i])
+    others = []
+    for k in range(len(data)):
+        if k != i:
+            w, h = (int(v) for v in data.sizes[k])
+            others.append(data.fixations(k) * np.array([width / w, height / h]))
+    return np.concatenate(others)
+
+
+# --- making scanpaths --------------------------------------------------------------------------
+
+
+def _core(data: FixationData, num_envs: int, image_size: tuple[int, int], **kwargs: Any):
+    from cogrl.envs import make_core
+
+    return make_core(
+        ENV_ID,
+        num_envs,
+        human_data=str(data.root),
+        split=data.split,
+        image_size=image_size,
+        **kwargs,
+    )
+
+
+def _working_maps(data: FixationData, model: str, size: tuple[int, int]) -> torch.Tensor:
+    """The saliency maps (D, h, w) of ``data``'s images at working size ``size``."""
+    from cogrl.saliency import MODELS
+
+    if model not in MODELS:
+        raise ValueError(f"saliency model must be one of {sorted(MODELS)}, got {model!r}")
+    pictures = [torch.from_numpy(np.array(data.image(i))) for i in range(len(data))]
+    return MODELS[model](resize_pictures(pictures, size)).clamp_min(0)
+
+
+def _sample_locations(maps: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` locations per map (B, H, W), drawn with probability proportional to the map."""
+    b, h, w = maps.shape
+    weights = maps.flatten(1).double()
+    weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
+    flat = torch.multinomial(weights, n, replacement=True, generator=generator)
+    cols, rows = (flat % w).float(), (flat // w).float()
+    return torch.stack([(cols + 0.5) / w * 2 - 1, (rows + 0.5) / h * 2 - 1], -1)
+
+
+def _to_pixels(locations: torch.Tensor, data: FixationData) -> list[list[np.ndarray]]:
+    """(samples, D, K, 2) locations in [-1, 1] -> per image, ``samples`` (K, 3) scanpaths in
+    its pixels with its median human fixation duration. A location on the image's right or
+    bottom edge (1.0) lies in the last pixel column or row."""
+    out = []
+    for i in range(len(data)):
+        width, height = (int(v) for v in data.sizes[i])
+        size = np.array([width, height], np.float64)
+        duration = float(np.median(np.concatenate([s[:, 2] for s in data.scanpaths[i]])))
+        paths = []
+        for path in locations[:, i].double().numpy():
+            xy = np.minimum((path + 1) / 2 * size, np.nextafter(size, 0))
+            paths.append(np.column_stack([xy, np.full(len(xy), duration)]))
+        out.append(paths)
+    return out
