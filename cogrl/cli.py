@@ -47,6 +47,7 @@ from cogrl.runs import (
     read_config,
     require_run,
 )
+from cogrl.scanpaths import BASELINES as SCANPATH_BASELINES
 
 PROG = "cogrl"
 #: Options of `train` that --resume takes from the run itself (it may change the others).
@@ -250,7 +251,14 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
         help="evaluate a run's checkpoint; prints a JSON line last",
         description="Evaluate RUN_DIR/model.pt. The last line is one JSON object.",
     )
-    sub.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sub.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run folder; with --human-data also a scanpath baseline by name ("
+        + ", ".join(SCANPATH_BASELINES)
+        + ") or 'human' (each observer against the others: the ceiling)",
+    )
     sub.add_argument(
         "--episodes",
         type=positive_int,
@@ -271,6 +279,7 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
         help="an environment argument for the evaluation only, e.g. env.min_length=80 "
         "--set env.max_length=80 to evaluate a copy policy on longer sequences (repeatable)",
     )
+    add_human_data_arguments(sub)
     add_device_argument(sub)
     sub.set_defaults(run=cmd_eval, parser=sub)
 
@@ -315,8 +324,36 @@ def add_record_command(commands: argparse._SubParsersAction) -> None:
         help=f"stop the video after T seconds of play (default {runner.VIDEO_MAX_SECONDS:g}; "
         "0: all the episodes)",
     )
+    sub.add_argument(
+        "--human-data",
+        type=Path,
+        metavar="FOLDER",
+        help="scanpath runs and baselines (RUN_DIR a baseline name then): instead of a video, "
+        "draw the model's scanpath beside the observers' on the first N (--episodes) images "
+        "of this human eye-movement folder's --split, as PNGs in RUN_DIR/scanpaths/ (a "
+        "baseline's in ./scanpaths-NAME/); prints that folder last",
+    )
     add_device_argument(sub)
     sub.set_defaults(run=cmd_record, parser=sub)
+
+
+def add_human_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--human-data",
+        type=Path,
+        metavar="FOLDER",
+        help="scanpath runs and baselines: score scanpaths on this human eye-movement folder's "
+        "images (stimuli/ and fixations.jsonl, e.g. ../shared/data/osie) against its "
+        "observers, on --split (default test)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="with --human-data: scanpaths per image (default 1; a run's beyond the first are "
+        "sampled from its policy, not its most likely actions)",
+    )
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -468,6 +505,8 @@ def print_settings(values: Mapping[str, Any], prefix: str = "") -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.human_data is not None:
+        return cmd_eval_scanpaths(args)
     try:
         hyperparameters, env_kwargs = parse_overrides(args.set)
     except ValueError as e:
@@ -504,6 +543,56 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_scanpaths(args: argparse.Namespace) -> int:
+    """``cogrl eval RUN|BASELINE|human --human-data FOLDER``: the scanpath scores."""
+    from cogrl import scanpaths
+    from cogrl.datasets import load_fixations
+
+    if args.set or args.episodes is not None:
+        raise UsageError("--human-data scores one scanpath set per image: drop --set/--episodes")
+    split = args.split or "test"
+    try:
+        data = load_fixations(args.human_data, split)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    name, maps = str(args.run_dir), None
+    if name == "human":
+        scores = scanpaths.human_ceiling(data)
+        what = "human observers, each against the others"
+    elif name in SCANPATH_BASELINES or name.startswith("wta:"):
+        try:
+            paths = scanpaths.baseline_scanpaths(name, data, samples=args.samples, seed=args.seed)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if name.startswith("wta:") or name == "center_bias":
+            maps = scanpaths.saliency_maps(name.removeprefix("wta:"), data)
+        scores = scanpaths.score_scanpaths(paths, data, maps)
+        what = f"baseline {name}"
+    else:
+        run_dir, agent = load_run(args.run_dir, args.device)
+        try:
+            paths = scanpaths.agent_scanpaths(
+                agent, data, samples=args.samples, deterministic=args.samples == 1, seed=args.seed
+            )
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        scores = scanpaths.score_scanpaths(paths, data)
+        name, what = str(run_dir), f"agent {agent.name}, {agent.num_timesteps:,} training steps"
+    print(f"{what}: {len(data)} {split} images of {data.root}, {args.samples} scanpath(s) each")
+    for key, value in scores.items():
+        print(f"{key.replace('_', ' ')} {value:.4g}")
+    result = {
+        "model": name,
+        "human_data": str(data.root),
+        "split": split,
+        "images": len(data),
+        "samples": args.samples,
+        **clean_numbers(scores),
+    }
+    print(json.dumps(result))
+    return 0
+
+
 def run_eval_episodes(run_dir: Path) -> int | None:
     """The episodes of a run's final evaluation (None where it had none or did not say)."""
     try:
@@ -529,6 +618,8 @@ def clean_numbers(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    if args.human_data is not None:
+        return cmd_record_scanpaths(args)
     run_dir, agent = load_run(args.run_dir, args.device)
     split = split_overrides(agent, args.split)
     seed = random.randrange(2**31) if args.seed is None else args.seed
@@ -555,6 +646,44 @@ def cmd_record(args: argparse.Namespace) -> int:
             f"(videos/final-{agent.num_timesteps}.mp4) come first"
         )
     print(path)
+    return 0
+
+
+def cmd_record_scanpaths(args: argparse.Namespace) -> int:
+    """``cogrl record RUN|BASELINE --human-data FOLDER``: model and humans side by side."""
+    from PIL import Image
+
+    from cogrl import scanpaths
+    from cogrl.datasets import load_fixations
+
+    split = args.split or "test"
+    try:
+        data = load_fixations(args.human_data, split)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    shown = min(args.episodes, len(data))
+    data = data.subset(range(shown))
+    seed = 0 if args.seed is None else args.seed
+    name = str(args.run_dir)
+    if name in SCANPATH_BASELINES or name.startswith("wta:"):
+        try:
+            paths = scanpaths.baseline_scanpaths(name, data, seed=seed)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        folder = Path(f"scanpaths-{name.replace(':', '-')}")
+    else:
+        run_dir, agent = load_run(args.run_dir, args.device)
+        try:
+            paths = scanpaths.agent_scanpaths(agent, data, seed=seed)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        folder = run_dir / "scanpaths"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(shown):
+        picture = scanpaths.draw_scanpaths(data.image(i), paths[i][0], data.scanpaths[i])
+        Image.fromarray(picture).save(folder / f"{Path(data.names[i]).stem}.png")
+    print(f"{shown} {split} images of {data.root}: the model's scanpath (left), the observers'")
+    print(folder)
     return 0
 
 

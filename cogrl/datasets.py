@@ -20,6 +20,7 @@ fixations in order (``fixations.jsonl``, the format of the OSIE subset in
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import math
@@ -492,6 +493,17 @@ class FixationData:
         with Image.open(self.path(i)) as im:
             return np.asarray(im.convert("RGB"))
 
+    def subset(self, index: Iterable[int]) -> FixationData:
+        """The images of ``index`` (in that order) and their scanpaths."""
+        keep = list(index)
+        return FixationData(
+            self.root,
+            self.split,
+            tuple(self.names[i] for i in keep),
+            self.sizes[keep],
+            tuple(self.scanpaths[i] for i in keep),
+        )
+
     def fixations(self, i: int) -> np.ndarray:
         """Every observer's fixations on image ``i`` together, (F, 2) float64 (x, y): the
         points a saliency map is scored against."""
@@ -516,13 +528,7 @@ def load_fixations(root: str | os.PathLike, split: str = "train") -> FixationDat
     keep = [i for i, name in enumerate(data.names) if image_split(name) == split]
     if not keep:
         raise ValueError(f"{str(path)!r} holds no {split!r} image (images: {len(data)})")
-    return FixationData(
-        data.root,
-        split,
-        tuple(data.names[i] for i in keep),
-        data.sizes[keep],
-        tuple(data.scanpaths[i] for i in keep),
-    )
+    return dataclasses.replace(data.subset(keep), split=split)
 
 
 @functools.lru_cache(maxsize=8)

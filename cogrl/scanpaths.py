@@ -54,6 +54,7 @@ __all__ = [
     "SCORES",
     "agent_scanpaths",
     "baseline_scanpaths",
+    "draw_scanpaths",
     "human_ceiling",
     "saliency_maps",
     "score_scanpaths",
@@ -225,6 +226,42 @@ def human_ceiling(data: FixationData) -> dict[str, float]:
             others = [s for k, s in enumerate(humans) if k != j]
             rows.append(_score_image(i, data, [humans[j]], None, humans=others))
     return {k: float(np.mean([r[k] for r in rows])) for k in SCORES}
+
+
+def draw_scanpaths(
+    image: np.ndarray, model: np.ndarray, humans: Sequence[np.ndarray], width: int = 480
+) -> np.ndarray:
+    """The image twice, side by side, ``width`` pixels each: the model's scanpath (K, 2+)
+    on the left (yellow to red in order, joined by its saccades), every observer's on the
+    right (one colour each). Returns (H, 2 * width, 3) uint8."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.fromarray(np.asarray(image, np.uint8))
+    scale = width / picture.width
+    picture = picture.resize((width, round(picture.height * scale)))
+    panels = []
+    for paths, colours in ((model[None], None), (list(humans), _observer_colours(len(humans)))):
+        panel = picture.copy()
+        draw = ImageDraw.Draw(panel)
+        for p, path in enumerate(paths):
+            xy = [(float(x) * scale, float(y) * scale) for x, y in np.asarray(path)[:, :2]]
+            line = (0, 200, 255) if colours is None else colours[p]
+            if len(xy) > 1:
+                draw.line(xy, fill=line, width=2)
+            for k, (x, y) in enumerate(xy):
+                share = k / max(len(xy) - 1, 1)
+                dot = (255, int(220 * (1 - share)), 0) if colours is None else colours[p]
+                draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=dot, outline=(0, 0, 0))
+        panels.append(np.asarray(panel))
+    return np.concatenate(panels, axis=1)
+
+
+def _observer_colours(n: int) -> list[tuple[int, int, int]]:
+    import colorsys
+
+    return [
+        tuple(int(255 * c) for c in colorsys.hsv_to_rgb(k / max(n, 1), 0.9, 1.0)) for k in range(n)
+    ]
 
 
 # --- scoring -----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ human-data folder written here: observers who all look at one bright blob."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +138,37 @@ def test_bad_requests_are_named(human) -> None:
     agent = cogrl.agents.make("ppo", "CartPole-v1", seed=0, num_envs=2, n_steps=4, batch_size=8)
     with pytest.raises(ValueError, match="scanpaths come from an agent of cogrl/Scanpath-v0"):
         scanpaths.agent_scanpaths(agent, human)
+
+
+def test_cli_eval_scores_a_baseline_and_the_human_ceiling(human, capsys) -> None:
+    from cogrl.cli import main
+
+    assert main(["eval", "random", "--human-data", str(human.root), "--samples", "2"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert result["model"] == "random" and result["images"] == len(human)
+    assert result["samples"] == 2 and set(scanpaths.SCORES) <= set(result)
+    assert main(["eval", "human", "--human-data", str(human.root)]) == 0
+    ceiling = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert ceiling["nss"] > result["nss"]
+
+
+def test_cli_record_draws_model_beside_humans(human, capsys, tmp_path, monkeypatch) -> None:
+    from cogrl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["record", "center_bias", "--human-data", str(human.root), "--episodes", "2"])
+    assert code == 0
+    folder = tmp_path / capsys.readouterr().out.splitlines()[-1]
+    pictures = sorted(folder.glob("*.png"))
+    assert [p.stem for p in pictures] == sorted(Path(n).stem for n in human.names[:2])
+    drawn = np.asarray(Image.open(pictures[0]))
+    assert drawn.shape == (360, 960, 3)  # 160 x 120 shown 480 wide, twice
+
+
+def test_cli_human_data_errors_exit_2(human, capsys, tmp_path) -> None:
+    from cogrl.cli import main
+
+    assert main(["eval", "deepgaze", "--human-data", str(human.root)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["eval", "random", "--human-data", str(tmp_path)]) == 2
+    assert "no fixations.jsonl" in capsys.readouterr().err
