@@ -140,6 +140,17 @@ def small(block_or_words: str | list[str]) -> str | list[str]:
     return words
 
 
+def shared(word: str) -> str:
+    """``../shared/...`` (the README's path from the repository's root to the project's shared
+    data) as an absolute path; the test skips where that folder is not next to the clone."""
+    if not word.startswith("../shared/"):
+        return word
+    path = README.parent.parent / word.removeprefix("../")
+    if not path.exists():
+        pytest.skip(f"{word} is not next to this clone ({path})")
+    return str(path)
+
+
 def environment() -> dict[str, str]:
     """A headless machine's environment, with one torch thread for the example scripts (as
     ``cogrl`` uses): with more, a busy machine made them many times slower."""
@@ -180,7 +191,7 @@ class Readme:
             self.run_command(words)
 
     def run_command(self, words: list[str]) -> None:
-        words = [self.placeholder(w) for w in words]
+        words = [shared(self.placeholder(w)) for w in words]
         line = shlex.join(words)
         if not self.as_written:
             words = small(words)
