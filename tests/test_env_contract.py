@@ -68,6 +68,11 @@ CONTRACT: list[tuple[str, dict[str, Any]]] = [
             "grid_size": (2, 3),
         },
     ),
+    # Visual search for a large target: episodes end when a fixation finds it (1 to 4).
+    (
+        "cogrl/Scanpath-v0",
+        {"reward": "search", "n_fixations": 4, "image_size": (36, 48), "target_size": 0.15},
+    ),
 ]
 
 

@@ -254,3 +254,41 @@ def test_reset_option_chooses_the_images() -> None:
         core.reset(options={"image": [0, 1, 8]})
     with pytest.raises(ValueError, match="options"):
         core.reset(options={"image": [0, 1]})
+
+
+def test_search_finds_the_target_and_pays_for_other_saccades() -> None:
+    core = make_core("cogrl/Scanpath-v0", reward="search", num_envs=3, saccade_cost=0.05, **SMALL)
+    assert core.metadata["episode_metrics"] == {"accuracy": "found", "saccades": "saccades"}
+    obs, _ = core.reset(seed=1)
+    target = core.target.clone()
+    # The target is a red disc in the view: redder than the image where it lies, once
+    # fixated (sharp there).
+    obs, reward, terminated, truncated, info = core.step(-target)  # away from it
+    assert reward.tolist() == pytest.approx([-0.05] * 3) and not terminated.any()
+    obs, reward, terminated, truncated, info = core.step(target)
+    assert reward.tolist() == [1.0] * 3 and terminated.all() and not truncated.any()
+    assert info["found"].all() and info["saccades"].tolist() == [2, 2, 2]
+
+
+def test_search_target_shows_where_it_lies() -> None:
+    core = make_core(
+        "cogrl/Scanpath-v0", reward="search", target_size=0.1, autoreset=False, **SMALL
+    )
+    core.reset(seed=0)
+    obs, *_ = core.step(core.target.clone())  # found: the episode's last view
+    h, w = core.image_size
+    x, y = ((core.target[0] + 1) / 2 * torch.tensor([w, h])).long().tolist()
+    red, green = obs["image"][0, 0, y, x].item(), obs["image"][0, 1, y, x].item()
+    assert red >= 200 and green <= 20  # nearly sharp red: the fixation is within a pixel
+    frame = core.render()
+    assert frame.dtype == np.uint8
+
+
+def test_search_is_truncated_when_the_target_is_not_found() -> None:
+    core = make_core("cogrl/Scanpath-v0", reward="search", **{**SMALL, "n_fixations": 2})
+    core.reset(seed=0)
+    away = -core.target.clone()
+    core.step(away)
+    _, reward, terminated, truncated, info = core.step(away)
+    assert truncated.all() and not terminated.any() and not info["found"].any()
+    assert info["saccades"].tolist() == [2]  # all of them

@@ -63,6 +63,11 @@ image (``human_data`` needed; :func:`cogrl.metrics.fixation_density`, one degree
 angle, 24 of OSIE's 800 pixels, as sigma): learning where people look, without rewarding
 a stare at one spot.
 
+``reward="search"``: visual search. A red disc of radius ``target_size`` (a fraction of the
+image width) lies at a random place in the image, foveated as the image is (a blur far
+from the fixation); the agent is rewarded 1 for a fixation within ``target_size + fovea``
+of its centre (the fovea resolves it), and pays ``saccade_cost`` for every other one.
+
 ## Starting State
 
 An image drawn uniformly from the split (or, for one reset, the images given as
@@ -73,13 +78,20 @@ centre's acuity already in the working memory.
 ## Episode End
 
 The episode terminates after ``n_fixations`` fixations (default 9, the median of OSIE's
-scanpaths). At that step ``info`` holds (each with its ``_`` mask):
+scanpaths); in search, it terminates when the target is found and is truncated after
+``n_fixations`` fixations without it. At that step ``info`` holds (each with its ``_``
+mask):
 
 - ``scanpath``: (n_fixations, 2), the fixations in order, in [-1, 1] (the start is not part
   of it);
 - ``image``: the image's index in the split (``env.unwrapped.names[i]``);
-- ``coverage``: ``sum_x I(x) M(x)``, the part of ``I`` held in memory at the end, which
-  ``metadata["episode_metrics"] = {"coverage": "coverage"}`` reports.
+- ``coverage`` (information and human rewards): ``sum_x I(x) M(x)``, the part of ``I``
+  held in memory at the end, which ``metadata["episode_metrics"] = {"coverage":
+  "coverage"}`` reports;
+- ``found`` and ``saccades`` in search: whether a fixation found the target, and the
+  fixations made until then (all ``n_fixations`` where it was not found), reported as
+  ``{"accuracy": "found", "saccades": "saccades"}`` (an instance's ``metadata`` names the
+  metrics of its reward).
 
 ## Arguments
 
@@ -87,7 +99,7 @@ scanpaths). At that step ``info`` holds (each with its ``_`` mask):
 gym.make("cogrl/Scanpath-v0", split="train", images="skimage", human_data=None,
          reward="information", saliency="site_entropy_rate", action_mode="continuous",
          n_fixations=9, image_size=(48, 64), fovea=0.04, forgetting=0.9, n_levels=5,
-         grid_size=(6, 8), render_mode=None)
+         grid_size=(6, 8), target_size=0.04, saccade_cost=0.01, render_mode=None)
 ```
 
 - ``split``: ``"train"`` or ``"test"``, by image (:func:`cogrl.datasets.image_split`).
@@ -97,12 +109,14 @@ gym.make("cogrl/Scanpath-v0", split="train", images="skimage", human_data=None,
   images (``.jpg``, ``.jpeg``, ``.png``, ``.bmp``).
 - ``human_data``: a human eye-movement folder (``stimuli/`` and ``fixations.jsonl``, see
   :func:`cogrl.datasets.load_fixations`) whose images are used instead of ``images``.
-- ``reward``: ``"information"`` or ``"human"``.
+- ``reward``: ``"information"``, ``"human"`` or ``"search"``.
 - ``saliency``: the map ``I`` of the information reward, a name of
   :data:`cogrl.saliency.MODELS`.
 - ``n_fixations``, ``image_size``, ``fovea`` (the fovea's sigma, a fraction of the image
   width), ``forgetting`` (in [0, 1]; 0 forgets at once, 1 never), ``n_levels`` (blur
   levels of the foveation), ``grid_size`` (the discrete mode's cells).
+- ``target_size``, ``saccade_cost``: the search target's radius (a fraction of the image
+  width) and the cost of a fixation that misses it.
 
 Wang et al.'s (2011) model itself, fixating where the gain is largest, is
 :meth:`Scanpath.greedy_fixation`.
@@ -129,7 +143,9 @@ from cogrl.datasets import SPLITS, image_split, load_fixations
 
 __all__ = ["Scanpath", "REWARDS", "ACTION_MODES", "SKIMAGE_IMAGES"]
 
-REWARDS = ("information", "human")
+REWARDS = ("information", "human", "search")
+#: The search target's colour (RGB in [0, 1]): a red disc.
+TARGET_COLOUR = (1.0, 0.0, 0.0)
 ACTION_MODES = ("continuous", "discrete")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 #: scikit-image's shipped photographs by split (nothing is downloaded).
@@ -163,7 +179,7 @@ class Scanpath(BatchedEnv):
         "splits": SPLITS,
     }
     # The episodes in progress: image index, step, fixations so far, working memory.
-    state_attributes = ("image", "t", "path", "memory")
+    state_attributes = ("image", "t", "path", "memory", "target", "target_alpha")
     # reset(options={"image": ...}): which image each environment's new episode shows.
     reset_options = ("image",)
 
@@ -185,6 +201,8 @@ class Scanpath(BatchedEnv):
         forgetting: float = 0.9,
         n_levels: int = 5,
         grid_size: tuple[int, int] | list[int] = (6, 8),
+        target_size: float = 0.04,
+        saccade_cost: float = 0.01,
     ) -> None:
         from cogrl.saliency import MODELS
 
@@ -209,6 +227,9 @@ class Scanpath(BatchedEnv):
         self.grid_size = _pair("grid_size", grid_size, low=1)
         check_number("fovea", fovea, low_open=True)
         check_number("forgetting", forgetting, low=0.0, high=1.0)
+        check_number("target_size", target_size, low_open=True, high=0.5)
+        check_number("saccade_cost", saccade_cost)
+        self.target_size, self.saccade_cost = float(target_size), float(saccade_cost)
         num_envs = check_num_envs(num_envs)
         self.n_fixations, self.n_levels = int(n_fixations), int(n_levels)
         self.fovea, self.forgetting = float(fovea), float(forgetting)
@@ -239,9 +260,16 @@ class Scanpath(BatchedEnv):
         self.frames = resize_pictures(pictures, (round(_RENDER_WIDTH * h / w), _RENDER_WIDTH))
         if reward == "information":
             maps = _saliency_maps(images, human_data, split, saliency, (h, w), pictures)
-        else:
+        elif reward == "human":
             maps = _human_maps(self.human, (h, w))
+        else:  # search: no information map
+            maps = _normalise(torch.zeros(self.n_images, h, w))
         self.maps = maps.to(self.device)  # (D, H, W), each summing to 1
+        if reward == "search":
+            self.metadata = {
+                **self.metadata,
+                "episode_metrics": {"accuracy": "found", "saccades": "saccades"},
+            }
 
         self.single_observation_space = spaces.Dict(
             {
@@ -270,13 +298,21 @@ class Scanpath(BatchedEnv):
         self.t = torch.zeros(n, dtype=torch.int64, device=self.device)
         self.path = torch.zeros(n, self.n_fixations + 1, 2, device=self.device)
         self.memory = torch.zeros(n, h, w, device=self.device)
+        # Search: the target's centre (x, y) and its opacity at each blur level, (N, L, H * W).
+        self.target = torch.zeros(n, 2, device=self.device)
+        self.target_alpha = torch.zeros(
+            n, self.n_levels if reward == "search" else 0, h * w, device=self.device
+        )
+        self._target_colour = torch.tensor(TARGET_COLOUR, device=self.device)
 
     def memory_estimate(self, num_envs: int) -> int:
         """About how many bytes a core of ``num_envs`` environments holds and touches in a
         step: the working memory, eccentricities, acuity and the foveation's level weights
         and gathered blur stacks, the observation (kept twice by autoreset), the path."""
         h, w = self.image_size
-        per_pixel = 4 * (6 + 2 * self.n_levels + 3 * self.n_levels + 3 * 4)
+        # Memory, eccentricity, acuity; level weights; two gathered levels and the view;
+        # the search target's opacity per level; the observation's bytes.
+        per_pixel = 4 * (6 + 2 * self.n_levels + 3 * self.n_levels + 3 * 4) + 4 * self.n_levels
         return num_envs * (h * w * per_pixel + 8 * (self.n_fixations + 1) + 16)
 
     # --- geometry ------------------------------------------------------------------------
@@ -298,9 +334,15 @@ class Scanpath(BatchedEnv):
         e = self.eccentricity(fixation)
         return torch.exp(-(e * e) / (2 * self.fovea_px**2))
 
-    def foveate(self, image: torch.Tensor, fixation: torch.Tensor) -> torch.Tensor:
+    def foveate(
+        self,
+        image: torch.Tensor,
+        fixation: torch.Tensor,
+        target_alpha: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Images ``image`` (N,) seen from ``fixation`` (N, 2): (N, 3, H, W), sharp at the
-        fixation and blurred with eccentricity."""
+        fixation and blurred with eccentricity (with the search target's opacity at each
+        level, ``target_alpha`` (N, L, H * W), over them where given)."""
         h, w = self.image_size
         n, top = image.shape[0], self.n_levels - 1
         level = torch.log2(1 + self.eccentricity(fixation) / self.fovea_px).clamp_(max=top)
@@ -314,6 +356,16 @@ class Scanpath(BatchedEnv):
         below = table.index_select(0, row.flatten()).view(n, h * w, 3)
         above = table.index_select(0, (row + h * w * min(top, 1)).flatten()).view(n, h * w, 3)
         seen = torch.lerp(below, above, share)
+        if target_alpha is not None:
+            # The search target, blurred as the image around it: its opacity at the same
+            # two levels, and the image behind it.
+            levels = lower.long().flatten(1)[:, None]  # (N, 1, P)
+            alpha = torch.lerp(
+                target_alpha.gather(1, levels),
+                target_alpha.gather(1, (levels + min(top, 1))),
+                share.transpose(1, 2),
+            ).transpose(1, 2)  # (N, P, 1)
+            seen = torch.lerp(seen, self._target_colour.expand_as(seen), alpha)
         return seen.transpose(1, 2).reshape(n, 3, h, w)
 
     def pixels(self, locations: torch.Tensor | np.ndarray, image: int) -> np.ndarray:
@@ -370,11 +422,28 @@ class Scanpath(BatchedEnv):
     def _start_memory(self, m: int) -> torch.Tensor:
         return self.acuity(torch.zeros(m, 2, device=self.device))
 
+    def _draw_targets(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Search targets for the environments of ``index``: centres (M, 2), uniform over
+        the image less a border of ``target_size``, and their opacity at each blur level
+        (M, L, H * W)."""
+        h, w = self.image_size
+        # The disc's radius is 2 * target_size of the width in [-1, 1] units, and
+        # 2 * target_size * W / H of the height.
+        inside = [1 - 2 * self.target_size, max(1 - 2 * self.target_size * w / h, 0.0)]
+        u = self.rng.uniform(index, 2, start=1) * 2 - 1
+        centre = u * torch.tensor(inside, device=self.device)
+        # A disc of radius target_size * W working pixels, its edge anti-aliased.
+        radius = self.target_size * w
+        disc = (radius + 0.5 - self.eccentricity(centre)).clamp(0, 1)[:, None]
+        return centre, _blur_stack(disc, self.n_levels).flatten(2)
+
     def _reset_envs(self, index: torch.Tensor) -> None:
         self.image[index] = self._draw_images(index)
         self.t[index] = 0
         self.path[index] = 0.0
         self.memory[index] = self._start_memory(index.numel())
+        if self.reward == "search":
+            self.target[index], self.target_alpha[index] = self._draw_targets(index)
 
     def _reset_where(self, mask: torch.Tensor) -> None:
         # Sync-free: draw for every environment, keep the draws where ``mask`` is set.
@@ -383,6 +452,10 @@ class Scanpath(BatchedEnv):
         self.path.masked_fill_(mask[:, None, None], 0.0)
         start = self._start_memory(self.num_envs)
         torch.where(mask[:, None, None], start, self.memory, out=self.memory)
+        if self.reward == "search":
+            target, alpha = self._draw_targets(self._all)
+            torch.where(mask[:, None], target, self.target, out=self.target)
+            torch.where(mask[:, None, None], alpha, self.target_alpha, out=self.target_alpha)
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Info]:
         if self.action_mode == "continuous":
@@ -395,18 +468,40 @@ class Scanpath(BatchedEnv):
         information = self.maps[self.image]
         acuity = self.acuity(fixation)
         faded = self.memory * self.forgetting
-        reward = (information * (acuity - faded).clamp_min(0)).sum((1, 2))
+        gain = (information * (acuity - faded).clamp_min(0)).sum((1, 2))
         torch.maximum(faded, acuity, out=self.memory)
-        terminated = self.t >= self.n_fixations
+        last = self.t >= self.n_fixations
+        if self.reward == "search":
+            return self._search_step(fixation, last)
         info: Info = {
             "scanpath": self.path[:, 1:].clone(),
-            "_scanpath": terminated,
+            "_scanpath": last,
             "image": self.image.clone(),
-            "_image": terminated,
+            "_image": last,
             "coverage": (information * self.memory).sum((1, 2)),
-            "_coverage": terminated,
+            "_coverage": last,
         }
-        return reward, terminated, torch.zeros_like(terminated), info
+        return gain, last, torch.zeros_like(last), info
+
+    def _search_step(self, fixation: torch.Tensor, last: torch.Tensor):
+        w = self.image_size[1]
+        h = self.image_size[0]
+        offset = (fixation - self.target) * torch.tensor([w / 2, h / 2], device=self.device)
+        found = offset.norm(dim=1) <= (self.target_size + self.fovea) * w
+        reward = torch.where(found, 1.0, -self.saccade_cost)
+        truncated = last & ~found
+        done = found | truncated
+        info: Info = {
+            "scanpath": self.path[:, 1:].clone(),
+            "_scanpath": done,
+            "image": self.image.clone(),
+            "_image": done,
+            "found": found,
+            "_found": done,
+            "saccades": self.t.clone(),
+            "_saccades": done,
+        }
+        return reward, found, truncated, info
 
     def _observe(self, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if index is None:
@@ -414,7 +509,10 @@ class Scanpath(BatchedEnv):
         else:
             fixation = self.path[index, self.t[index]]
             image, memory = self.image[index], self.memory[index]
-        seen = torch.cat([self.foveate(image, fixation), memory[:, None]], 1)
+        alpha = None
+        if self.reward == "search":
+            alpha = self.target_alpha if index is None else self.target_alpha[index]
+        seen = torch.cat([self.foveate(image, fixation, alpha), memory[:, None]], 1)
         as_bytes = seen.mul_(255).round_().clamp_(0, 255).to(torch.uint8)
         return {"image": as_bytes, "fixation": fixation.clone()}
 
@@ -434,6 +532,10 @@ class Scanpath(BatchedEnv):
         t = int(self.t[index])
         path = ((self.path[index, : t + 1].cpu().numpy() + 1) / 2) * np.array([width, height])
         draw = ImageDraw.Draw(picture)
+        if self.reward == "search":
+            x, y = ((self.target[index].cpu().numpy() + 1) / 2) * np.array([width, height])
+            r = self.target_size * width
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=(255, 0, 0))
         points = [tuple(p) for p in path]
         if len(points) > 1:
             draw.line(points, fill=(0, 200, 255), width=2)
