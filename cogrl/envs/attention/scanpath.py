@@ -25,12 +25,17 @@ and ``e(x)`` a pixel's distance from it in working pixels:
   gains ``sum_x I(x) max(0, A_f(x) - forgetting * M(x))``: looking again where the memory is
   fresh gains little (inhibition of return), and what has faded is worth looking at again.
 
+This is a simplification of the paper's model, which computes the RPI from multi-band
+filter responses of the reference, foveated and remembered images; here a location's
+information is a saliency map's value there, and foveation and memory weight it.
+
 ## Action Space
 
 ``action_mode="continuous"`` (default): ``Box(-1, 1, (2,), float32)``, the next fixation
 ``(x, y)``: (0, 0) is the image centre, (-1, -1) its top-left corner.
 
-``action_mode="discrete"`` (for Stable-Baselines3's DQN): ``Discrete(rows * cols)`` with
+``action_mode="discrete"`` (the PPO preset's; Stable-Baselines3's DQN takes it too):
+``Discrete(rows * cols)`` with
 ``grid_size = (rows, cols)``: action ``a`` fixates the centre of grid cell ``a`` (row
 ``a // cols``, column ``a % cols``).
 
