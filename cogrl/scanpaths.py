@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 from cogrl.datasets import FixationData
-from cogrl.envs.attention.scanpath import SALIENCY_ZOOM, resize_pictures
 from cogrl.metrics import (
     MULTIMATCH_DIMENSIONS,
     OSIE_PIXELS_PER_DEGREE,
@@ -117,8 +116,8 @@ def baseline_scanpaths(
 ) -> list[list[np.ndarray]]:
     """``samples`` scanpaths of ``n_fixations`` per image of ``data`` from the baseline
     ``name`` (:data:`BASELINES`). ``wang2011`` runs the scanpath task at ``image_size``;
-    the saliency maps of ``wta:`` and ``center_bias`` are computed at ``SALIENCY_ZOOM``
-    times it, as the task computes its own."""
+    ``wta:`` and ``center_bias`` work on the saliency map at each image's own resolution
+    (:func:`saliency_maps`)."""
     from cogrl.saliency import MODELS
 
     if name not in BASELINES and not (name.startswith("wta:") and name[4:] in MODELS):
@@ -143,15 +142,15 @@ def baseline_scanpaths(
     elif name == "random":
         locations = torch.rand(n_images * samples, n_fixations, 2, generator=generator) * 2 - 1
     else:
-        model = "center_bias" if name == "center_bias" else name[4:]
-        # The maps at the size the scanpath task computes its own saliency at.
-        h, w = image_size
-        size = (SALIENCY_ZOOM * h, SALIENCY_ZOOM * w)
-        maps = _working_maps(data, model, size).repeat(samples, 1, 1)
-        if name == "center_bias":
-            locations = _sample_locations(maps, n_fixations, generator)
-        else:
-            locations = winner_take_all(maps, n_fixations)
+        # Each image's map at the image's own resolution, as the map metrics score it.
+        per_image = []
+        for smap in _image_maps(data, name.removeprefix("wta:")):
+            maps = smap[None].expand(samples, -1, -1)
+            if name == "center_bias":
+                per_image.append(_sample_locations(maps, n_fixations, generator))
+            else:
+                per_image.append(winner_take_all(maps, n_fixations))
+        locations = torch.stack(per_image, 1).reshape(-1, n_fixations, 2)
     return _to_pixels(locations.reshape(samples, n_images, n_fixations, 2), data)
 
 
@@ -181,17 +180,13 @@ def agent_scanpaths(
     return _to_pixels(locations, data)
 
 
-def saliency_maps(
-    model: str, data: FixationData, size: tuple[int, int] = (192, 256)
-) -> list[np.ndarray]:
-    """The :mod:`cogrl.saliency` map ``model`` of every image of ``data``, computed at
-    ``size`` and resized to the image's own pixels (a density: each sums to 1)."""
-    maps = _working_maps(data, model, size)
+def saliency_maps(model: str, data: FixationData) -> list[np.ndarray]:
+    """The :mod:`cogrl.saliency` map ``model`` of every image of ``data``, computed at the
+    image's own resolution (the scales of Itti and Koch's pyramid are the paper's for such
+    images), as densities: each sums to 1."""
     out = []
-    for i, m in enumerate(maps):
-        width, height = (int(v) for v in data.sizes[i])
-        full = torch.nn.functional.interpolate(m[None, None], size=(height, width), mode="bilinear")
-        full = full[0, 0].clamp_min(0).double().numpy()
+    for smap in _image_maps(data, model):
+        full = smap.double().numpy()
         out.append(full / full.sum() if full.sum() > 0 else np.full_like(full, 1 / full.size))
     return out
 
@@ -334,14 +329,17 @@ def _core(data: FixationData, num_envs: int, image_size: tuple[int, int], **kwar
     )
 
 
-def _working_maps(data: FixationData, model: str, size: tuple[int, int]) -> torch.Tensor:
-    """The saliency maps (D, h, w) of ``data``'s images at working size ``size``."""
+def _image_maps(data: FixationData, model: str) -> list[torch.Tensor]:
+    """The saliency map ``model`` of each image of ``data``, (H, W) at its own pixels."""
     from cogrl.saliency import MODELS
 
     if model not in MODELS:
         raise ValueError(f"saliency model must be one of {sorted(MODELS)}, got {model!r}")
-    pictures = [torch.from_numpy(np.array(data.image(i))) for i in range(len(data))]
-    return MODELS[model](resize_pictures(pictures, size)).clamp_min(0)
+    maps = []
+    for i in range(len(data)):
+        image = torch.from_numpy(np.array(data.image(i))).permute(2, 0, 1)[None].float() / 255
+        maps.append(MODELS[model](image)[0].clamp_min(0))
+    return maps
 
 
 def _sample_locations(maps: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -15,7 +15,7 @@ import cogrl.agents
 from cogrl import scanpaths
 from cogrl.datasets import image_split, load_fixations
 
-WIDTH, HEIGHT = 160, 120
+WIDTH, HEIGHT = 200, 150  # Itti-Koch needs 128 x 128 or more
 BLOB = (40.0, 30.0)  # every observer's fixations gather here
 
 
@@ -162,7 +162,7 @@ def test_cli_record_draws_model_beside_humans(human, capsys, tmp_path, monkeypat
     pictures = sorted(folder.glob("*.png"))
     assert [p.stem for p in pictures] == sorted(Path(n).stem for n in human.names[:2])
     drawn = np.asarray(Image.open(pictures[0]))
-    assert drawn.shape == (360, 960, 3)  # 160 x 120 shown 480 wide, twice
+    assert drawn.shape == (360, 960, 3)  # 200 x 150 shown 480 wide, twice
 
 
 def test_cli_human_data_errors_exit_2(human, capsys, tmp_path) -> None:
