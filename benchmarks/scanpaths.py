@@ -50,6 +50,18 @@ COLUMNS = (
     ("human_consistency_kl", "human-consistency KL"),
 )
 SCANPATH_KEYS = ("multimatch", "scanmatch", "sed")  # higher is better; the KL: lower
+CAVEATS = """
+Reading the table: the map metrics of a model without a map of its own (random, Wang
+2011, the agents) score the density of its 9 fixations per image (sigma one degree, 24
+pixels), a sparse map that AUC and CC penalise; the saliency models' rows score their maps
+at each image's resolution, and their scanpath columns score the winner-take-all
+scanpath on that map. The human row scores each observer against the other 14 (maps: the
+others' fixation density). MultiMatch's duration column compares a fixed duration (the
+image's median human fixation) for every model. The human-consistency KL is
+KL(human-vs-human || model-vs-human) over 10-bin histograms of MultiMatch scores, averaged
+over its five dimensions and the images (cogrl.metrics.human_consistency states the
+choices); lower is better. One seed; the agents trained on the 160 training images.
+"""
 
 
 def train_agent(reward: str, steps: int, seed: int, root: Path):
@@ -120,7 +132,7 @@ def main() -> None:
     for name, scores in rows.items():
         label = name if name not in notes else f"{name} ({notes[name]})"
         lines.append(f"| {label} | " + " | ".join(f"{scores[k]:.3f}" for k, _ in COLUMNS) + " |")
-    lines += ["", *goals(rows)]
+    lines += ["", *CAVEATS.strip().splitlines(), "", *goals(rows)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
