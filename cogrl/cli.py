@@ -569,6 +569,11 @@ def cmd_eval_scanpaths(args: argparse.Namespace) -> int:
         scores = scanpaths.score_scanpaths(paths, data, maps)
         what = f"baseline {name}"
     else:
+        if not args.run_dir.exists():
+            raise UsageError(
+                f"{name!r} is neither a run folder (it does not exist) nor a scanpath baseline "
+                f"({', '.join(SCANPATH_BASELINES)}, wta:MODEL) nor 'human'"
+            )
         run_dir, agent = load_run(args.run_dir, args.device)
         try:
             paths = scanpaths.agent_scanpaths(
@@ -672,6 +677,11 @@ def cmd_record_scanpaths(args: argparse.Namespace) -> int:
             raise UsageError(str(e)) from None
         folder = Path(f"scanpaths-{name.replace(':', '-')}")
     else:
+        if not args.run_dir.exists():
+            raise UsageError(
+                f"{name!r} is neither a run folder (it does not exist) nor a scanpath baseline "
+                f"({', '.join(SCANPATH_BASELINES)}, wta:MODEL) nor 'human'"
+            )
         run_dir, agent = load_run(args.run_dir, args.device)
         try:
             paths = scanpaths.agent_scanpaths(agent, data, seed=seed)

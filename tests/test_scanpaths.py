@@ -169,6 +169,7 @@ def test_cli_human_data_errors_exit_2(human, capsys, tmp_path) -> None:
     from cogrl.cli import main
 
     assert main(["eval", "deepgaze", "--human-data", str(human.root)]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'deepgaze' is neither a run folder" in err and "wta:MODEL" in err
     assert main(["eval", "random", "--human-data", str(tmp_path)]) == 2
     assert "no fixations.jsonl" in capsys.readouterr().err
