@@ -33,6 +33,7 @@ from torch import nn
 
 import cogrl
 from cogrl.agents import evaluate, make
+from cogrl.baselines import PaperCNN, canvas_batch
 
 TASKS = ["cogrl/GlimpseDigits-v0", "cogrl/TranslatedDigits-v0", "cogrl/ClutteredDigits-v0"]
 TEST_SEED = 12345
@@ -69,25 +70,6 @@ def run_ram(task: str, budget: float, slices: int, episodes: int, device: str, s
     return train_in_slices(budget, slices, train_for, test)
 
 
-class PaperCNN(nn.Module):
-    """RAM paper's baseline: conv 8 x 10 x 10 stride 5, ReLU, 256 ReLU units, 10 classes."""
-
-    def __init__(self, canvas: int) -> None:
-        super().__init__()
-        side = (canvas - 10) // 5 + 1
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 8, 10, stride=5),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(8 * side * side, 256),
-            nn.ReLU(),
-            nn.Linear(256, 10),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 def run_cnn(
     task: str, budget: float, slices: int, episodes: int, device: str, seed: int, batch: int = 128
 ) -> Curve:
@@ -103,9 +85,8 @@ def run_cnn(
     def train_for(seconds: float) -> None:
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
-            train.reset()  # the next training episode of every environment: fresh canvases
-            logits = model(train.canvas_images()[:, None])
-            loss = nn.functional.cross_entropy(logits, train.label)
+            canvases, labels = canvas_batch(train)  # fresh training episodes
+            loss = nn.functional.cross_entropy(model(canvases), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
