@@ -170,6 +170,11 @@ def agent_scanpaths(
     core = agent.make_core(
         n_images * samples, images="skimage", human_data=str(data.root), split=data.split
     )
+    if core.reward == "search":
+        raise ValueError(
+            "scanpaths are scored for free viewing: a search agent's episodes end when it "
+            "finds its target (train with env.reward=information or human)"
+        )
     obs, _ = core.reset(seed=seed, options={"image": torch.arange(n_images * samples) % n_images})
     state, start = None, torch.ones(core.num_envs, dtype=torch.bool, device=core.device)
     for _ in range(core.n_fixations):

@@ -138,6 +138,16 @@ def test_bad_requests_are_named(human) -> None:
     agent = cogrl.agents.make("ppo", "CartPole-v1", seed=0, num_envs=2, n_steps=4, batch_size=8)
     with pytest.raises(ValueError, match="scanpaths come from an agent of cogrl/Scanpath-v0"):
         scanpaths.agent_scanpaths(agent, human)
+    searcher = cogrl.agents.make(
+        "ppo",
+        "cogrl/Scanpath-v0",
+        num_envs=2,
+        n_steps=4,
+        batch_size=8,
+        env_kwargs={"reward": "search", "image_size": (36, 48), "saliency": "center_bias"},
+    )
+    with pytest.raises(ValueError, match="scored for free viewing"):
+        scanpaths.agent_scanpaths(searcher, human)
 
 
 def test_cli_eval_scores_a_baseline_and_the_human_ceiling(human, capsys) -> None:
