@@ -351,8 +351,9 @@ def add_human_data_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=1,
         metavar="K",
-        help="with --human-data: scanpaths per image (default 1; a run's beyond the first are "
-        "sampled from its policy, not its most likely actions)",
+        help="with --human-data: scanpaths per image (default 1, a run's most likely actions; "
+        "with more, a run's are sampled from its policy, as are the random and centre-bias "
+        "baselines'; --seed seeds them)",
     )
 
 
@@ -592,6 +593,7 @@ def cmd_eval_scanpaths(args: argparse.Namespace) -> int:
         "split": split,
         "images": len(data),
         "samples": args.samples,
+        "seed": args.seed,
         **clean_numbers(scores),
     }
     print(json.dumps(result))
