@@ -262,7 +262,9 @@ class Scanpath(BatchedEnv):
         # (D, L, H * W, 3): each image's blurs, pixels by rows for the foveation's gathers.
         stack = _blur_stack(sharp, self.n_levels).flatten(3).transpose(2, 3)
         self.stack = stack.contiguous().to(self.device)
-        self.frames = resize_pictures(pictures, (round(_RENDER_WIDTH * h / w), _RENDER_WIDTH))
+        # The pictures themselves, for render(): drawn from at their own size on demand.
+        self._pictures = source.pictures
+        self._frames: dict[int, np.ndarray] = {}
         if reward == "information":
             maps = _saliency_maps(images, human_data, split, saliency, (h, w), pictures)
         elif reward == "human":
@@ -522,6 +524,17 @@ class Scanpath(BatchedEnv):
         return {"image": as_bytes, "fixation": fixation.clone()}
 
     # --- rendering -----------------------------------------------------------------------
+    def _frame(self, image: int) -> np.ndarray:
+        """Image ``image`` as uint8 (h, 384, 3), its aspect ratio the working one's."""
+        if image not in self._frames:
+            from PIL import Image
+
+            h, w = self.image_size
+            size = (_RENDER_WIDTH, round(_RENDER_WIDTH * h / w))
+            resized = Image.fromarray(np.asarray(self._pictures[image])).resize(size)
+            self._frames[image] = np.asarray(resized)
+        return self._frames[image]
+
     def render(self, index: int = 0) -> np.ndarray:
         """Environment ``index``'s image with its fixations so far (yellow to red, the
         current one ringed) joined by the saccades."""
@@ -529,11 +542,8 @@ class Scanpath(BatchedEnv):
 
         if not 0 <= index < self.num_envs:
             raise ValueError(f"index must lie in [0, {self.num_envs}), got {index}")
-        frame = self.frames[int(self.image[index])]
-        picture = Image.fromarray(
-            (frame.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        )
-        height, width = frame.shape[1:]
+        picture = Image.fromarray(self._frame(int(self.image[index])))
+        width, height = picture.size
         t = int(self.t[index])
         path = ((self.path[index, : t + 1].cpu().numpy() + 1) / 2) * np.array([width, height])
         draw = ImageDraw.Draw(picture)
