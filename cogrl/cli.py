@@ -547,43 +547,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_eval_scanpaths(args: argparse.Namespace) -> int:
     """``cogrl eval RUN|BASELINE|human --human-data FOLDER``: the scanpath scores."""
     from cogrl import scanpaths
-    from cogrl.datasets import load_fixations
 
     if args.set or args.episodes is not None:
         raise UsageError("--human-data scores one scanpath set per image: drop --set/--episodes")
     split = args.split or "test"
-    try:
-        data = load_fixations(args.human_data, split)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    name, maps = str(args.run_dir), None
+    data = human_data(args.human_data, split)
+    name = str(args.run_dir)
     if name == "human":
         scores = scanpaths.human_ceiling(data)
         what = "human observers, each against the others"
-    elif name in SCANPATH_BASELINES or name.startswith("wta:"):
-        try:
-            paths = scanpaths.baseline_scanpaths(name, data, samples=args.samples, seed=args.seed)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+    else:
+        name, paths, agent = model_scanpaths(args, data, args.samples, args.seed)
+        maps = None
         if name.startswith("wta:") or name == "center_bias":
             maps = scanpaths.saliency_maps(name.removeprefix("wta:"), data)
         scores = scanpaths.score_scanpaths(paths, data, maps)
-        what = f"baseline {name}"
-    else:
-        if not args.run_dir.exists():
-            raise UsageError(
-                f"{name!r} is neither a run folder (it does not exist) nor a scanpath baseline "
-                f"({', '.join(SCANPATH_BASELINES)}, wta:MODEL) nor 'human'"
-            )
-        run_dir, agent = load_run(args.run_dir, args.device)
-        try:
-            paths = scanpaths.agent_scanpaths(
-                agent, data, samples=args.samples, deterministic=args.samples == 1, seed=args.seed
-            )
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        scores = scanpaths.score_scanpaths(paths, data)
-        name, what = str(run_dir), f"agent {agent.name}, {agent.num_timesteps:,} training steps"
+        what = (
+            f"baseline {name}"
+            if agent is None
+            else f"agent {agent.name}, {agent.num_timesteps:,} training steps"
+        )
     print(f"{what}: {len(data)} {split} images of {data.root}, {args.samples} scanpath(s) each")
     for key, value in scores.items():
         print(f"{key.replace('_', ' ')} {value:.4g}")
@@ -661,35 +644,17 @@ def cmd_record_scanpaths(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from cogrl import scanpaths
-    from cogrl.datasets import load_fixations
 
     split = args.split or "test"
-    try:
-        data = load_fixations(args.human_data, split)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    data = human_data(args.human_data, split)
     shown = min(args.episodes, len(data))
     data = data.subset(range(shown))
     seed = 0 if args.seed is None else args.seed
-    name = str(args.run_dir)
-    if name in SCANPATH_BASELINES or name.startswith("wta:"):
-        try:
-            paths = scanpaths.baseline_scanpaths(name, data, seed=seed)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+    name, paths, agent = model_scanpaths(args, data, 1, seed)
+    if agent is None:
         folder = Path(f"scanpaths-{name.replace(':', '-')}")
     else:
-        if not args.run_dir.exists():
-            raise UsageError(
-                f"{name!r} is neither a run folder (it does not exist) nor a scanpath baseline "
-                f"({', '.join(SCANPATH_BASELINES)}, wta:MODEL) nor 'human'"
-            )
-        run_dir, agent = load_run(args.run_dir, args.device)
-        try:
-            paths = scanpaths.agent_scanpaths(agent, data, seed=seed)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        folder = run_dir / "scanpaths"
+        folder = Path(name) / "scanpaths"
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(shown):
         picture = scanpaths.draw_scanpaths(data.image(i), paths[i][0], data.scanpaths[i])
@@ -700,6 +665,43 @@ def cmd_record_scanpaths(args: argparse.Namespace) -> int:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+def human_data(folder: Path, split: str):
+    """The ``split`` of a human eye-movement folder; UsageError naming what is wrong."""
+    from cogrl.datasets import load_fixations
+
+    try:
+        return load_fixations(folder, split)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def model_scanpaths(
+    args: argparse.Namespace, data: Any, samples: int, seed: int
+) -> tuple[str, list, Agent | None]:
+    """``args.run_dir``'s scanpaths on ``data``: a baseline's by name, or a run's agent's
+    (its most likely actions for one sample, sampled for more). Returns the model's name
+    (the run folder for a run), the scanpaths, and the agent (None for a baseline)."""
+    from cogrl import scanpaths
+
+    name = str(args.run_dir)
+    try:
+        if name in SCANPATH_BASELINES or name.startswith("wta:"):
+            return name, scanpaths.baseline_scanpaths(name, data, samples=samples, seed=seed), None
+        if not args.run_dir.exists():
+            raise UsageError(
+                f"{name!r} is neither a run folder (it does not exist) nor a scanpath baseline "
+                f"({', '.join(SCANPATH_BASELINES)}, wta:MODEL)"
+                + (" nor 'human'" if args.command == "eval" else "")
+            )
+        run_dir, agent = load_run(args.run_dir, args.device)
+        paths = scanpaths.agent_scanpaths(
+            agent, data, samples=samples, deterministic=samples == 1, seed=seed
+        )
+        return str(run_dir), paths, agent
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def split_overrides(agent: Agent, split: str | None) -> dict[str, str]:
     try:
         return runner.eval_split(agent, split)

@@ -181,5 +181,8 @@ def test_cli_human_data_errors_exit_2(human, capsys, tmp_path) -> None:
     assert main(["eval", "deepgaze", "--human-data", str(human.root)]) == 2
     err = capsys.readouterr().err
     assert "'deepgaze' is neither a run folder" in err and "wta:MODEL" in err
+    assert main(["record", "deepgaze", "--human-data", str(human.root)]) == 2
+    err = capsys.readouterr().err
+    assert "'deepgaze' is neither a run folder" in err and "'human'" not in err
     assert main(["eval", "random", "--human-data", str(tmp_path)]) == 2
     assert "no fixations.jsonl" in capsys.readouterr().err
