@@ -136,9 +136,10 @@ PRESETS: dict[str, dict[str, Preset]] = {
             env_kwargs={"task": 1},
             timesteps=500_000,
         ),
-        # Scanpaths: fixations on the 6 x 8 grid (a categorical policy learned the human
-        # reward within 60k steps where a Gaussian one settled on one spot), the CNN over
-        # the foveated image and working memory; gamma 0.9 over a 9-fixation episode.
+        # Scanpaths: fixations on the 6 x 8 grid (a categorical policy explores distinct
+        # places; the Gaussian one's mean stays where it starts), the CNN over the foveated
+        # image and working memory; gamma 0.9 over a 9-fixation episode. What it reaches in
+        # 300k steps on OSIE: BENCHMARKS.md, "Scanpaths on OSIE".
         "cogrl/Scanpath-v0": Preset(
             {
                 "num_envs": 32,
