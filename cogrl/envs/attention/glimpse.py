@@ -37,6 +37,11 @@ the core, only shape and dtype are checked).
 |---|---|---|---|
 | ``glimpse`` | (k * g * g,) | [0, 1] | the k patches at the location, finest first, row-major |
 | ``location`` | (2,) | [-1, 1] | the current location (x, y) |
+| ``context`` | (s * s,) | [0, 1] | with ``context_size=s`` only: the canvas averaged to s x s |
+
+The ``context`` is a coarse view of the whole canvas at every step: the input of DRAM's
+context network (Ba et al. 2015) at a low ``s``, and the image itself for the whole-image
+baselines (:mod:`cogrl.baselines`) at ``s = canvas_size``.
 
 ## Rewards
 
@@ -63,7 +68,7 @@ runs on ``split="test"``.
 ```python
 gym.make("cogrl/GlimpseDigits-v0", split="train", dataset="digits", root=None,
          action_mode="continuous", n_glimpses=6, glimpse_size=8, n_scales=1, scale=2.0,
-         grid_size=3, render_mode=None)
+         grid_size=3, context_size=0, render_mode=None)
 ```
 
 - ``split``: ``"train"`` or ``"test"``; test digits never appear in training episodes.
@@ -73,6 +78,8 @@ gym.make("cogrl/GlimpseDigits-v0", split="train", dataset="digits", root=None,
   retina; defaults follow the paper (6 glimpses of 8 x 8 on 28 x 28, 8 glimpses of
   12 x 12 x 3 scales on 60 x 60).
 - ``grid_size``: G of the discrete mode (3 on 28 x 28, 5 on 60 x 60).
+- ``context_size``: s of the ``context`` observation (0, the default, for none; at most
+  the canvas size).
 
 Sizes whose tensors would need more memory than the device has (``num_envs``,
 ``n_glimpses``, ``glimpse_size``, ``n_scales``, ``grid_size``) are a ``ValueError`` raised
@@ -89,6 +96,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 
 from cogrl.core import BatchedEnv, Info, check_memory, check_num_envs, resolve_device
@@ -143,6 +151,7 @@ class GlimpseDigits(BatchedEnv):
         n_scales: int | None = None,
         scale: float = 2.0,
         grid_size: int | None = None,
+        context_size: int = 0,
     ) -> None:
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
@@ -160,6 +169,14 @@ class GlimpseDigits(BatchedEnv):
             k=_positive_int("n_scales", d["n_scales"] if n_scales is None else n_scales),
             scale=scale,
         )
+        if isinstance(context_size, bool) or not isinstance(context_size, (int, np.integer)):
+            raise ValueError(f"context_size must be an int, got {context_size!r}")
+        if not 0 <= context_size <= self.canvas_size:
+            raise ValueError(
+                f"context_size must lie in [0, {self.canvas_size}] (the canvas size), "
+                f"got {context_size}"
+            )
+        self.context_size = int(context_size)
         # Sizes that cannot fit are an error before anything is allocated.
         num_envs = check_num_envs(num_envs)
         check_memory(
@@ -181,12 +198,13 @@ class GlimpseDigits(BatchedEnv):
         self.labels = torch.as_tensor(np.array(data.labels), device=self.device)
         self.n_images = len(data)
 
-        self.single_observation_space = spaces.Dict(
-            {
-                "glimpse": spaces.Box(0.0, 1.0, (self.retina.glimpse_size,), np.float32),
-                "location": spaces.Box(-1.0, 1.0, (2,), np.float32),
-            }
-        )
+        observations = {
+            "glimpse": spaces.Box(0.0, 1.0, (self.retina.glimpse_size,), np.float32),
+            "location": spaces.Box(-1.0, 1.0, (2,), np.float32),
+        }
+        if self.context_size:
+            observations["context"] = spaces.Box(0.0, 1.0, (self.context_size**2,), np.float32)
+        self.single_observation_space = spaces.Dict(observations)
         if action_mode == "continuous":
             self.single_action_space = spaces.Box(-1.0, 1.0, (2 + N_CLASSES,), np.float32)
         else:
@@ -221,7 +239,8 @@ class GlimpseDigits(BatchedEnv):
         # observation, final observation and autoreset's choice between them.
         retina = k * (g + 1) ** 2 * 64 + 3 * 4 * k * g * g
         grid = 40 * self.grid_size**2  # cell centres, whatever num_envs
-        return num_envs * (canvases + reset + episode + retina) + grid
+        context = 3 * 4 * self.context_size**2  # as observation, final observation, choice
+        return num_envs * (canvases + reset + episode + retina + context) + grid
 
     @property
     def max_episode_steps(self) -> int:
@@ -236,6 +255,20 @@ class GlimpseDigits(BatchedEnv):
     def _at(self, t: torch.Tensor) -> torch.Tensor:
         """Index of step ``t`` (N,) of every environment's path, for gather and scatter."""
         return t[:, None, None].expand(-1, 1, 2)
+
+    #: Classes an answer names, and labels per episode (multi-object tasks answer several).
+    n_classes = N_CLASSES
+    n_answers = 1
+
+    def answer(self, labels: torch.Tensor) -> torch.Tensor:
+        """Actions (M, ...) that answer ``labels`` (M,) at once, for an agent that names
+        the class without looking (the whole-image baselines of :mod:`cogrl.baselines`):
+        in the continuous mode the class's one-hot scores (and location 0), in the discrete
+        mode the answering action ``G*G + label``."""
+        if self.action_mode == "discrete":
+            return labels.long() + self.grid_size**2
+        scores = F.one_hot(labels.long(), self.n_classes).float() * 2.0 - 1.0
+        return torch.cat([torch.zeros(labels.shape[0], 2, device=labels.device), scores], 1)
 
     def canvas_images(self, index: torch.Tensor | None = None) -> torch.Tensor:
         """The whole canvases (N, C, C) in [0, 1]: the full view a whole-image baseline sees."""
@@ -332,7 +365,18 @@ class GlimpseDigits(BatchedEnv):
     def _observe(self, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         location = self.location if index is None else self.path[index, self.t[index]]
         glimpse = self.retina.extract(self.table, location, index=index, unit=255.0)
-        return {"glimpse": glimpse.flatten(1), "location": location}
+        obs = {"glimpse": glimpse.flatten(1), "location": location}
+        if self.context_size:
+            obs["context"] = self.context(index)
+        return obs
+
+    def context(self, index: torch.Tensor | None = None) -> torch.Tensor:
+        """The ``context`` observation (M, s * s): the canvases area-averaged to s x s."""
+        canvas = self.canvas if index is None else self.canvas[index]
+        s = self.context_size
+        if s == self.canvas_size:
+            return canvas.flatten(1).clone()
+        return F.adaptive_avg_pool2d(canvas[:, None], s).flatten(1)
 
     # --- rendering ---------------------------------------------------------------------------
     def render(self, index: int = 0) -> np.ndarray:
