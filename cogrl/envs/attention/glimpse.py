@@ -279,7 +279,6 @@ class GlimpseDigits(BatchedEnv):
         """New episodes for the environments of ``index``: canvases (M, C, C) and their
         summed-area tables (in the reset scratch, valid until the next draw) and labels."""
         m, c = index.numel(), self.canvas_size
-        k = self.clutter_size
         u = self.rng.uniform(index, 3 + 5 * self.n_clutter)
         digit = (u[:, 0] * self.n_images).long()
         if self.translate:
@@ -291,22 +290,38 @@ class GlimpseDigits(BatchedEnv):
         # are several times faster than advanced indexing over three.
         canvas = self._scratch[0, :m].zero_()
         flat = canvas.view(m, c * c)
-        images = self.images.view(self.n_images, DIGIT_SIZE * DIGIT_SIZE)
+        self._paste_clutter(flat, u[:, 3:])
+        self._paste_digits(flat, digit[:, None], offset[:, None])
+        return canvas, self._table_of(canvas), self.labels[digit]
+
+    def _paste_clutter(self, flat: torch.Tensor, u: torch.Tensor) -> None:
+        """Paste ``n_clutter`` fragments (``clutter_size`` square crops of random digits)
+        at random places of the flat canvases (M, C * C), drawn from uniforms ``u``
+        (M, 5 * n_clutter); overlaps keep the brighter pixel."""
+        c, k = self.canvas_size, self.clutter_size
+        images = self.images.view(-1)
         for f in range(self.n_clutter):
-            v = u[:, 3 + 5 * f : 8 + 5 * f]
+            v = u[:, 5 * f : 5 * f + 5]
             source = (v[:, 0] * self.n_images).long()
             crop = (v[:, 1:3] * (DIGIT_SIZE - k + 1)).long()
             place = (v[:, 3:5] * (c - k + 1)).long()
             pixels = source[:, None] * DIGIT_SIZE**2 + _window(crop, k, DIGIT_SIZE)
-            fragment = images.reshape(-1).take(pixels)
             at = _window(place, k, c)
-            flat.scatter_(1, at, torch.maximum(flat.gather(1, at), fragment))
-        at = _window(offset, DIGIT_SIZE, c)
-        flat.scatter_(1, at, torch.maximum(flat.gather(1, at), images[digit]))
+            flat.scatter_(1, at, torch.maximum(flat.gather(1, at), images.take(pixels)))
 
+    def _paste_digits(self, flat: torch.Tensor, digit: torch.Tensor, corner: torch.Tensor) -> None:
+        """Paste dataset images ``digit`` (M, n) with top-left pixels ``corner`` (M, n, 2)
+        as (row, col) onto the flat canvases (M, C * C); overlaps keep the brighter pixel."""
+        images = self.images.view(self.n_images, DIGIT_SIZE * DIGIT_SIZE)
+        for i in range(digit.shape[1]):
+            at = _window(corner[:, i], DIGIT_SIZE, self.canvas_size)
+            flat.scatter_(1, at, torch.maximum(flat.gather(1, at), images[digit[:, i]]))
+
+    def _table_of(self, canvas: torch.Tensor) -> torch.Tensor:
+        """The summed-area tables of canvases (M, C, C), in byte units, in the reset scratch."""
+        m = canvas.shape[0]
         byte_values = torch.mul(canvas, 255.0, out=self._scratch[1, :m]).round_()
-        table = summed_area_table(byte_values, out=self._scratch_table[:m])
-        return canvas, table, self.labels[digit]
+        return summed_area_table(byte_values, out=self._scratch_table[:m])
 
     def _reset_envs(self, index: torch.Tensor) -> None:
         canvas, table, label = self._draw_episodes(index)
