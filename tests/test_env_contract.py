@@ -73,6 +73,26 @@ CONTRACT: list[tuple[str, dict[str, Any]]] = [
         "cogrl/Scanpath-v0",
         {"reward": "search", "n_fixations": 4, "image_size": (36, 48), "target_size": 0.15},
     ),
+    # Two digits in reading order on a 60 x 60 canvas, small retina, 4 steps (1 to 4).
+    (
+        "cogrl/MultiDigits-v0",
+        {"canvas_size": 60, "glimpse_size": 6, "n_scales": 1, "n_glimpses": 4},
+    ),
+    # Their sum, discrete actions, clutter and the context view (1 to 3 steps).
+    (
+        "cogrl/MultiDigits-v0",
+        {
+            "target": "sum",
+            "action_mode": "discrete",
+            "canvas_size": 60,
+            "n_clutter": 2,
+            "glimpse_size": 6,
+            "n_scales": 1,
+            "n_glimpses": 3,
+            "grid_size": 2,
+            "context_size": 6,
+        },
+    ),
 ]
 
 

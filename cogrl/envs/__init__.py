@@ -41,6 +41,7 @@ _TASKS = {
     "cogrl/GlimpseDigits-v0": "cogrl.envs.attention.glimpse:GlimpseDigits",
     "cogrl/TranslatedDigits-v0": "cogrl.envs.attention.glimpse:TranslatedDigits",
     "cogrl/ClutteredDigits-v0": "cogrl.envs.attention.glimpse:ClutteredDigits",
+    "cogrl/MultiDigits-v0": "cogrl.envs.attention.multi:MultiDigits",
     "cogrl/Copy-v0": "cogrl.envs.memory.algorithmic:Copy",
     "cogrl/RepeatCopy-v0": "cogrl.envs.memory.algorithmic:RepeatCopy",
     "cogrl/AssociativeRecall-v0": "cogrl.envs.memory.algorithmic:AssociativeRecall",

@@ -338,7 +338,9 @@ class GlimpseDigits(BatchedEnv):
         rows = mask[:, None, None]
         torch.where(rows, canvas, self.canvas, out=self.canvas)
         torch.where(rows, table, self.table, out=self.table)
-        torch.where(mask, label, self.label, out=self.label)
+        # (labels are (N,) here, (N, n_answers) in the multi-object tasks)
+        row = mask.view(-1, *(1,) * (label.ndim - 1))
+        torch.where(row, label, self.label, out=self.label)
         self.t.masked_fill_(mask, 0)
         self.path.masked_fill_(rows, 0.0)
 
