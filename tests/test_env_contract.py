@@ -93,6 +93,25 @@ CONTRACT: list[tuple[str, dict[str, Any]]] = [
             "context_size": 6,
         },
     ),
+    # Visual search: the target and 2 distractors on a 60 x 60 canvas, 4 steps (1 to 4).
+    (
+        "cogrl/VisualSearch-v0",
+        {"canvas_size": 60, "n_distractors": 2, "n_glimpses": 4, "n_scales": 2},
+    ),
+    # Discrete cells of a 3 x 3 grid, with the context view.
+    (
+        "cogrl/VisualSearch-v0",
+        {
+            "action_mode": "discrete",
+            "canvas_size": 60,
+            "n_distractors": 2,
+            "n_glimpses": 4,
+            "grid_size": 3,
+            "glimpse_size": 6,
+            "n_scales": 2,
+            "context_size": 6,
+        },
+    ),
 ]
 
 

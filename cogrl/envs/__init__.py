@@ -48,6 +48,7 @@ _TASKS = {
     "cogrl/DelayedRecall-v0": "cogrl.envs.memory.delayed:DelayedRecall",
     "cogrl/StoryQA-v0": "cogrl.envs.memory.story:StoryQA",
     "cogrl/Scanpath-v0": "cogrl.envs.attention.scanpath:Scanpath",
+    "cogrl/VisualSearch-v0": "cogrl.envs.attention.search:VisualSearch",
 }
 
 

@@ -9,5 +9,6 @@ recognition (DRAM: Ba et al. 2015): ``cogrl/MultiDigits-v0``
 
 from cogrl.envs.attention.glimpse import ClutteredDigits, GlimpseDigits, TranslatedDigits
 from cogrl.envs.attention.multi import MultiDigits
+from cogrl.envs.attention.search import VisualSearch
 
-__all__ = ["GlimpseDigits", "TranslatedDigits", "ClutteredDigits", "MultiDigits"]
+__all__ = ["GlimpseDigits", "TranslatedDigits", "ClutteredDigits", "MultiDigits", "VisualSearch"]
