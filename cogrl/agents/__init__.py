@@ -13,7 +13,9 @@ from cogrl.agents.base import (
     register_agent,
     rollout_frames,
 )
+from cogrl.agents.classifier import Classifier  # registers "classifier"
 from cogrl.agents.dqn import DQN  # registers "dqn"
+from cogrl.agents.dram import DRAM  # registers "dram"
 from cogrl.agents.ppo import PPO  # registers "ppo"
 from cogrl.agents.ram import RAM  # registers "ram"
 from cogrl.agents.reinforce import REINFORCE  # registers "reinforce"
@@ -22,7 +24,9 @@ __all__ = [
     "A2C",
     "AGENTS",
     "Agent",
+    "Classifier",
     "DQN",
+    "DRAM",
     "PPO",
     "RAM",
     "REINFORCE",

@@ -1,8 +1,9 @@
 """cogrl's tasks, registered with Gymnasium in the namespace ``cogrl`` on import.
 
 Tasks live in one subpackage per family: :mod:`cogrl.envs.attention` (glimpse-based
-recognition, saccadic scanpaths) and :mod:`cogrl.envs.memory` (the NTM's copy, repeat copy and associative
-recall; delayed recall). Every task is a batched core (:class:`cogrl.core.BatchedEnv`).
+recognition, multi-object recognition, visual search, saccadic scanpaths) and
+:mod:`cogrl.envs.memory` (the NTM's copy, repeat copy and associative recall; delayed
+recall; story question answering). Every task is a batched core (:class:`cogrl.core.BatchedEnv`).
 ``gym.make(id)`` gives a ``gymnasium.Env`` over a core of one; ``gym.make_vec(id, num_envs=N,
 vectorization_mode="vector_entry_point")`` a ``gymnasium.vector.VectorEnv`` over a core of
 N (both in :mod:`cogrl.envs.adapters`); :func:`make_core` the core itself, as cogrl's agents

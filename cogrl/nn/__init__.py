@@ -16,7 +16,7 @@ the composed policies every learner builds from one :class:`PolicyConfig`.
 - :mod:`cogrl.nn.memn2n`: the end-to-end memory network core, :class:`MemN2N`
   (``memn2n``), and its position-encoding sentence encoder, :class:`BoWEncoder` (``bow``).
 - :mod:`cogrl.nn.policies`: :class:`PolicyConfig`, :class:`Torso`,
-  :class:`ActorCriticPolicy`, :class:`QNetwork`, :class:`RAMPolicy`.
+  :class:`ActorCriticPolicy`, :class:`QNetwork`, :class:`RAMPolicy`, :class:`DRAMPolicy`.
 """
 
 from cogrl.nn.cores import (
@@ -57,6 +57,7 @@ from cogrl.nn.memn2n import BoWEncoder, MemN2N
 from cogrl.nn.ntm import NTMCore
 from cogrl.nn.policies import (
     ActorCriticPolicy,
+    DRAMPolicy,
     PolicyConfig,
     QNetwork,
     RAMPolicy,
@@ -84,6 +85,7 @@ __all__ = [
     "CategoricalHead",
     "Core",
     "DNCCore",
+    "DRAMPolicy",
     "DictEncoder",
     "EmbeddingEncoder",
     "GRUCore",

@@ -45,6 +45,8 @@ class GlimpseNetwork(nn.Module):
 
     ``h_g = ReLU(Linear(glimpse))``, ``h_l = ReLU(Linear(location))``,
     ``g = ReLU(Linear(h_g) + Linear(h_l))``; the paper's sizes are 128, 128 and 256.
+    With ``combine="product"`` it is DRAM's (Ba et al. 2015, section 3.1), where "what"
+    and "where" gate each other: ``g = ReLU(Linear(h_g)) * ReLU(Linear(h_l))``.
     Takes an observation dict holding the retina's flat patches (B, k*g*g) and the location
     (B, 2): the glimpse tasks' ``{"glimpse": ..., "location": ...}`` by default, other
     keys with ``glimpse_key`` and ``location_key``.
@@ -59,8 +61,12 @@ class GlimpseNetwork(nn.Module):
         output_size: int = 256,
         glimpse_key: str = "glimpse",
         location_key: str = "location",
+        combine: str = "sum",
     ) -> None:
         super().__init__()
+        if combine not in ("sum", "product"):
+            raise ValueError(f"combine must be 'sum' or 'product', got {combine!r}")
+        self.combine = combine
         self.glimpse_key, self.location_key = glimpse_key, location_key
         self.glimpse_fc = nn.Linear(glimpse_size, glimpse_hidden)
         self.location_fc = nn.Linear(location_size, location_hidden)
@@ -71,6 +77,8 @@ class GlimpseNetwork(nn.Module):
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         h_g = F.relu(self.glimpse_fc(obs[self.glimpse_key]))
         h_l = F.relu(self.location_fc(obs[self.location_key]))
+        if self.combine == "product":
+            return F.relu(self.glimpse_out(h_g)) * F.relu(self.location_out(h_l))
         return F.relu(self.glimpse_out(h_g) + self.location_out(h_l))
 
 

@@ -32,12 +32,13 @@ from cogrl.nn.distributions import (
     ValueHead,
     make_action_head,
 )
-from cogrl.nn.encoders import ACTIVATIONS, ENCODERS, build_encoder
+from cogrl.nn.encoders import ACTIVATIONS, ENCODERS, GlimpseNetwork, build_encoder
 from cogrl.nn.sequences import Segments
-from cogrl.nn.state import State, index_state
+from cogrl.nn.state import State, index_state, reset_state
 
 __all__ = [
     "ActorCriticPolicy",
+    "DRAMPolicy",
     "PolicyConfig",
     "QNetwork",
     "RAMPolicy",
@@ -56,7 +57,8 @@ class PolicyConfig:
 
     - ``encoder``: ``"auto"`` (chosen from the observation space: MLP, CNN, embeddings,
       every key of a ``Dict``) or a registered name such as ``"glimpse"`` (RAM's glimpse
-      network) or ``"bow"`` (sentences as position-encoded bags of words, MemN2N's); ``hidden_sizes``: the MLP's layer widths, and ``hidden_sizes[-1]`` the
+      network) or ``"bow"`` (sentences as position-encoded bags of words, MemN2N's);
+      ``hidden_sizes``: the MLP's layer widths, and ``hidden_sizes[-1]`` the
       feature width of the other encoders; ``activation``: ``"tanh"`` or ``"relu"``;
       ``glimpse_hidden``, ``location_hidden``: the glimpse network's ``h_g`` and ``h_l``.
     - ``core``: a registered core (``"none"``, ``"rnn"``, ``"gru"``, ``"lstm"``, the
@@ -385,3 +387,118 @@ class RAMPolicy(nn.Module):
     def class_scores(logits: torch.Tensor) -> torch.Tensor:
         """The action's class scores ``2 softmax(logits) - 1``: in [-1, 1], argmax unchanged."""
         return 2.0 * torch.softmax(logits, dim=-1) - 1.0
+
+
+class DRAMPolicy(nn.Module):
+    """The deep recurrent attention model's networks (Ba, Mnih and Kavukcuoglu 2015, 3).
+
+    - Glimpse network: ``g_n = G_image(x_n) * G_loc(l_n)`` (:class:`GlimpseNetwork` with
+      ``combine="product"``).
+    - Recurrent network of two LSTM layers: ``r1_n = R1(g_n, r1_{n-1})`` feeds the
+      classification network, ``r2_n = R2(r1_n, r2_{n-1})`` the emission network. With
+      ``layers=1``, one LSTM serves both (RAM's single core, as the paper's RAM baseline).
+    - Context network: a small CNN on the ``context`` observation (the whole canvas,
+      coarse) gives ``r2_0``, the top layer's initial state, so that the first glimpse
+      location is chosen from a view of the whole image.
+    - Emission network: ``l_{n+1} ~ N(E(r2_n), std)``, squashed by tanh
+      (:class:`~cogrl.nn.distributions.TanhGaussianHead`).
+    - Classification network: ``logits = C(r1_n)``; the baseline ``b_n = B(r2_n)``
+      (on a detached ``r2_n``).
+
+    The recurrent state is ``(h1, c1, h2, c2, t)``: ``t`` (B,) counts the steps of the
+    episode, so the context network sets ``r2`` at ``t = 0`` and a learner knows when to
+    emit. At one layer, ``h2 = h1``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        n_classes: int,
+        hidden_size: int = 256,
+        glimpse_hidden: int = 128,
+        location_hidden: int = 128,
+        location_std: float = 0.2,
+        layers: int = 2,
+        context_network: bool = True,
+    ) -> None:
+        super().__init__()
+        check_choice("layers", layers, {1, 2})
+        keys = set(getattr(observation_space, "spaces", {}))
+        needed = {"glimpse", "location"} | ({"context"} if context_network else set())
+        if not needed <= keys:
+            raise ValueError(
+                f"DRAM needs the observation keys {sorted(needed)}, got {sorted(keys)}"
+            )
+        self.hidden_size, self.layers = hidden_size, layers
+        self.glimpse = GlimpseNetwork(
+            observation_space["glimpse"].shape[0],
+            observation_space["location"].shape[0],
+            glimpse_hidden,
+            location_hidden,
+            hidden_size,
+            combine="product",
+        )
+        self.r1 = nn.LSTMCell(hidden_size, hidden_size)
+        self.r2 = nn.LSTMCell(hidden_size, hidden_size) if layers == 2 else None
+        self.context = None
+        if context_network:
+            side = math.isqrt(observation_space["context"].shape[0])
+            if side * side != observation_space["context"].shape[0]:
+                raise ValueError(
+                    f"the context must be a flat square image, got {side} x {side} != "
+                    f"{observation_space['context'].shape[0]} values"
+                )
+            self.context_side = side
+            self.context = nn.Sequential(
+                nn.Unflatten(1, (1, side, side)),
+                nn.Conv2d(1, 16, 5, padding=2),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(16, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(4),
+                nn.Flatten(),
+                nn.Linear(32 * 16, hidden_size),
+                nn.Tanh(),
+            )
+        self.location = TanhGaussianHead(hidden_size, 2, location_std)
+        self.classifier = CategoricalHead(hidden_size, n_classes)
+        self.baseline = ValueHead(hidden_size)
+
+    def initial_state(self, batch_size: int, device: torch.device | str) -> State:
+        zeros = torch.zeros(batch_size, self.hidden_size, device=device)
+        t = torch.zeros(batch_size, dtype=torch.long, device=device)
+        return (zeros, zeros, zeros, zeros, t)
+
+    def memory_weights(self, state: State) -> dict[str, torch.Tensor]:
+        return {}
+
+    def forward(
+        self,
+        obs: Mapping[str, torch.Tensor],
+        state: State,
+        episode_start: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """One glimpse: ``(r1_n, r2_n)`` (each (B, hidden)) and the next state."""
+        if episode_start is not None:
+            fresh = self.initial_state(episode_start.shape[0], episode_start.device)
+            state = reset_state(state, episode_start, fresh)
+        h1, c1, h2, c2, t = state
+        first = (t == 0)[:, None]
+        # r2_0 from the context network, at each episode's first step. On the CPU, where
+        # asking is free, it runs only at steps where some episode starts.
+        if self.context is not None and (first.is_cuda or bool(first.any())):
+            h2 = torch.where(first, self.context(obs["context"]), h2)
+            if self.r2 is None:
+                h1 = torch.where(first, h2, h1)
+        h1, c1 = self.r1(self.glimpse(obs), (h1, c1))
+        if self.r2 is None:
+            h2, c2 = h1, c1
+        else:
+            h2, c2 = self.r2(h1, (h2, c2))
+        return h1, h2, (h1, c1, h2, c2, t + 1)
+
+    @staticmethod
+    def class_scores(logits: torch.Tensor) -> torch.Tensor:
+        """The action's class scores ``2 softmax(logits) - 1``: in [-1, 1], argmax unchanged."""
+        return RAMPolicy.class_scores(logits)

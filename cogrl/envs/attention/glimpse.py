@@ -37,7 +37,7 @@ the core, only shape and dtype are checked).
 |---|---|---|---|
 | ``glimpse`` | (k * g * g,) | [0, 1] | the k patches at the location, finest first, row-major |
 | ``location`` | (2,) | [-1, 1] | the current location (x, y) |
-| ``context`` | (s * s,) | [0, 1] | with ``context_size=s`` only: the canvas averaged to s x s |
+| ``context`` | (s * s,) | [0, 1] | with ``context_size=s``: the canvas's mean in s x s blocks |
 
 The ``context`` is a coarse view of the whole canvas at every step: the input of DRAM's
 context network (Ba et al. 2015) at a low ``s``, and the image itself for the whole-image
@@ -226,6 +226,13 @@ class GlimpseDigits(BatchedEnv):
         cells = torch.arange(self.grid_size**2, device=self.device)
         centres = torch.stack([cells % self.grid_size, cells // self.grid_size], 1) + 0.5
         self.cell_locations = centres / self.grid_size * 2.0 - 1.0
+        # The context's blocks: edges of an s x s partition of the canvas, and the factor
+        # from a block's byte sum to its mean in [0, 1].
+        if self.context_size:
+            edges = torch.linspace(0, c, self.context_size + 1, device=self.device).round()
+            self._context_edges = edges.long()
+            width = edges.diff()
+            self._context_scale = 1.0 / (255.0 * width[:, None] * width[None, :])
 
     def memory_estimate(self, num_envs: int) -> int:
         """About how many bytes a core of ``num_envs`` environments holds and touches in a
@@ -388,12 +395,17 @@ class GlimpseDigits(BatchedEnv):
         return obs
 
     def context(self, index: torch.Tensor | None = None) -> torch.Tensor:
-        """The ``context`` observation (M, s * s): the canvases area-averaged to s x s."""
-        canvas = self.canvas if index is None else self.canvas[index]
-        s = self.context_size
-        if s == self.canvas_size:
+        """The ``context`` observation (M, s * s): the mean of each block of an s x s
+        partition of the canvases, read from their summed-area tables."""
+        s, c = self.context_size, self.canvas_size
+        if s == c:
+            canvas = self.canvas if index is None else self.canvas[index]
             return canvas.flatten(1).clone()
-        return F.adaptive_avg_pool2d(canvas[:, None], s).flatten(1)
+        table = self.table if index is None else self.table[index]
+        edges = self._context_edges
+        corners = table[:, edges][:, :, edges]
+        sums = corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]
+        return (sums * self._context_scale).flatten(1)
 
     # --- rendering ---------------------------------------------------------------------------
     def render(self, index: int = 0) -> np.ndarray:

@@ -1,0 +1,237 @@
+"""DRAM: the deep recurrent attention model (Ba, Mnih and Kavukcuoglu 2015, "Multiple
+Object Recognition with Visual Attention").
+
+RAM reads one object; DRAM reads several in turn. Its networks (:class:`~cogrl.nn.DRAMPolicy`):
+a glimpse network where "what" and "where" gate each other, two stacked LSTM layers (the
+lower one recognises, the upper one steers), a context network that sets the upper
+layer's first state from a coarse view of the whole canvas, an emission network for the
+next location and a classification network.
+
+The agent takes ``glimpses_per_object`` glimpses per object and then emits a label (the
+classification network's argmax), object after object; on ``cogrl/MultiDigits-v0`` the
+episode ends with the last label (for the sum target, one label after every digit's
+glimpses). Training is the paper's hybrid objective, one update per batch of
+``num_envs`` whole episodes:
+
+- the classification network by the labels' log-likelihood (cross-entropy of each
+  emission's logits with the true label at its position);
+- the emission network by REINFORCE: the reward is 1 for each label emitted right, the
+  return from each step on (``gamma = 1``) credits the locations before each label, and a
+  baseline ``b_n`` regressed on that return reduces the variance.
+
+DRAM is :class:`~cogrl.agents.ram.RAM`'s update (REINFORCE with a learned baseline plus
+the supervised term) with DRAM's networks and per-object emissions. ``context_network=False,
+layers=1`` gives the paper's RAM baseline on sequences.
+
+```python
+agent = cogrl.agents.make("dram", "cogrl/MultiDigits-v0", seed=0)
+agent.learn(total_timesteps=3_000_000, progress_bar=True)
+cogrl.agents.evaluate(agent, episodes=1000, split="test")
+```
+
+It also runs on the one-digit glimpse tasks (``cogrl/GlimpseDigits-v0`` ...), where it
+answers at the episode's last step as RAM does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from cogrl.agents.base import Hyperparameters, register_agent
+from cogrl.agents.common import check_bools, check_int, check_number
+from cogrl.agents.ram import RAM
+from cogrl.agents.reinforce import Settings
+from cogrl.core import sync_free
+from cogrl.nn import DRAMPolicy
+
+__all__ = ["DRAM"]
+
+
+@register_agent("dram")
+class DRAM(RAM):
+    """Deep recurrent attention model: REINFORCE on the locations, log-likelihood on the
+    labels emitted after each object's glimpses.
+
+    Works on environments with a ``Box(-1, 1, (2 + K + 2,))`` action (location; scores of
+    K labels, "nothing" and end-of-sequence), as ``cogrl/MultiDigits-v0`` in its continuous
+    mode, or the glimpse tasks' ``Box(-1, 1, (2 + K,))`` (location; class scores read at the
+    end).
+    """
+
+    @dataclass
+    class Config(Hyperparameters):
+        """DRAM's hyperparameters.
+
+        - ``num_envs``: episodes per update; ``learning_rate``: Adam's step size.
+        - ``glimpses_per_object``: glimpses before each label (the episode takes
+          ``glimpses_per_object * n_digits`` steps; the glimpse tasks use their own
+          ``n_glimpses``).
+        - ``hidden_size``: the LSTM layers' width (and the glimpse feature's);
+          ``glimpse_hidden``, ``location_hidden``: ``G_image`` and ``G_loc``'s first layers.
+        - ``location_std``: the emission network's Gaussian std (before tanh).
+        - ``layers``: 2 (DRAM) or 1 (RAM's single core); ``context_network``: whether the
+          context network sets the first state (it needs the ``context`` observation:
+          the environment's ``context_size`` is set to a quarter of the canvas unless
+          given).
+        - ``reinforce_coef``, ``baseline_coef``, ``max_grad_norm``: as RAM's.
+        """
+
+        num_envs: int = 128
+        learning_rate: float = 1e-3
+        glimpses_per_object: int = 3
+        hidden_size: int = 256
+        glimpse_hidden: int = 128
+        location_hidden: int = 128
+        location_std: float = 0.2
+        layers: int = 2
+        context_network: bool = True
+        reinforce_coef: float = 1.0
+        baseline_coef: float = 1.0
+        max_grad_norm: float | None = 1.0
+
+        def __post_init__(self) -> None:
+            for name in (
+                "num_envs",
+                "glimpses_per_object",
+                "hidden_size",
+                "glimpse_hidden",
+                "location_hidden",
+            ):
+                check_int(name, getattr(self, name))
+            check_number("learning_rate", self.learning_rate, low_open=True)
+            check_number("location_std", self.location_std, low_open=True)
+            if self.layers not in (1, 2):
+                raise ValueError(f"layers must be 1 or 2, got {self.layers!r}")
+            check_bools(self, "context_network")
+            for name in ("reinforce_coef", "baseline_coef"):
+                check_number(name, getattr(self, name))
+            if self.max_grad_norm is not None:
+                check_number("max_grad_norm", self.max_grad_norm, low_open=True)
+
+    config: Config
+    # About 20 minutes on one CPU thread for MNIST pairs (BENCHMARKS.md, issue 11).
+    default_timesteps = 3_000_000
+
+    def _probe_spaces(self) -> None:
+        probe = self.make_core(1)
+        if (
+            self.config.context_network
+            and "context_size" not in self.env_kwargs
+            and hasattr(probe, "context_size")
+        ):
+            # The context network's coarse view: a quarter of the canvas side.
+            self.env_kwargs["context_size"] = max(1, probe.canvas_size // 4)
+            probe = self.make_core(1)
+        space = probe.single_action_space
+        self.n_classes = getattr(probe, "n_classes", None)
+        self.n_answers = getattr(probe, "n_answers", 1)
+        if self.n_classes is None or not isinstance(space, spaces.Box) or space.shape[0] not in (
+            2 + self.n_classes,
+            2 + self.n_classes + 2,
+        ):
+            raise ValueError(
+                f"DRAM needs a glimpse task's continuous action (location and label scores), "
+                f"got {space} for {self.env_id}; use action_mode='continuous'"
+            )
+        # Multi-object tasks score "nothing" and end-of-sequence after the K labels.
+        self.emits = space.shape[0] == 2 + self.n_classes + 2
+        if self.emits:
+            n_objects = getattr(probe, "n_digits", self.n_answers)
+            self.episode_length = self.config.glimpses_per_object * n_objects
+            if probe.n_glimpses < self.episode_length:
+                raise ValueError(
+                    f"glimpses_per_object={self.config.glimpses_per_object} needs episodes of "
+                    f"{self.episode_length} steps for {n_objects} objects, but {self.env_id} "
+                    f"truncates them at n_glimpses={probe.n_glimpses}; raise n_glimpses"
+                )
+        else:
+            self.episode_length = int(probe.max_episode_steps)
+        # A label is emitted at the last step of each answer's share of the glimpses.
+        self.steps_per_answer = self.episode_length // self.n_answers
+        probe.close()
+        super()._probe_spaces()
+
+    def _build_policy(self) -> DRAMPolicy:
+        self.label_key = self.env_metadata.get("label_key")
+        if self.label_key is None:
+            raise ValueError(
+                f"DRAM learns its classifier from the true labels, which {self.env_id} does "
+                "not report: its metadata has no 'label_key'"
+            )
+        c = self.config
+        return DRAMPolicy(
+            self.observation_space,
+            self.n_classes,
+            hidden_size=c.hidden_size,
+            glimpse_hidden=c.glimpse_hidden,
+            location_hidden=c.location_hidden,
+            location_std=c.location_std,
+            layers=c.layers,
+            context_network=c.context_network,
+        )
+
+    def _settings(self) -> Settings:
+        return super()._settings()._replace(max_episode_steps=self.episode_length)
+
+    def _episode_bound(self, env, max_steps: int) -> int:
+        return self.episode_length
+
+    # --- acting ------------------------------------------------------------------------------
+    def _scores(self, logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The action's scores at step ``t`` (B,), counted from 1: the labels' at each
+        answer's last step, "nothing" at the others (multi-object tasks)."""
+        scores = self.policy.class_scores(logits)
+        if not self.emits:
+            return scores
+        emit = (t % self.steps_per_answer == 0)[:, None]
+        quiet = torch.full_like(scores[:, :1], -1.0)
+        emitting = torch.cat([scores, quiet, quiet], 1)
+        looking = torch.cat([torch.full_like(scores, -1.0), -quiet, quiet], 1)
+        return torch.where(emit, emitting, looking)
+
+    def _act(self, obs, state, episode_start, deterministic):
+        h1, h2, state = self.policy(obs, state, episode_start)
+        head = self.policy.location
+        mean = head(h2)
+        u = head.mode(mean) if deterministic else head.sample(mean, self.generator)
+        scores = self._scores(self.policy.classifier(h1), state[-1])
+        return torch.cat([head.to_env(u), scores], dim=-1), state
+
+    def _policy_step(self, obs, state):
+        h1, h2, state = self.policy(obs, state)
+        logits = self.policy.classifier(h1)
+        head = self.policy.location
+        mean = head(h2)
+        u = head.sample(mean, self.generator)
+        log_prob = head.log_prob(mean, u)
+        baseline = self.policy.baseline(h2.detach())
+        action = torch.cat([head.to_env(u), self._scores(logits.detach(), state[-1])], -1)
+        return action, log_prob, None, baseline, state, {"logits": logits}
+
+    def _extra_loss(self, extras, info, mask):
+        T = mask.shape[0]
+        if not (self._checked_length and sync_free(self.device)):
+            self._checked_length = True
+            if T != self.episode_length or not bool((mask[-1] > 0).all()):
+                lengths = mask.sum(0)
+                raise RuntimeError(
+                    f"DRAM emits after fixed numbers of glimpses and needs episodes of "
+                    f"{self.episode_length} steps; {self.env_id} ended episodes after "
+                    f"{int(lengths.min())} to {T} steps"
+                )
+        # Classification: the log-likelihood of each label at its emission step.
+        steps = range(self.steps_per_answer - 1, T, self.steps_per_answer)
+        logits = torch.stack([extras[s]["logits"] for s in steps], 1)  # (N, answers, K)
+        label = info[self.label_key].view(logits.shape[0], -1)
+        classifier_loss = F.cross_entropy(logits.flatten(0, 1), label.flatten())
+        right = logits.argmax(-1) == label
+        return classifier_loss, {
+            "train/classifier_loss": classifier_loss.detach(),
+            "train/label_accuracy": right.float().mean(),
+            "train/accuracy": right.all(1).float().mean(),
+            "train/location_std": self.policy.location.std,
+        }
