@@ -47,6 +47,7 @@ from cogrl.metrics import (
     scanmatch,
     string_edit_distance,
 )
+from cogrl.saliency.winner_take_all import winner_take_all
 
 __all__ = [
     "BASELINES",
@@ -85,25 +86,6 @@ SCORES = (
 # ScanMatch and string edit distance grid: the ScanMatch toolbox's 12 x 8 (rows, columns
 # in numpy order), as in the recent scanpath papers' OSIE evaluations.
 GRID = (8, 12)
-
-
-def winner_take_all(maps: torch.Tensor, n_fixations: int, radius: float = 1 / 6) -> torch.Tensor:
-    """Itti and Koch's (1998) scanpath on saliency maps (B, H, W): fixate the maximum, then
-    inhibit a disc of ``radius`` times the smaller side around it (inhibition of return),
-    ``n_fixations`` times. Returns (B, n_fixations, 2) locations (x, y) in [-1, 1]."""
-    b, h, w = maps.shape
-    ys = torch.arange(h, device=maps.device, dtype=maps.dtype)[:, None]
-    xs = torch.arange(w, device=maps.device, dtype=maps.dtype)[None, :]
-    left = maps.clone()
-    floor = left.amin((1, 2), keepdim=True) - 1  # below every value: inhibited
-    path = []
-    for _ in range(n_fixations):
-        flat = left.flatten(1).argmax(1)
-        row, col = (flat // w).to(maps.dtype), (flat % w).to(maps.dtype)
-        path.append(torch.stack([(col + 0.5) / w * 2 - 1, (row + 0.5) / h * 2 - 1], 1))
-        near = (ys - row[:, None, None]) ** 2 + (xs - col[:, None, None]) ** 2
-        left = torch.where(near <= (radius * min(h, w)) ** 2, floor, left)
-    return torch.stack(path, 1)
 
 
 def baseline_scanpaths(

@@ -12,6 +12,9 @@ on their device and in their float dtype, computed as tensor operations over the
   on the sub-bands of a learned sparse basis, per site.
 - :func:`center_bias`: a Gaussian on the image centre, the baseline a model must beat.
 
+:func:`winner_take_all` turns maps into Itti and Koch's scanpath: the maximum, then the
+next with inhibition of return around each one fixated.
+
 ``MODELS`` maps each name to its function with default settings, ``f(images) -> maps``, for
 code that chooses a model by name (the scanpath environment, the baselines, the CLI).
 """
@@ -26,8 +29,16 @@ from cogrl.saliency.center_bias import center_bias
 from cogrl.saliency.itti_koch import itti_koch
 from cogrl.saliency.site_entropy import site_entropy_rate
 from cogrl.saliency.spectral_residual import spectral_residual
+from cogrl.saliency.winner_take_all import winner_take_all
 
-__all__ = ["MODELS", "center_bias", "itti_koch", "site_entropy_rate", "spectral_residual"]
+__all__ = [
+    "MODELS",
+    "center_bias",
+    "itti_koch",
+    "site_entropy_rate",
+    "spectral_residual",
+    "winner_take_all",
+]
 
 MODELS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "itti_koch": itti_koch,

@@ -475,7 +475,7 @@ class SaliencySearch:
         start = (core.t == 0) | ~self._planned
         new = start.nonzero().squeeze(1)
         if new.numel() > 0:
-            from cogrl.scanpaths import winner_take_all
+            from cogrl.saliency import winner_take_all
 
             self.winners[new] = winner_take_all(self.maps(new), self.winners.shape[1], self.radius)
             self._planned[new] = True
@@ -515,7 +515,7 @@ def saliency_search(
     (``saliency``, a name of :data:`cogrl.saliency.MODELS`; on the canvas upsampled by a
     whole factor to at least 128 pixels a side, the least Itti-Koch takes) and its
     winner-take-all fixations with inhibition of return
-    (:func:`cogrl.scanpaths.winner_take_all`; ``radius``, a fraction of the canvas side,
+    (:func:`cogrl.saliency.winner_take_all`; ``radius``, a fraction of the canvas side,
     default one digit's width, so that one digit is inhibited at a time).
 
     The rule, which a reader can hold against the task: a bottom-up model has no template
