@@ -17,6 +17,7 @@ import torch
 import cogrl.agents
 import cogrl.agents.common
 from cogrl.agents import evaluate, load, make
+from cogrl.agents.presets import PRESETS, preset
 from cogrl.cli import main
 from cogrl.core import force_sync_free
 from cogrl.envs import make_core
@@ -176,3 +177,12 @@ def test_the_training_state_round_trips(tmp_path: Path) -> None:
         module.learn(16 * 6, reset_num_timesteps=False)
     for a, b in zip(agent.model.parameters(), again.model.parameters(), strict=True):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", sorted(PRESETS["classifier"]))
+def test_the_presets_answer_in_one_step_per_image(env_id: str) -> None:
+    p = preset("classifier", env_id)
+    agent = make("classifier", env_id, device="cpu", env_kwargs=p.env_kwargs, **p.hyperparameters)
+    assert agent.config.model == "cnn" and agent.env_kwargs["action_mode"] == "discrete"
+    agent.learn(agent.config.num_envs)
+    assert agent.num_timesteps == agent.config.num_envs  # one update, one step per canvas

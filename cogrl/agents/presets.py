@@ -211,6 +211,18 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "reinforce": {
         "CartPole-v1": Preset({"num_envs": 16}, timesteps=200_000),
     },
+    # The whole-image baselines (--set model=fc|cnn|stn|soft; the RAM paper's CNN by
+    # default). Discrete mode: the answer ends the episode, one step per image, where the
+    # continuous mode steps every episode n_glimpses times; measured on one CPU thread, the
+    # discrete mode trains 1.3-1.5x more images per second (CNN and FC, all three tasks).
+    "classifier": {
+        env_id: Preset(env_kwargs={"action_mode": "discrete"}, timesteps=steps)
+        for env_id, steps in (
+            ("cogrl/GlimpseDigits-v0", 100_000),
+            ("cogrl/TranslatedDigits-v0", 500_000),
+            ("cogrl/ClutteredDigits-v0", 500_000),
+        )
+    },
 }
 
 
