@@ -81,6 +81,11 @@ def test_predict_answers_the_argmax_in_the_environments_actions() -> None:
     assert int(state[0]) == 1  # one step of the episode taken
     _, reward, terminated, _, info = env.step(action)
     assert terminated and reward == float(info["correct"])
+    # Not deterministic: labels drawn from the softmax, as answering actions all the same.
+    obs = {k: np.stack([v] * 200) for k, v in obs.items()}
+    sampled, _ = agent.predict(obs, deterministic=False)
+    assert sampled.shape == (200,) and ((sampled >= 9) & (sampled < 19)).all()
+    assert len(set(sampled.tolist())) > 1  # an untrained model's softmax is spread out
 
 
 def test_save_and_load_predict_the_same(tmp_path: Path) -> None:
@@ -186,3 +191,30 @@ def test_the_presets_answer_in_one_step_per_image(env_id: str) -> None:
     assert agent.config.model == "cnn" and agent.env_kwargs["action_mode"] == "discrete"
     agent.learn(agent.config.num_envs)
     assert agent.num_timesteps == agent.config.num_envs  # one update, one step per canvas
+
+
+def test_on_the_multi_digit_task_step_i_sends_the_ith_label() -> None:
+    agent = make(
+        "classifier",
+        "cogrl/MultiDigits-v0",
+        device="cpu",
+        model="fc",
+        env_kwargs={"action_mode": "discrete"},
+        num_envs=8,
+    )
+    assert (agent.n_answers, agent.env_kwargs["context_size"]) == (2, 100)
+    core = agent.make_core(4)
+    obs, _ = core.reset(seed=0)
+    with torch.no_grad():
+        expected = agent.model(obs["context"].view(4, 1, 100, 100)).argmax(-1)  # (4, 2)
+    state, start = None, torch.ones(4, dtype=torch.bool)
+    for i in range(2):
+        action, state = agent.predict(obs, state, start)
+        assert torch.equal(action, core.answer(expected[:, i]))
+        obs, _, terminated, _, info = core.step(action)
+        start = torch.zeros(4, dtype=torch.bool)
+    assert terminated.all() and torch.equal(info["prediction"], expected)
+    # Learning reads the labels (N, 2) at the episodes' end: 8 episodes of 2 steps.
+    logged: list[dict[str, float]] = []
+    agent.learn(16, callback=lambda _, info: logged.append(info))
+    assert agent.num_timesteps == 16 and logged[0]["rollout/ep_len_mean"] == 2.0
