@@ -31,6 +31,21 @@ cogrl.agents.evaluate(agent, episodes=1000, split="test")
 
 It also runs on the one-digit glimpse tasks (``cogrl/GlimpseDigits-v0`` ...), where it
 answers at the episode's last step as RAM does.
+
+On visual search (``cogrl/VisualSearch-v0``: find the digit of a cued class among
+distractors, action ``(x, y, declare)``) the policy takes the ``target`` cue (into ``r2_0``
+and as a gain on the glimpse feature, :class:`~cogrl.nn.DRAMPolicy`) and acts on the same
+fixed schedule as for one object: ``glimpses_per_object`` saccades, then "found" declared
+at the emission network's next location, so an episode takes ``glimpses_per_object + 1``
+steps. There is no label to emit, so no classification term: every location, the
+declared one included, learns by REINFORCE from the environment's reward (1 for a
+declaration on the target, minus the cost of each saccade) with the learned baseline.
+
+```python
+agent = cogrl.agents.make("dram", "cogrl/VisualSearch-v0", seed=0)
+agent.learn(total_timesteps=1_000_000)
+cogrl.agents.evaluate(agent, episodes=1000, split="test")  # accuracy: targets found
+```
 """
 
 from __future__ import annotations
@@ -58,8 +73,9 @@ class DRAM(RAM):
 
     Works on environments with a ``Box(-1, 1, (2 + K + 2,))`` action (location; scores of
     K labels, "nothing" and end-of-sequence), as ``cogrl/MultiDigits-v0`` in its continuous
-    mode, or the glimpse tasks' ``Box(-1, 1, (2 + K,))`` (location; class scores read at the
-    end).
+    mode, the glimpse tasks' ``Box(-1, 1, (2 + K,))`` (location; class scores read at the
+    end), or a search task's ``Box(-1, 1, (3,))`` (location; declare "found" when > 0) with
+    a ``target`` cue in the observation, as ``cogrl/VisualSearch-v0``.
     """
 
     @dataclass
@@ -69,7 +85,8 @@ class DRAM(RAM):
         - ``num_envs``: episodes per update; ``learning_rate``: Adam's step size.
         - ``glimpses_per_object``: glimpses before each label (the episode takes
           ``glimpses_per_object * n_digits`` steps; the glimpse tasks use their own
-          ``n_glimpses``).
+          ``n_glimpses``); on a search task, the saccades before the declaration (the
+          episode takes ``glimpses_per_object + 1`` steps).
         - ``hidden_size``: the LSTM layers' width (and the glimpse feature's);
           ``glimpse_hidden``, ``location_hidden``: ``G_image`` and ``G_loc``'s first layers.
         - ``location_std``: the emission network's Gaussian std (before tanh).
@@ -127,14 +144,33 @@ class DRAM(RAM):
             self.env_kwargs["context_size"] = max(1, probe.canvas_size // 4)
             probe = self.make_core(1)
         space = probe.single_action_space
+        cue = DRAMPolicy.CUE_KEY in getattr(probe.single_observation_space, "spaces", {})
+        # Search: (x, y, declare) and a cue of what to find; the answer is a location.
+        self.searches = cue and isinstance(space, spaces.Box) and space.shape == (3,)
+        if self.searches:
+            self.n_classes, self.n_answers, self.emits = None, 0, False
+            # glimpses_per_object saccades, then the declaration.
+            self.episode_length = self.config.glimpses_per_object + 1
+            limit = getattr(probe, "n_glimpses", getattr(probe, "max_episode_steps", None))
+            if limit is not None and limit < self.episode_length:
+                raise ValueError(
+                    f"glimpses_per_object={self.config.glimpses_per_object} saccades and a "
+                    f"declaration need episodes of {self.episode_length} steps, but "
+                    f"{self.env_id} truncates them at n_glimpses={limit}; raise "
+                    "n_glimpses or lower glimpses_per_object"
+                )
+            self.steps_per_answer = self.episode_length
+            probe.close()
+            super()._probe_spaces()
+            return
         self.n_classes = getattr(probe, "n_classes", None)
         self.n_answers = getattr(probe, "n_answers", 1)
-        if self.n_classes is None or not isinstance(space, spaces.Box) or space.shape[0] not in (
-            2 + self.n_classes,
-            2 + self.n_classes + 2,
-        ):
+        # Location and K class scores (glimpse tasks), or also "nothing" and end-of-sequence.
+        widths = () if self.n_classes is None else (2 + self.n_classes, 2 + self.n_classes + 2)
+        if not isinstance(space, spaces.Box) or space.shape[0] not in widths:
             raise ValueError(
-                f"DRAM needs a glimpse task's continuous action (location and label scores), "
+                f"DRAM needs a glimpse task's continuous action (location and label scores, "
+                f"or a search task's location and declare with a {DRAMPolicy.CUE_KEY!r} cue), "
                 f"got {space} for {self.env_id}; use action_mode='continuous'"
             )
         # Multi-object tasks score "nothing" and end-of-sequence after the K labels.
@@ -157,7 +193,7 @@ class DRAM(RAM):
 
     def _build_policy(self) -> DRAMPolicy:
         self.label_key = self.env_metadata.get("label_key")
-        if self.label_key is None:
+        if self.label_key is None and not self.searches:
             raise ValueError(
                 f"DRAM learns its classifier from the true labels, which {self.env_id} does "
                 "not report: its metadata has no 'label_key'"
@@ -193,24 +229,41 @@ class DRAM(RAM):
         looking = torch.cat([torch.full_like(scores, -1.0), -quiet, quiet], 1)
         return torch.where(emit, emitting, looking)
 
+    def _declare(self, t: torch.Tensor) -> torch.Tensor:
+        """The search action's declare value (B, 1) at step ``t`` (B,), counted from 1: +1
+        ("found", at the location sent with it) from the step after the
+        ``glimpses_per_object`` saccades on, -1 (saccade) before."""
+        return torch.where(t >= self.episode_length, 1.0, -1.0)[:, None]
+
     def _act(self, obs, state, episode_start, deterministic):
         h1, h2, state = self.policy(obs, state, episode_start)
         head = self.policy.location
         mean = head(h2)
         u = head.mode(mean) if deterministic else head.sample(mean, self.generator)
-        scores = self._scores(self.policy.classifier(h1), state[-1])
-        return torch.cat([head.to_env(u), scores], dim=-1), state
+        if self.searches:
+            answer = self._declare(state[-1])
+        else:
+            answer = self._scores(self.policy.classifier(h1), state[-1])
+        return torch.cat([head.to_env(u), answer], dim=-1), state
 
     def _policy_step(self, obs, state):
         h1, h2, state = self.policy(obs, state)
-        logits = self.policy.classifier(h1)
         head = self.policy.location
         mean = head(h2)
         u = head.sample(mean, self.generator)
         log_prob = head.log_prob(mean, u)
         baseline = self.policy.baseline(h2.detach())
+        if self.searches:
+            action = torch.cat([head.to_env(u), self._declare(state[-1])], -1)
+            return action, log_prob, None, baseline, state, {}
+        logits = self.policy.classifier(h1)
         action = torch.cat([head.to_env(u), self._scores(logits.detach(), state[-1])], -1)
         return action, log_prob, None, baseline, state, {"logits": logits}
+
+    def _policy_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        # Search: the declared location is the one the reward judges, so every location,
+        # the last included, is credited. Recognition: the last one is never looked at.
+        return mask if self.searches else super()._policy_mask(mask)
 
     def _extra_loss(self, extras, info, mask):
         T = mask.shape[0]
@@ -223,6 +276,11 @@ class DRAM(RAM):
                     f"{self.episode_length} steps; {self.env_id} ended episodes after "
                     f"{int(lengths.min())} to {T} steps"
                 )
+        if self.searches:
+            # No label to learn: the locations' REINFORCE term is the whole objective.
+            return torch.zeros((), device=self.device), {
+                "train/location_std": self.policy.location.std
+            }
         # Classification: the log-likelihood of each label at its emission step.
         steps = range(self.steps_per_answer - 1, T, self.steps_per_answer)
         logits = torch.stack([extras[s]["logits"] for s in steps], 1)  # (N, answers, K)

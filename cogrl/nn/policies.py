@@ -398,22 +398,40 @@ class DRAMPolicy(nn.Module):
       classification network, ``r2_n = R2(r1_n, r2_{n-1})`` the emission network. With
       ``layers=1``, one LSTM serves both (RAM's single core, as the paper's RAM baseline).
     - Context network: a small CNN on the ``context`` observation (the whole canvas,
-      coarse) gives ``r2_0``, the top layer's initial state, so that the first glimpse
-      location is chosen from a view of the whole image.
+      coarse) gives ``r2_0 = tanh(Context(x_coarse))``, the top layer's initial state, so
+      that the first glimpse location is chosen from a view of the whole image.
     - Emission network: ``l_{n+1} ~ N(E(r2_n), std)``, squashed by tanh
       (:class:`~cogrl.nn.distributions.TanhGaussianHead`).
-    - Classification network: ``logits = C(r1_n)``; the baseline ``b_n = B(r2_n)``
-      (on a detached ``r2_n``).
+    - Classification network: ``logits = C(r1_n)`` (none with ``n_classes=None``, for a
+      task that names no class); the baseline ``b_n = B(r2_n)`` (on a detached ``r2_n``).
+
+    Visual search (``cogrl/VisualSearch-v0``) is not in the paper: there the observation
+    holds a ``target`` cue (the one-hot class to find), and the policy takes it, when
+    present, in two places, because the two layers need it for different things:
+
+    - the first state: ``r2_0 = tanh(Context(x_coarse) + W_cue c)`` (``tanh(W_cue c)``
+      without a context network; at one layer ``r1_0 = r2_0``). The emission network, which
+      steers, then picks the first saccade knowing what it looks for, and the cue is held
+      in ``r2``'s memory for the declaration;
+    - a gain on the glimpse feature: ``g_n = G_image(x_n) * G_loc(l_n) * 2 sigmoid(G_cue(c))``,
+      feature-based attention as in Treue and Martinez-Trujillo's (1999) feature-similarity
+      gain. The recognising layer ``R1`` then gets features already weighted by what is
+      searched for, so "the target is here" is a readout of ``g_n``, not a product of the
+      glimpse's class and a cue that the LSTM would have to learn to form. ``G_cue``
+      starts at zero: the gain starts at 1, as DRAM's glimpse network.
 
     The recurrent state is ``(h1, c1, h2, c2, t)``: ``t`` (B,) counts the steps of the
-    episode, so the context network sets ``r2`` at ``t = 0`` and a learner knows when to
-    emit. At one layer, ``h2 = h1``.
+    episode, so the context network and the cue set ``r2`` at ``t = 0`` and a learner knows
+    when to emit. At one layer, ``h2 = h1``.
     """
+
+    #: The observation key of the search cue.
+    CUE_KEY = "target"
 
     def __init__(
         self,
         observation_space: spaces.Dict,
-        n_classes: int,
+        n_classes: int | None,
         hidden_size: int = 256,
         glimpse_hidden: int = 128,
         location_hidden: int = 128,
@@ -449,6 +467,7 @@ class DRAMPolicy(nn.Module):
                     f"{observation_space['context'].shape[0]} values"
                 )
             self.context_side = side
+            # Its output is r2_0 before the tanh (first_state adds the cue's part).
             self.context = nn.Sequential(
                 nn.Unflatten(1, (1, side, side)),
                 nn.Conv2d(1, 16, 5, padding=2),
@@ -459,10 +478,22 @@ class DRAMPolicy(nn.Module):
                 nn.AdaptiveAvgPool2d(4),
                 nn.Flatten(),
                 nn.Linear(32 * 16, hidden_size),
-                nn.Tanh(),
             )
+        self.cue = self.cue_gain = None
+        if self.CUE_KEY in keys:
+            cue_space = observation_space[self.CUE_KEY]
+            if not (isinstance(cue_space, spaces.Box) and len(cue_space.shape) == 1):
+                raise ValueError(
+                    f"DRAM reads the observation {self.CUE_KEY!r} as a flat search cue (a "
+                    f"one-hot Box), got {cue_space}"
+                )
+            n_cues = cue_space.shape[0]
+            self.cue = nn.Linear(n_cues, hidden_size)  # W_cue: its part of r2_0
+            self.cue_gain = nn.Linear(n_cues, hidden_size)  # G_cue: the glimpse's gain
+            nn.init.zeros_(self.cue_gain.weight)
+            nn.init.zeros_(self.cue_gain.bias)
         self.location = TanhGaussianHead(hidden_size, 2, location_std)
-        self.classifier = CategoricalHead(hidden_size, n_classes)
+        self.classifier = None if n_classes is None else CategoricalHead(hidden_size, n_classes)
         self.baseline = ValueHead(hidden_size)
 
     def initial_state(self, batch_size: int, device: torch.device | str) -> State:
@@ -472,6 +503,16 @@ class DRAMPolicy(nn.Module):
 
     def memory_weights(self, state: State) -> dict[str, torch.Tensor]:
         return {}
+
+    def first_state(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``r2_0`` (B, hidden): ``tanh`` of the context network's output plus the cue's
+        ``W_cue c``, of whichever of the two this policy has."""
+        drive = torch.zeros((), device=obs["location"].device)
+        if self.context is not None:
+            drive = drive + self.context(obs["context"])
+        if self.cue is not None:
+            drive = drive + self.cue(obs[self.CUE_KEY])
+        return torch.tanh(drive)
 
     def forward(
         self,
@@ -485,13 +526,17 @@ class DRAMPolicy(nn.Module):
             state = reset_state(state, episode_start, fresh)
         h1, c1, h2, c2, t = state
         first = (t == 0)[:, None]
-        # r2_0 from the context network, at each episode's first step. On the CPU, where
-        # asking is free, it runs only at steps where some episode starts.
-        if self.context is not None and (first.is_cuda or bool(first.any())):
-            h2 = torch.where(first, self.context(obs["context"]), h2)
+        # r2_0 from the context network and the cue, at each episode's first step. On the
+        # CPU, where asking is free, it runs only at steps where some episode starts.
+        sets_first = self.context is not None or self.cue is not None
+        if sets_first and (first.is_cuda or bool(first.any())):
+            h2 = torch.where(first, self.first_state(obs), h2)
             if self.r2 is None:
                 h1 = torch.where(first, h2, h1)
-        h1, c1 = self.r1(self.glimpse(obs), (h1, c1))
+        g = self.glimpse(obs)
+        if self.cue_gain is not None:
+            g = g * (2.0 * torch.sigmoid(self.cue_gain(obs[self.CUE_KEY])))
+        h1, c1 = self.r1(g, (h1, c1))
         if self.r2 is None:
             h2, c2 = h1, c1
         else:
