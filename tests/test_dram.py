@@ -19,6 +19,19 @@ def pairs_agent(**hyper):
     return make("dram", "cogrl/MultiDigits-v0", seed=0, env_kwargs=PAIRS, **{**SMALL, **hyper})
 
 
+SEARCH = {"canvas_size": 56, "n_distractors": 2, "glimpse_size": 8, "n_scales": 2}
+
+
+def search_agent(env_kwargs=SEARCH, **hyper):
+    return make(
+        "dram",
+        "cogrl/VisualSearch-v0",
+        seed=0,
+        env_kwargs=env_kwargs,
+        **{**SMALL, "glimpses_per_object": 2, **hyper},
+    )
+
+
 def test_context_size_defaults_to_a_quarter_of_the_canvas() -> None:
     agent = pairs_agent()
     assert agent.env_kwargs["context_size"] == 15
@@ -113,9 +126,10 @@ def test_runs_on_the_one_digit_glimpse_tasks_as_ram_does() -> None:
     assert 0.0 <= evaluate(agent, 32, split="test")["accuracy"] <= 1.0
 
 
-def test_save_and_load_predict_the_same(tmp_path) -> None:
-    agent = pairs_agent()
-    agent.learn(16 * 6)
+@pytest.mark.parametrize("agent_of", [pairs_agent, search_agent])
+def test_save_and_load_predict_the_same(tmp_path, agent_of) -> None:
+    agent = agent_of()
+    agent.learn(16 * agent.episode_length)
     agent.save(tmp_path / "model")
     loaded = cogrl.agents.load(tmp_path / "model")
     assert loaded.env_kwargs == agent.env_kwargs
@@ -172,18 +186,6 @@ def test_trains_from_the_cli(tmp_path) -> None:
 
 
 # --- visual search (cogrl/VisualSearch-v0) ---------------------------------------------------
-
-SEARCH = {"canvas_size": 56, "n_distractors": 2, "glimpse_size": 8, "n_scales": 2}
-
-
-def search_agent(env_kwargs=SEARCH, **hyper):
-    return make(
-        "dram",
-        "cogrl/VisualSearch-v0",
-        seed=0,
-        env_kwargs=env_kwargs,
-        **{**SMALL, "glimpses_per_object": 2, **hyper},
-    )
 
 
 def test_search_saccades_then_declares_at_the_emitted_location() -> None:
@@ -303,18 +305,6 @@ def test_search_learns_by_reinforce_alone_and_logs() -> None:
     for name in ("location.fc.weight", "baseline.fc.weight", "cue.weight", "cue_gain.weight"):
         assert not torch.equal(before[name], after[name]), name
     assert not torch.equal(before["context.8.weight"], after["context.8.weight"])
-
-
-def test_search_save_and_load_predict_the_same(tmp_path) -> None:
-    agent = search_agent()
-    agent.learn(16 * 3)
-    agent.save(tmp_path / "model")
-    loaded = cogrl.agents.load(tmp_path / "model")
-    core = agent.make_core(4)
-    obs, _ = core.reset(seed=5)
-    a, _ = agent.predict(obs, None, None, deterministic=True)
-    b, _ = loaded.predict(obs, None, None, deterministic=True)
-    assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize(
