@@ -14,7 +14,6 @@ from cogrl.agents.base import (
     rollout_frames,
 )
 from cogrl.agents.classifier import Classifier  # registers "classifier"
-from cogrl.agents.classifier import Classifier  # registers "classifier"
 from cogrl.agents.dqn import DQN  # registers "dqn"
 from cogrl.agents.dram import DRAM  # registers "dram"
 from cogrl.agents.ppo import PPO  # registers "ppo"
@@ -25,7 +24,6 @@ __all__ = [
     "A2C",
     "AGENTS",
     "Agent",
-    "Classifier",
     "Classifier",
     "DQN",
     "DRAM",

@@ -95,15 +95,19 @@ class DRAM(RAM):
           the environment's ``context_size`` is set to a quarter of the canvas unless
           given).
         - ``reinforce_coef``, ``baseline_coef``, ``max_grad_norm``: as RAM's.
+
+        The widths and the location std are RAM's defaults (128 and 0.3, measured on the
+        glimpse tasks: see :class:`~cogrl.agents.ram.RAM.Config`), not the paper's 512-unit
+        LSTMs: on a CPU the narrower model sees more images in the same time.
         """
 
         num_envs: int = 128
         learning_rate: float = 1e-3
         glimpses_per_object: int = 3
-        hidden_size: int = 256
+        hidden_size: int = 128
         glimpse_hidden: int = 128
         location_hidden: int = 128
-        location_std: float = 0.2
+        location_std: float = 0.3
         layers: int = 2
         context_network: bool = True
         reinforce_coef: float = 1.0
