@@ -445,6 +445,8 @@ def test_every_preset_builds_its_agent_with_its_policy(name: str, env_id: str) -
     agent = cogrl.agents.make(
         name, env_id, device="cpu", seed=0, env_kwargs=p.env_kwargs, **p.hyperparameters
     )
+    if not hasattr(agent.config, "policy"):
+        return  # the classifier's whole-image models have no PolicyConfig: building is all
     default = type(agent).Config().policy
     assert agent.config.policy == default.replace(p.hyperparameters.get("policy", {}))
     torso = agent.policy.torso if name == "dqn" else agent.policy.actor_torso
