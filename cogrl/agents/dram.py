@@ -146,6 +146,7 @@ class DRAM(RAM):
         ):
             # The context network's coarse view: a quarter of the canvas side.
             self.env_kwargs["context_size"] = max(1, probe.canvas_size // 4)
+            probe.close()
             probe = self.make_core(1)
         space = probe.single_action_space
         cue = DRAMPolicy.CUE_KEY in getattr(probe.single_observation_space, "spaces", {})
