@@ -1,0 +1,585 @@
+"""Hard and soft attention on real MNIST: the RAM and DRAM papers' tables, side by side.
+
+Every cell trains one learner on one task for the same wall-clock budget (one torch
+thread), tests it on the standard MNIST test set after each slice (10,000 test-split
+episodes from one seed; evaluation is not counted as training), and saves its curve as
+JSON under ``benchmarks/results/attention/``. ``--report`` turns the saved cells into the
+BENCHMARKS.md section and PNG learning curves (error against wall time and against
+training images seen) in ``docs/figures/``.
+
+Data: MNIST IDX files (``--root``, default ``../shared/data/mnist``: the standard test set
+and the first 22,699 training images).
+
+    python benchmarks/attention.py run --table ram            # every cell of one table
+    python benchmarks/attention.py run --table ram --cells mnist28/ram:6   # one cell
+    python benchmarks/attention.py report                     # tables + plots from JSON
+    python benchmarks/attention.py run --table ram --quick    # smoke run, saves nothing
+
+Learners (``NAME[:GLIMPSES]``):
+
+- ``ram:N``: cogrl's RAM with N glimpses (``cogrl.agents.make("ram", ...)``).
+- ``dram:N`` / ``dram-ram:N``: cogrl's DRAM with N glimpses per object; ``dram-ram`` is
+  DRAM without its context network and with one recurrent layer, the paper's RAM baseline
+  on sequences.
+- ``fc``, ``cnn``, ``stn``, ``soft``: the whole-image models of :mod:`cogrl.baselines`,
+  trained by cross-entropy on canvases drawn from the same training episodes.
+- ``ppo-gru``, ``saliency``: the visual-search learners (table ``search``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+import cogrl
+from cogrl.agents import evaluate, make
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "attention"
+FIGURES = HERE.parent / "docs" / "figures"
+DEFAULT_ROOT = HERE.parent.parent / "shared" / "data" / "mnist"
+TEST_SEED = 12345
+TEST_EPISODES = 10_000
+TEST_SEARCH = 2_000  # search episodes per test (the saliency baseline's maps are costly)
+SECTION = "## Attention on real MNIST: the RAM and DRAM papers' tables (issue 11)"
+
+# task name -> (env id, env kwargs beyond the data)
+TASKS: dict[str, tuple[str, dict]] = {
+    "mnist28": ("cogrl/GlimpseDigits-v0", {}),
+    "translated60": ("cogrl/TranslatedDigits-v0", {}),
+    "cluttered60": ("cogrl/ClutteredDigits-v0", {}),
+    "pairs": ("cogrl/MultiDigits-v0", {}),
+    "addition": ("cogrl/MultiDigits-v0", {"target": "sum"}),
+    "search": ("cogrl/VisualSearch-v0", {}),
+}
+# table -> (task, learner, training seconds) cells, in the order of the papers' tables
+TABLES: dict[str, list[tuple[str, str, float]]] = {
+    "ram": [
+        ("mnist28", "ram:6", 300),
+        ("mnist28", "fc", 300),
+        ("mnist28", "cnn", 300),
+        ("translated60", "ram:4", 420),
+        ("translated60", "ram:6", 420),
+        ("translated60", "ram:8", 420),
+        ("translated60", "cnn", 420),
+        ("cluttered60", "ram:8", 420),
+        ("cluttered60", "cnn", 420),
+    ],
+    "soft": [
+        ("cluttered60", "stn", 420),
+        ("cluttered60", "soft", 420),
+    ],
+    "search": [
+        ("search", "saliency", 0),
+        ("search", "ppo-gru", 600),
+        ("search", "dram:3", 600),
+    ],
+    "dram": [
+        ("pairs", "dram:3", 600),
+        ("pairs", "dram-ram:3", 600),
+        ("pairs", "cnn", 600),
+        ("pairs", "stn", 600),
+        ("pairs", "soft", 600),
+    ],
+}
+
+Curve = list[dict[str, float]]  # {"seconds", "images", "error"} after each slice
+
+
+def slices(budget: float, n: int, train_for: Callable[[float], int], test: Callable[[], dict]):
+    """Alternate ``budget / n`` seconds of training (returning images trained on) and an
+    untimed test (returning ``{"error": ..., other metrics}``); the curve of training
+    seconds, images seen and the test's metrics."""
+    curve: Curve = []
+    spent, images = 0.0, 0
+    for _ in range(n):
+        start = time.perf_counter()
+        images += train_for(budget / n)
+        spent += time.perf_counter() - start
+        metrics = test()
+        curve.append({"seconds": spent, "images": images, **metrics})
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        print(f"    {spent:7.0f} s {images:9d} images  {shown}", flush=True)
+    return curve
+
+
+def data_kwargs(root: Path) -> dict:
+    return {"dataset": "mnist", "root": str(root)}
+
+
+# --- learners ---------------------------------------------------------------------------------
+def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
+    """An agent of cogrl's (RAM, DRAM) trained with ``learn`` under a deadline."""
+    kind, _, glimpses = name.partition(":")
+    env_id, task_kwargs = TASKS[task]
+    kwargs = {**task_kwargs, **env_kwargs}
+    hyper: dict = {}
+    if kind == "ram":
+        kwargs["n_glimpses"] = int(glimpses)
+    else:  # dram, dram-ram
+        hyper["glimpses_per_object"] = int(glimpses)
+        if kind == "dram-ram":
+            hyper.update(context_network=False, layers=1)
+    agent = make(
+        "dram" if kind.startswith("dram") else "ram", env_id, seed=seed, env_kwargs=kwargs, **hyper
+    )
+
+    length = episode_length(agent)
+
+    def train_for(seconds: float) -> int:
+        start_steps = agent.num_timesteps
+        deadline = time.perf_counter() + seconds
+        agent.learn(
+            10**12,
+            callback=lambda *_: time.perf_counter() < deadline,
+            reset_num_timesteps=False,
+        )
+        return (agent.num_timesteps - start_steps) // length
+
+    def test() -> dict:
+        result = evaluate(
+            agent, TEST_EPISODES, num_envs=TEST_EPISODES, seed=TEST_SEED, split="test"
+        )
+        return test_metrics(result)
+
+    curve = slices(budget, n, train_for, test)
+    return {"curve": curve, "pixels": pixels_per_image(agent.make_core(1), length)}
+
+
+def test_metrics(result: dict) -> dict:
+    """The test's error (1 - accuracy: sequences right, or targets found) and, on the
+    search task, the mean saccades to the target and per episode."""
+    metrics = {"error": 1.0 - result["accuracy"]}
+    for key in ("label_accuracy", "saccades_to_target", "saccades"):
+        if key in result:
+            metrics[key] = result[key]
+    return metrics
+
+
+def run_ppo_gru(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
+    """cogrl's PPO with a GRU core on the discrete mode (look at or declare on a cell),
+    every observation key encoded (the cue included): the glimpse tasks' PPO preset with
+    the ``auto`` encoder."""
+    from cogrl.agents.presets import preset
+
+    env_id, task_kwargs = TASKS[task]
+    hyper = preset("ppo", "cogrl/GlimpseDigits-v0").hyperparameters
+    hyper = {
+        **hyper,
+        "n_steps": 16,
+        "gamma": 0.99,
+        "policy": {**hyper["policy"], "encoder": "auto"},
+    }
+    kwargs = {**task_kwargs, **env_kwargs, "action_mode": "discrete"}
+    agent = make("ppo", env_id, seed=seed, env_kwargs=kwargs, **hyper)
+
+    def train_for(seconds: float) -> int:
+        start_steps = agent.num_timesteps
+        deadline = time.perf_counter() + seconds
+        agent.learn(
+            10**12,
+            callback=lambda *_: time.perf_counter() < deadline,
+            reset_num_timesteps=False,
+        )
+        return agent.num_timesteps - start_steps  # environment steps (saccades + declarations)
+
+    def test() -> dict:
+        result = evaluate(agent, TEST_SEARCH, num_envs=TEST_SEARCH, seed=TEST_SEED, split="test")
+        return test_metrics(result)
+
+    curve = slices(budget, n, train_for, test)
+    core = agent.make_core(1)
+    return {"curve": curve, "pixels": core.retina.k * core.retina.g**2, "unit": "steps"}
+
+
+def run_saliency(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
+    """The saliency-guided baseline: Itti-Koch winner-take-all fixations, no training."""
+    from cogrl.envs.attention.search import saliency_search
+
+    env_id, task_kwargs = TASKS[task]
+    core = cogrl.envs.make_core(
+        env_id, num_envs=TEST_SEARCH, split="test", **{**task_kwargs, **env_kwargs}
+    )
+    policy = saliency_search(core)
+    obs, _ = core.reset(seed=TEST_SEED)
+    found = torch.zeros(TEST_SEARCH, dtype=torch.bool)
+    done = torch.zeros(TEST_SEARCH, dtype=torch.bool)
+    to_target = torch.zeros(TEST_SEARCH)
+    saccades = torch.zeros(TEST_SEARCH)
+    while not bool(done.all()):
+        obs, _, terminated, truncated, info = core.step(policy(obs))
+        ended = (terminated | truncated) & ~done
+        found |= ended & info["found"]
+        to_target = torch.where(ended, info["saccades_to_target"].float(), to_target)
+        saccades = torch.where(ended, info["saccades"].float(), saccades)
+        done |= ended
+    metrics = {
+        "error": 1.0 - float(found.float().mean()),
+        "saccades_to_target": float(to_target.mean()),
+        "saccades": float(saccades.mean()),
+    }
+    print(f"    {metrics}", flush=True)
+    return {"curve": [{"seconds": 0.0, "images": 0, **metrics}], "pixels": core.canvas_size**2}
+
+
+def episode_length(agent) -> int:
+    """Steps, each one glimpse, of the agent's (fixed-length) episodes: DRAM's
+    ``episode_length``, else the core's bound (RAM's episodes all take ``n_glimpses``)."""
+    length = getattr(agent, "episode_length", None)
+    return int(length if length is not None else agent.make_core(1).max_episode_steps)
+
+
+def pixels_per_image(core, glimpses: int) -> int:
+    """Canvas values a glimpse agent reads per image: k patches of g x g per glimpse, plus
+    the context view where the observation has one."""
+    per_glimpse = core.retina.k * core.retina.g**2
+    return glimpses * per_glimpse + core.context_size**2
+
+
+def run_whole(
+    name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int, batch: int = 128
+) -> dict:
+    """A whole-image model of :mod:`cogrl.baselines`, by cross-entropy on fresh canvases."""
+    from cogrl.baselines import canvas_batch, make_model
+
+    env_id, task_kwargs = TASKS[task]
+    kwargs = {**task_kwargs, **env_kwargs}
+    torch.manual_seed(seed)
+    train = cogrl.envs.make_core(env_id, num_envs=batch, split="train", **kwargs)
+    train.reset(seed=seed)
+    test_core = cogrl.envs.make_core(env_id, num_envs=TEST_EPISODES, split="test", **kwargs)
+    test_core.reset(seed=TEST_SEED)
+    test_x = test_core.canvas_images()[:, None].clone()
+    test_y = test_core.label.clone()
+    model = make_model(name, train.canvas_size, train.n_classes, train.n_answers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+        )
+
+    def train_for(seconds: float) -> int:
+        deadline, images = time.perf_counter() + seconds, 0
+        while time.perf_counter() < deadline:
+            canvases, labels = canvas_batch(train)
+            loss = loss_of(model(canvases), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            images += canvases.shape[0]
+        return images
+
+    @torch.no_grad()
+    def test() -> dict:
+        wrong, labels_right = 0, 0.0
+        for i in range(0, TEST_EPISODES, 1000):
+            logits = model(test_x[i : i + 1000])
+            pred = logits.argmax(-1).view(logits.shape[0], -1)
+            right = pred == test_y[i : i + 1000].view(pred.shape)
+            # A canvas is right when every label of its answer is.
+            wrong += int((~right.all(1)).sum())
+            labels_right += float(right.float().mean(1).sum())
+        metrics = {"error": wrong / TEST_EPISODES}
+        if test_y.ndim > 1:
+            metrics["label_accuracy"] = labels_right / TEST_EPISODES
+        return metrics
+
+    curve = slices(budget, n, train_for, test)
+    return {"curve": curve, "pixels": int(model.pixels_read)}
+
+
+def run_learner(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
+    kind = name.split(":")[0]
+    if kind == "ppo-gru":
+        return run_ppo_gru(name, task, env_kwargs, budget, n, seed)
+    if kind == "saliency":
+        return run_saliency(name, task, env_kwargs, budget, n, seed)
+    if kind in ("ram", "dram", "dram-ram"):
+        return run_agent(name, task, env_kwargs, budget, n, seed)
+    if kind in ("fc", "cnn", "stn", "soft"):
+        return run_whole(name, task, env_kwargs, budget, n, seed)
+    raise ValueError(f"unknown learner {name!r}")
+
+
+# --- report -----------------------------------------------------------------------------------
+def cell_path(task: str, learner: str) -> Path:
+    return RESULTS / f"{task}__{learner.replace(':', '-')}.json"
+
+
+def load_cells() -> dict[tuple[str, str], dict]:
+    cells = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        record = json.loads(path.read_text())
+        cells[(record["task"], record["learner"])] = record
+    return cells
+
+
+def plot(cells: dict[tuple[str, str], dict], task: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = {k: v for k, v in cells.items() if k[0] == task}
+    if not chosen:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (_, learner), record in chosen.items():
+        curve = record["curve"]
+        errors = [100 * p["error"] for p in curve]
+        axes[0].plot([p["seconds"] for p in curve], errors, marker="o", label=learner)
+        axes[1].plot([p["images"] for p in curve], errors, marker="o", label=learner)
+    axes[0].set_xlabel("training wall time (s), 1 torch thread")
+    axes[1].set_xlabel("training images seen")
+    axes[1].set_xscale("log")
+    for ax in axes:
+        ax.set_ylabel("test error (%)")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"{task}: test error on the MNIST test set")
+    fig.tight_layout()
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    path = FIGURES / f"attention_{task}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+# The papers' numbers (test error) for each cell: Mnih et al. 2014, tables 1 and 2 (28 x 28,
+# 60 x 60 translated and cluttered MNIST); Ba et al. 2015, table 1 (MNIST pairs).
+ANCHORS = {
+    ("mnist28", "ram:6"): 1.29,
+    ("mnist28", "fc"): 1.69,
+    ("mnist28", "cnn"): 1.21,
+    ("translated60", "ram:4"): 1.54,
+    ("translated60", "ram:6"): 1.22,
+    ("translated60", "ram:8"): 1.2,
+    ("translated60", "cnn"): 1.62,
+    ("cluttered60", "ram:8"): 4.04,
+    ("cluttered60", "cnn"): 8.09,
+    ("pairs", "dram:3"): 5.0,
+    ("pairs", "dram-ram:3"): 9.0,
+}
+NAMES = {
+    "fc": "fully connected (2 x 256)",
+    "cnn": "convolutional (RAM paper's)",
+    "stn": "spatial transformer",
+    "soft": "soft attention over a CNN grid",
+    "saliency": "Itti-Koch winner-take-all",
+    "ppo-gru": "PPO, GRU core (discrete)",
+}
+
+
+def learner_name(learner: str) -> str:
+    kind, _, n = learner.partition(":")
+    if kind == "ram":
+        return f"RAM, {n} glimpses"
+    if kind == "dram":
+        return f"DRAM, {n} glimpses per digit"
+    if kind == "dram-ram":
+        return f"RAM (DRAM without context, one layer), {n} per digit"
+    return NAMES.get(kind, learner)
+
+
+def final(record: dict) -> dict:
+    return record["curve"][-1]
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def report(markdown_path: Path) -> str:
+    cells = load_cells()
+    get = cells.get
+    lines = [
+        SECTION,
+        "",
+        "MNIST from `../shared/data/mnist`: **22.7k training images** (the first 22,699 of "
+        "60,000) and the standard 10,000-image test set. Each cell trains one learner for "
+        "its budget of training wall time (one seed, one torch thread, this 2-core CPU; "
+        "other jobs shared the machine, so budgets are comparable within a table, not "
+        "exactly across runs), testing after each fifth of it on 10,000 test-split episodes "
+        "(2,000 for search; seed 12345; not counted as training). The papers trained for "
+        "days on a GPU with all 60k images: the gaps below are mostly training time. "
+        "Pixels read: canvas values a model takes in per image (a glimpse agent's patches, "
+        "k x g x g per glimpse, plus its context view; a whole-image model's canvas).",
+        "",
+    ]
+
+    def table(title: str, keys: list[tuple[str, str]], extra: str = "") -> None:
+        rows = [(k, cells[k]) for k in keys if k in cells]
+        if not rows:
+            return
+        lines.extend([f"### {title}", ""])
+        if extra:
+            lines.extend([extra, ""])
+        lines.append(
+            "| task | model | budget (s) | images seen | test error | paper | pixels read "
+            "| command |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for (task, learner), record in rows:
+            last = final(record)
+            error = pct(last["error"])
+            if "label_accuracy" in last:
+                error += f" (labels: {pct(1 - last['label_accuracy'])})"
+            paper = ANCHORS.get((task, learner))
+            lines.append(
+                f"| {task} | {learner_name(learner)} | {record['budget']:.0f} | "
+                f"{last['images']:,} | **{error}** | "
+                f"{'' if paper is None else f'{paper}%'} | {record['pixels']:,} | "
+                f"`{record['command']}` |"
+            )
+        lines.append("")
+
+    ram_keys = [(t, ln) for t, ln, _ in TABLES["ram"]]
+    table("1. The RAM paper's tables (Mnih et al. 2014)", ram_keys)
+    goals = []
+    r, c = get(("cluttered60", "ram:8")), get(("cluttered60", "cnn"))
+    if r and c:
+        met = final(r)["error"] < final(c)["error"]
+        goals.append(
+            f"- RAM below the CNN on cluttered MNIST: **{'met' if met else 'not met'}** "
+            f"({pct(final(r)['error'])} vs {pct(final(c)['error'])})."
+        )
+    gaps = []
+    for key in ram_keys:
+        if key in cells and key[1].startswith("ram") and key in ANCHORS:
+            gap = 100 * final(cells[key])["error"] - ANCHORS[key]
+            gaps.append(f"{key[0]} {learner_name(key[1])}: {gap:+.2f} points")
+    if gaps:
+        within = all(float(g.split(": ")[1].split()[0]) <= 0.5 for g in gaps)
+        goals.append(
+            f"- RAM within 0.5 points of the paper's errors: **{'met' if within else 'not met'}**"
+            f" ({'; '.join(gaps)})."
+        )
+    lines.extend(goals + [""] if goals else [])
+
+    pair_keys = [("pairs", ln) for _, ln, _ in TABLES["dram"]]
+    table(
+        "2. DRAM on MNIST pairs (Ba et al. 2015), and 3. hard vs soft attention",
+        pair_keys
+        + [("cluttered60", "ram:8"), ("cluttered60", "cnn")]
+        + [(t, ln) for t, ln, _ in TABLES["soft"]],
+        "Pairs: two digits apart on a 100 x 100 canvas, read left to right; the error is "
+        "the share of canvases with either label wrong (in brackets: of labels wrong). "
+        "The paper's figures: Ba et al. 2015, table 1.",
+    )
+    d, r = get(("pairs", "dram:3")), get(("pairs", "dram-ram:3"))
+    if d and r:
+        met = final(d)["error"] < final(r)["error"]
+        lines.extend(
+            [
+                f"- DRAM below RAM on MNIST pairs: **{'met' if met else 'not met'}** "
+                f"({pct(final(d)['error'])} vs {pct(final(r)['error'])}).",
+                "",
+            ]
+        )
+
+    rows = [(k, cells[k]) for k in [("search", ln) for _, ln, _ in TABLES["search"]] if k in cells]
+    if rows:
+        lines.extend(
+            [
+                "### 4. Visual search",
+                "",
+                "`cogrl/VisualSearch-v0` on MNIST: find the cued digit among 3 distractors on "
+                "a 100 x 100 canvas, at most 10 steps, 0.01 per saccade. Success: declared on "
+                "the target; chance for a guess at one of the 4 digits is 25%. Saccades to "
+                "target: saccades before the gaze first lands on the target (11 when never).",
+                "",
+                "| model | budget (s) | success | saccades to target | saccades | command |",
+                "|---|---|---|---|---|---|",
+            ]
+        )
+        for (_, learner), record in rows:
+            last = final(record)
+            lines.append(
+                f"| {learner_name(learner)} | {record['budget']:.0f} | "
+                f"**{pct(1 - last['error'])}** | {last.get('saccades_to_target', 0):.2f} | "
+                f"{last.get('saccades', 0):.2f} | `{record['command']}` |"
+            )
+        lines.append("")
+    for task in dict.fromkeys(t for t, _ in cells if t != "search"):
+        path = plot(cells, task)
+        if path is not None:
+            lines.append(f"![{task}]({os.path.relpath(path, markdown_path.parent)})")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["run", "report"])
+    parser.add_argument("--table", choices=sorted(TABLES))
+    parser.add_argument("--cells", nargs="+", help="TASK/LEARNER cells of the table to run")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--slices", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget-scale", type=float, default=1.0)
+    parser.add_argument("--quick", action="store_true", help="10 s cells, saves nothing")
+    parser.add_argument("--markdown", type=Path, default=HERE.parent / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    if args.action == "report":
+        from report import write_section
+
+        text = report(args.markdown)
+        print(text)
+        write_section(args.markdown, SECTION, text)
+        return
+    if args.table is None:
+        parser.error("run needs --table")
+    if not args.root.is_dir():
+        parser.error(f"--root {args.root} is not a folder holding MNIST's IDX files")
+    global TEST_EPISODES, TEST_SEARCH
+    cells = TABLES[args.table]
+    if args.cells:
+        cells = [c for c in cells if f"{c[0]}/{c[1]}" in args.cells]
+        if not cells:
+            parser.error(f"no cell of table {args.table} among {args.cells}")
+    if args.quick:
+        TEST_EPISODES = TEST_SEARCH = 500
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}",
+        flush=True,
+    )
+    for task, learner, budget in cells:
+        budget = 10.0 if args.quick else budget * args.budget_scale
+        n = 2 if args.quick else args.slices
+        print(f"{task} {learner} ({budget:.0f} s)", flush=True)
+        result = run_learner(learner, task, data_kwargs(args.root), budget, n, args.seed)
+        if args.quick:
+            continue
+        command = (
+            f"python benchmarks/attention.py run --table {args.table} --cells {task}/{learner}"
+        )
+        if args.budget_scale != 1.0:
+            command += f" --budget-scale {args.budget_scale}"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        record = {
+            "task": task,
+            "learner": learner,
+            "budget": budget,
+            "seed": args.seed,
+            "threads": torch.get_num_threads(),
+            "command": command,
+            **result,
+        }
+        cell_path(task, learner).write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+    main(sys.argv[1:])
