@@ -142,13 +142,15 @@ def small(block_or_words: str | list[str]) -> str | list[str]:
 
 def shared(word: str) -> str:
     """``../shared/...`` (the README's path from the repository's root to the project's shared
-    data) as an absolute path; the test skips where that folder is not next to the clone."""
-    if not word.startswith("../shared/"):
+    data), alone or as a setting's value (``env.root=../shared/...``), as an absolute path;
+    the test skips where that folder is not next to the clone."""
+    key, eq, value = word.rpartition("=") if "=../shared/" in word else ("", "", word)
+    if not value.startswith("../shared/"):
         return word
-    path = README.parent.parent / word.removeprefix("../")
+    path = README.parent.parent / value.removeprefix("../")
     if not path.exists():
-        pytest.skip(f"{word} is not next to this clone ({path})")
-    return str(path)
+        pytest.skip(f"{value} is not next to this clone ({path})")
+    return key + eq + str(path)
 
 
 def environment() -> dict[str, str]:
