@@ -68,8 +68,10 @@ __all__ = ["DRAM"]
 
 @register_agent("dram")
 class DRAM(RAM):
-    """Deep recurrent attention model: REINFORCE on the locations, log-likelihood on the
-    labels emitted after each object's glimpses.
+    """Deep recurrent attention model: locations by REINFORCE, labels by log-likelihood.
+
+    A label is emitted after each object's glimpses (on a search task: a declaration after
+    the saccades).
 
     Works on environments with a ``Box(-1, 1, (2 + K + 2,))`` action (location; scores of
     K labels, "nothing" and end-of-sequence), as ``cogrl/MultiDigits-v0`` in its continuous
@@ -134,7 +136,9 @@ class DRAM(RAM):
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
 
     config: Config
-    # About 20 minutes on one CPU thread for MNIST pairs (BENCHMARKS.md, issue 11).
+    # MNIST pairs: 3M steps (500k canvases) take about 6 minutes on one CPU thread; the
+    # benchmark's cell reached 22.1% sequence error at 3.1M steps and 17.3% at 4.9M
+    # (BENCHMARKS.md, "Attention on real MNIST").
     default_timesteps = 3_000_000
 
     def _probe_spaces(self) -> None:
