@@ -341,9 +341,15 @@ def plot(cells: dict[tuple[str, str], dict], task: str) -> Path | None:
     axes[0].set_xlabel("training wall time (s), 1 torch thread")
     axes[1].set_xlabel("training images seen")
     axes[1].set_xscale("log")
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    axes[1].xaxis.set_minor_formatter(NullFormatter())
+
     for ax in axes:
         ax.set_ylabel("test error (%)")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
     fig.suptitle(f"{task}: test error on the MNIST test set")
@@ -367,8 +373,8 @@ ANCHORS = {
     ("translated60", "cnn"): 1.62,
     ("cluttered60", "ram:8"): 4.04,
     ("cluttered60", "cnn"): 8.09,
-    ("pairs", "dram:3"): 5.0,
-    ("pairs", "dram-ram:3"): 9.0,
+    ("pairs", "dram:3"): 5,
+    ("pairs", "dram-ram:3"): 9,
 }
 NAMES = {
     "fc": "fully connected (2 x 256)",
@@ -504,8 +510,12 @@ def report(markdown_path: Path) -> str:
         )
         for (_, learner), record in rows:
             last = final(record)
+            budget = f"{record['budget']:.0f}" if record["budget"] else "none (not trained)"
+            name = learner_name(learner)
+            if learner.startswith("dram:"):
+                name = f"DRAM, {learner[5:]} saccades then a declaration"
             lines.append(
-                f"| {learner_name(learner)} | {record['budget']:.0f} | "
+                f"| {name} | {budget} | "
                 f"**{pct(1 - last['error'])}** | {last.get('saccades_to_target', 0):.2f} | "
                 f"{last.get('saccades', 0):.2f} | `{record['command']}` |"
             )
