@@ -166,19 +166,13 @@ def test_metrics(result: dict) -> dict:
 
 def run_ppo_gru(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
     """cogrl's PPO with a GRU core on the discrete mode (look at or declare on a cell),
-    every observation key encoded (the cue included): the glimpse tasks' PPO preset with
-    the ``auto`` encoder."""
+    every observation key encoded (the cue included): its preset for the search task."""
     from cogrl.agents.presets import preset
 
     env_id, task_kwargs = TASKS[task]
-    hyper = preset("ppo", "cogrl/GlimpseDigits-v0").hyperparameters
-    hyper = {
-        **hyper,
-        "n_steps": 16,
-        "gamma": 0.99,
-        "policy": {**hyper["policy"], "encoder": "auto"},
-    }
-    kwargs = {**task_kwargs, **env_kwargs, "action_mode": "discrete"}
+    p = preset("ppo", env_id)
+    hyper = p.hyperparameters
+    kwargs = {**task_kwargs, **env_kwargs, **p.env_kwargs}
     agent = make("ppo", env_id, seed=seed, env_kwargs=kwargs, **hyper)
 
     def train_for(seconds: float) -> int:
