@@ -37,20 +37,19 @@ An action of the wrong shape or dtype, outside the space, or not finite raises
 
 As the glimpse tasks (:mod:`cogrl.envs.attention.glimpse`): ``Dict`` of flat float32
 ``glimpse`` (k * g * g,), ``location`` (2,), and with ``context_size=s`` the ``context``
-(s * s,), the whole canvas averaged to s x s (DRAM's context network's input).
+(s * s,), the canvas's mean in s x s blocks (DRAM's context network's input).
 
 ## Rewards
 
 1 for each emitted label that equals the answer's label at its position (the i-th label
 emitted is compared with the i-th digit in reading order, or with the sum), otherwise 0.
 
-The core's ``corners`` (N, n_digits, 2) hold each digit's box (top-left row and column
-of its 28 x 28 pixels) in reading order.
-
 ## Starting State
 
 ``n_digits`` digits drawn uniformly from the split, laid out as above, with
 ``n_clutter`` random 8 x 8 fragments of other digits; the first glimpse is at the centre.
+The core's ``corners`` (N, n_digits, 2) hold each digit's box (top-left row and column
+of its 28 x 28 pixels) in reading order.
 
 ## Episode End
 
