@@ -405,13 +405,14 @@ def conv_stack(
 
 
 def canvas_batch(core) -> tuple[torch.Tensor, torch.Tensor]:
-    """The next training episode of every environment of a glimpse task's core, whole:
-    canvases (N, 1, C, C) in [0, 1] and labels (N,). Resets the core (``reset()``, the
-    next episode of each environment's seeded stream)."""
-    if not hasattr(core, "canvas_images"):
+    """The next training episode of every environment of a recognition task's core,
+    whole: canvases (N, 1, C, C) in [0, 1] and labels, (N,) for the glimpse tasks and
+    (N, n_answers) for the multi-digit task. Resets the core (``reset()``, the next
+    episode of each environment's seeded stream)."""
+    if not (hasattr(core, "canvas_images") and hasattr(core, "label")):
         raise ValueError(
-            f"canvas_batch needs a glimpse task's core (with canvas_images), got "
-            f"{type(core).__name__}"
+            f"canvas_batch needs a recognition task's core (with canvas_images and label: "
+            f"the glimpse or multi-digit tasks), got {type(core).__name__}"
         )
     core.reset()
     return core.canvas_images()[:, None], core.label.clone()

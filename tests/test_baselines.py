@@ -73,8 +73,11 @@ def test_bad_inputs_are_named() -> None:
         PaperCNN(28)(torch.zeros(2, 28, 28))
     with pytest.raises(ValueError, match="canvas must be an int >= 10"):
         PaperCNN(8)
-    with pytest.raises(ValueError, match="glimpse task's core"):
+    with pytest.raises(ValueError, match="recognition task's core"):
         canvas_batch(make_core("cogrl/DelayedRecall-v0"))
+    # The search task has canvases but no class to learn.
+    with pytest.raises(ValueError, match="recognition task's core"):
+        canvas_batch(make_core("cogrl/VisualSearch-v0"))
 
 
 # --- several objects, soft attention, pixels read ---------------------------------------------
