@@ -139,14 +139,7 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
     length = episode_length(agent)
 
     def train_for(seconds: float) -> int:
-        start_steps = agent.num_timesteps
-        deadline = time.perf_counter() + seconds
-        agent.learn(
-            10**12,
-            callback=lambda *_: time.perf_counter() < deadline,
-            reset_num_timesteps=False,
-        )
-        return (agent.num_timesteps - start_steps) // length
+        return learn_for(agent, seconds) // length
 
     def test() -> dict:
         result = evaluate(
@@ -156,6 +149,17 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
 
     curve = slices(budget, n, train_for, test)
     return {"curve": curve, "pixels": pixels_per_image(agent.make_core(1), length)}
+
+
+def learn_for(agent, seconds: float) -> int:
+    """Train ``agent`` for ``seconds`` of wall time (``learn`` stopped by its callback at
+    the first update past the deadline); the environment steps it took."""
+    start_steps = agent.num_timesteps
+    deadline = time.perf_counter() + seconds
+    agent.learn(
+        10**12, callback=lambda *_: time.perf_counter() < deadline, reset_num_timesteps=False
+    )
+    return agent.num_timesteps - start_steps
 
 
 def test_metrics(result: dict) -> dict:
@@ -180,14 +184,7 @@ def run_ppo_gru(name: str, task: str, env_kwargs: dict, budget: float, n: int, s
     agent = make("ppo", env_id, seed=seed, env_kwargs=kwargs, **hyper)
 
     def train_for(seconds: float) -> int:
-        start_steps = agent.num_timesteps
-        deadline = time.perf_counter() + seconds
-        agent.learn(
-            10**12,
-            callback=lambda *_: time.perf_counter() < deadline,
-            reset_num_timesteps=False,
-        )
-        return agent.num_timesteps - start_steps  # environment steps (saccades + declarations)
+        return learn_for(agent, seconds)  # environment steps (saccades + declarations)
 
     def test() -> dict:
         result = evaluate(agent, TEST_SEARCH, num_envs=TEST_SEARCH, seed=TEST_SEED, split="test")
@@ -423,7 +420,8 @@ def report(markdown_path: Path) -> str:
         "its budget of training wall time (one seed, one torch thread, this 2-core CPU; "
         "other jobs shared the machine, so budgets are comparable within a table, not "
         "exactly across runs), testing after each fifth of it on 10,000 test-split episodes "
-        "(2,000 for search; seed 12345; not counted as training). The papers trained for "
+        "(2,000 for the search task's PPO and saliency cells, whose Itti-Koch maps are "
+        "costly; seed 12345; not counted as training). The papers trained for "
         "days on a GPU with all 60k images: the gaps below are mostly training time. "
         "Pixels read: canvas values a model takes in per image (a glimpse agent's patches, "
         "k x g x g per glimpse, plus its context view; a whole-image model's canvas).",

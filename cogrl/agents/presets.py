@@ -239,8 +239,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
     # The whole-image baselines (--set model=fc|cnn|stn|soft; the RAM paper's CNN by
     # default). Discrete mode: the answer ends the episode, one step per image, where the
-    # continuous mode steps every episode n_glimpses times; measured on one CPU thread, the
-    # discrete mode trains 1.3-1.5x more images per second (CNN and FC, all three tasks).
+    # continuous mode steps every episode n_glimpses times for the same image.
     "classifier": {
         env_id: Preset(env_kwargs={"action_mode": "discrete"}, timesteps=steps)
         for env_id, steps in (
