@@ -39,3 +39,22 @@ def host_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(torch.Tensor, "nonzero", counted("nonzero", torch.Tensor.nonzero))
     monkeypatch.setattr(torch, "nonzero", counted("nonzero", torch.nonzero))
     return reads
+
+
+# --- lines for the end of the test report -------------------------------------------------
+
+_REPORT = pytest.StashKey[dict[str, list[str]]]()
+
+
+@pytest.fixture(scope="session")
+def report_lines(request: pytest.FixtureRequest) -> dict[str, list[str]]:
+    """Lines a test wants in the report of a plain ``pytest`` run (captured output is not
+    shown for tests that pass), by section; printed by :func:`pytest_terminal_summary`."""
+    return request.config.stash.setdefault(_REPORT, {})
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    for section, lines in config.stash.get(_REPORT, {}).items():
+        terminalreporter.write_sep("-", section)
+        for line in lines:
+            terminalreporter.write_line(line)
