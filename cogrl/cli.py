@@ -7,6 +7,7 @@ cogrl describe ppo --env CartPole-v1
 cogrl train --env cogrl/GlimpseDigits-v0 --agent ram --steps 200000 --set env.n_glimpses=4
 cogrl eval runs/cogrl-GlimpseDigits-v0__ram__0__20250101-120000
 cogrl record runs/cogrl-GlimpseDigits-v0__ram__0__20250101-120000 --episodes 4
+cogrl plot runs/ --out plots
 ```
 
 ``cogrl train`` prints the run folder as its last line and ``cogrl eval`` one JSON object,
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in (
         add_list_command, add_describe_command, add_train_command, add_eval_command,
-        add_record_command,
+        add_record_command, add_plot_command,
     ):  # fmt: skip
         add_command(commands)
     return parser
@@ -335,6 +336,91 @@ def add_record_command(commands: argparse._SubParsersAction) -> None:
     )
     add_device_argument(sub)
     sub.set_defaults(run=cmd_record, parser=sub)
+
+
+def add_plot_command(commands: argparse._SubParsersAction) -> None:
+    from cogrl import plot
+
+    sub = commands.add_parser(
+        "plot",
+        help="learning curves of runs and sweeps, with bootstrap confidence intervals",
+        description="Learning curves of the run folders at or under each PATH (a run, a "
+        "folder of runs, a sweep): one panel per environment, one line per group of runs "
+        "that differ only by seed, their aggregate and its percentile-bootstrap confidence "
+        "interval, against environment steps and wall time; and each group's final score "
+        "(the runs' final evaluation, else the curve's last value) as a table, also written "
+        f"to OUT/final_scores.csv. Needs matplotlib: {plot.PLOT_EXTRA}.",
+    )
+    sub.add_argument("paths", type=Path, nargs="+", metavar="RUNS_OR_SWEEP")
+    sub.add_argument(
+        "--metric",
+        metavar="TAG",
+        help="the TensorBoard scalar to draw (default: rollout/accuracy where the task logs "
+        "it, else the task's first episode metric, else the episode return "
+        f"{plot.RETURN_TAG})",
+    )
+    sub.add_argument(
+        "--x",
+        choices=(*plot.X_AXES, "both"),
+        default="both",
+        help="x axis: environment steps, wall time since the run began, or one figure of "
+        "each (default both)",
+    )
+    sub.add_argument(
+        "--group-by",
+        metavar="KEYS",
+        type=lambda text: [k.strip() for k in text.split(",")],
+        help="comma-separated settings that make a group, as --set names them, plus agent "
+        "and steps (e.g. agent, or learning_rate,policy.core; default: every setting but "
+        "the seed); groups are always per environment",
+    )
+    sub.add_argument(
+        "--aggregate",
+        choices=tuple(plot.AGGREGATES),
+        default="mean",
+        help="aggregate over a group's runs: mean, median or iqm (interquartile mean, as "
+        "rliable recommends; default mean)",
+    )
+    sub.add_argument(
+        "--ci",
+        type=float,
+        default=95.0,
+        metavar="PERCENT",
+        help="confidence level of the interval, 0 < PERCENT < 100 (default 95)",
+    )
+    sub.add_argument(
+        "--resamples",
+        type=positive_int,
+        default=2000,
+        metavar="N",
+        help="bootstrap resamples (default 2000)",
+    )
+    sub.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)"
+    )
+    sub.add_argument(
+        "--points",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="points of the grid each run's curve is interpolated onto (default 200)",
+    )
+    sub.add_argument(
+        "--out",
+        type=Path,
+        default=Path("plots"),
+        metavar="DIR",
+        help="output folder (default plots/)",
+    )
+    sub.add_argument(
+        "--formats",
+        nargs="+",
+        choices=plot.FORMATS,
+        default=["png", "svg"],
+        metavar="FORMAT",
+        help=f"figure formats, some of {', '.join(plot.FORMATS)} (default png svg)",
+    )
+    sub.set_defaults(run=cmd_plot, parser=sub)
 
 
 def add_human_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -661,6 +747,28 @@ def cmd_record_scanpaths(args: argparse.Namespace) -> int:
         Image.fromarray(picture).save(folder / f"{Path(data.names[i]).stem}.png")
     print(f"{shown} {split} images of {data.root}: the model's scanpath (left), the observers'")
     print(folder)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from cogrl import plot
+
+    try:
+        result = plot.plot(
+            args.paths, out=args.out, metric=args.metric, x=args.x, group_by=args.group_by,
+            aggregate=args.aggregate, ci=args.ci, resamples=args.resamples, seed=args.seed,
+            points=args.points, formats=args.formats,
+        )  # fmt: skip
+    except ImportError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    runs = sum(len(g.runs) for g in result.groups)
+    print(f"{runs} runs in {len(result.groups)} groups; final scores:")
+    print(result.table)
+    for path in result.files:
+        print(path)
     return 0
 
 
