@@ -1,5 +1,5 @@
 """The ``cogrl`` command: list what is registered, describe agents, train agents, evaluate
-and record runs.
+and record runs, sweep seeds and settings on Ray Tune, and plot learning curves.
 
 ```
 cogrl list
@@ -7,6 +7,7 @@ cogrl describe ppo --env CartPole-v1
 cogrl train --env cogrl/GlimpseDigits-v0 --agent ram --steps 200000 --set env.n_glimpses=4
 cogrl eval runs/cogrl-GlimpseDigits-v0__ram__0__20250101-120000
 cogrl record runs/cogrl-GlimpseDigits-v0__ram__0__20250101-120000 --episodes 4
+cogrl sweep --env CartPole-v1 --agent ppo --num-seeds 5 --grid learning_rate=[3e-4,1e-3]
 cogrl plot runs/ --out plots
 ```
 
@@ -32,6 +33,7 @@ import numpy as np
 
 import cogrl
 from cogrl import agents, runner
+from cogrl import sweep as sweeps
 from cogrl.agents import Agent, evaluate
 from cogrl.agents.base import Hyperparameters, agent_name
 from cogrl.agents.common import NonFiniteError
@@ -55,6 +57,13 @@ PROG = "cogrl"
 RUN_SETTINGS = (
     "env", "agent", "set", "steps", "num_envs", "seed", "runs_dir", "video_interval",
     "eval_episodes", "checkpoint_every", "no_checkpoint_replay", "threads", "no_preset",
+)  # fmt: skip
+#: Options of `sweep` that --resume takes from the sweep itself.
+SWEEP_SETTINGS = (
+    "env", "agent", "seeds", "num_seeds", "set", "grid", "sample", "samples", "search_seed",
+    "steps", "num_envs", "device", "threads", "eval_episodes", "video_interval",
+    "checkpoint_every", "no_preset", "sweeps_dir", "name", "cpus_per_trial", "gpus_per_trial",
+    "max_concurrent", "max_failures", "metric", "mode",
 )  # fmt: skip
 EVAL_DEFAULT = (
     f"as many as {runner.EVAL_STEP_BUDGET:,} steps hold at the environment's longest "
@@ -106,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in (
         add_list_command, add_describe_command, add_train_command, add_eval_command,
-        add_record_command, add_plot_command,
+        add_record_command, add_sweep_command, add_plot_command,
     ):  # fmt: skip
         add_command(commands)
     return parser
@@ -336,6 +345,150 @@ def add_record_command(commands: argparse._SubParsersAction) -> None:
     )
     add_device_argument(sub)
     sub.set_defaults(run=cmd_record, parser=sub)
+
+
+def add_sweep_command(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser(
+        "sweep",
+        help="train every combination of seeds, settings, environments and agents on Ray Tune",
+        description="A grid or random search of cogrl train runs, several at once on Ray Tune "
+        "(this machine, or a cluster with --address). Every trial writes a run folder; the "
+        "sweep folder gets results.csv (one row per trial) and is printed last. Needs "
+        'pip install "cogrl[ray]".',
+        epilog="Settings take cogrl train's --set names. Distributions: "
+        + ", ".join(f"{name}(...)" for name in sweeps.DISTRIBUTIONS)
+        + ". See README, 'Sweeps'.",
+    )
+    sub.add_argument("--env", nargs="+", metavar="ID", help="one or more environment ids")
+    sub.add_argument("--agent", nargs="+", metavar="NAME", help="one or more agent names")
+    seeds = sub.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--seeds", type=non_negative_int, nargs="+", metavar="S", help="the seeds (default 0)"
+    )
+    seeds.add_argument("--num-seeds", type=positive_int, metavar="N", help="seeds 0, 1, ..., N-1")
+    sub.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting every trial takes, as cogrl train's --set (repeatable)",
+    )
+    sub.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=[V1,V2,...]",
+        help="try every value of the list (a grid axis; repeatable)",
+    )
+    sub.add_argument(
+        "--sample",
+        action="append",
+        default=[],
+        metavar="KEY=DIST(ARGS)",
+        help="draw a value per trial, e.g. learning_rate='loguniform(1e-4,1e-2)' (repeatable)",
+    )
+    sub.add_argument(
+        "--samples",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="random search: draw the --sample distributions N times for each grid point "
+        "(default 1)",
+    )
+    sub.add_argument(
+        "--search-seed", type=int, default=0, metavar="S", help="seed of the draws (default 0)"
+    )
+    sub.add_argument(
+        "--resume",
+        type=Path,
+        metavar="SWEEP_DIR",
+        help="run what is unfinished of the sweep in SWEEP_DIR (failed trials run again)",
+    )
+    sub.add_argument("--steps", type=positive_int, metavar="N", help="steps per trial (as train)")
+    sub.add_argument("--num-envs", type=positive_int, metavar="N", help="as train's")
+    add_device_argument(sub)
+    sub.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"torch's CPU threads per trial (default {DEFAULT_THREADS})",
+    )
+    sub.add_argument("--eval-episodes", type=non_negative_int, metavar="N", help="as train's")
+    sub.add_argument(
+        "--video-interval",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="as train's; default 0: sweeps record no videos",
+    )
+    sub.add_argument(
+        "--checkpoint-every",
+        type=non_negative_int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        metavar="N",
+        help=f"steps between a trial's checkpoints, which it resumes from (default "
+        f"{DEFAULT_CHECKPOINT_EVERY:,})",
+    )
+    sub.add_argument("--no-preset", action="store_true", help="as train's")
+    sub.add_argument(
+        "--sweeps-dir",
+        type=Path,
+        default=Path("sweeps"),
+        metavar="DIR",
+        help="the folder to make the sweep folder in (default sweeps/)",
+    )
+    sub.add_argument(
+        "--name", metavar="NAME", help="the sweep folder's name (default sweep__<time>)"
+    )
+    sub.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="join a running Ray cluster (host:port, or auto) instead of starting Ray here",
+    )
+    sub.add_argument(
+        "--num-cpus",
+        type=positive_int,
+        metavar="N",
+        help="CPUs of the local Ray instance (default: this machine's)",
+    )
+    sub.add_argument("--num-gpus", type=non_negative_int, metavar="N", help="GPUs of it")
+    sub.add_argument(
+        "--cpus-per-trial",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="CPUs Ray reserves per trial (default: the trial's threads)",
+    )
+    sub.add_argument(
+        "--gpus-per-trial",
+        type=non_negative_float,
+        default=None,
+        metavar="F",
+        help="GPUs per trial, fractions allowed (default 1 with --device cuda, else 0)",
+    )
+    sub.add_argument(
+        "--max-concurrent",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="trials at once (default 0: as many as the resources allow)",
+    )
+    sub.add_argument(
+        "--max-failures",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="retries of a failed trial, each from its last checkpoint (default 0)",
+    )
+    sub.add_argument(
+        "--metric",
+        metavar="NAME",
+        help="the results column the summary ranks by (default eval/accuracy where the task "
+        "has it, else eval/mean_return)",
+    )
+    sub.add_argument("--mode", choices=["max", "min"], default="max", help="best is max or min")
+    sub.set_defaults(run=cmd_sweep, parser=sub)
 
 
 def add_plot_command(commands: argparse._SubParsersAction) -> None:
@@ -748,6 +901,73 @@ def cmd_record_scanpaths(args: argparse.Namespace) -> int:
     print(f"{shown} {split} images of {data.root}: the model's scanpath (left), the observers'")
     print(folder)
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    try:
+        if args.resume is not None:
+            given = [
+                "--" + name.replace("_", "-")
+                for name in SWEEP_SETTINGS
+                if getattr(args, name) != args.parser.get_default(name)
+            ]
+            if given:
+                raise UsageError(
+                    f"--resume continues a sweep with its own settings; drop {' '.join(given)} "
+                    "(it takes --address, --num-cpus and --num-gpus)"
+                )
+            folder, status = sweeps.resume_sweep(
+                args.resume, args.address, args.num_cpus, args.num_gpus
+            )
+        else:
+            if not args.env or not args.agent:
+                raise UsageError("sweep needs --env and --agent (or --resume SWEEP_DIR)")
+            folder, status = sweeps.run_sweep(
+                sweep_from_args(args), args.sweeps_dir, args.name, args.address, args.num_cpus,
+                args.num_gpus,
+            )  # fmt: skip
+    except sweeps.SweepError as e:
+        raise UsageError(str(e)) from None
+    print(folder)
+    return status
+
+
+def sweep_from_args(args: argparse.Namespace) -> sweeps.Sweep:
+    fixed = dict(map(sweeps.parse_setting, args.set))
+    grid = dict(sweeps.parse_grid(item) for item in args.grid)
+    sample = {
+        key: [dist, *values] for key, dist, values in map(sweeps.parse_distribution, args.sample)
+    }
+    threads = args.threads or DEFAULT_THREADS
+    return sweeps.Sweep(
+        envs=args.env,
+        agents=args.agent,
+        seeds=list(range(args.num_seeds)) if args.num_seeds else (args.seeds or [0]),
+        fixed=fixed,
+        grid=grid,
+        sample=sample,
+        samples=args.samples,
+        search_seed=args.search_seed,
+        steps=args.steps,
+        num_envs=args.num_envs,
+        device=args.device,
+        threads=args.threads,
+        eval_episodes=args.eval_episodes,
+        video_interval=args.video_interval,
+        checkpoint_every=args.checkpoint_every,
+        preset=not args.no_preset,
+        cpus_per_trial=args.cpus_per_trial or threads,
+        gpus_per_trial=(
+            float(args.device.startswith("cuda"))
+            if args.gpus_per_trial is None
+            else args.gpus_per_trial
+        ),
+        max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures,
+        metric=args.metric,
+        mode=args.mode,
+        command=shlex.join([PROG, *args.argv]),
+    )
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
