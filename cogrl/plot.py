@@ -23,6 +23,7 @@ matplotlib is an optional extra: ``pip install "cogrl[plot]"``. Only :func:`plot
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -136,7 +137,7 @@ def check_statistics(aggregate: str, ci: float, resamples: int) -> None:
     """ValueError naming a bad aggregate, confidence level or resample count."""
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {list(AGGREGATES)}, got {aggregate!r}")
-    if not (isinstance(ci, (int, float)) and 0 < ci < 100):
+    if isinstance(ci, bool) or not (isinstance(ci, (int, float)) and 0 < ci < 100):
         raise ValueError(f"ci must be a confidence level in percent, 0 < ci < 100, got {ci!r}")
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
         raise ValueError(f"resamples must be a positive integer, got {resamples!r}")
@@ -172,8 +173,9 @@ def interpolate(curves: Sequence[tuple[np.ndarray, np.ndarray]], grid: np.ndarra
     for i, (x, y) in enumerate(curves):
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
-            raise ValueError(f"curve {i}: x and y must be 1-D of one length >= 1, got "
-                             f"{x.shape} and {y.shape}")  # fmt: skip
+            raise ValueError(
+                f"curve {i}: x and y must be 1-D of one length >= 1, got {x.shape} and {y.shape}"
+            )
         if np.any(np.diff(x) < 0):
             raise ValueError(f"curve {i}: x must be non-decreasing")
         if len(grid) and (grid[0] < x[0] or grid[-1] > x[-1]):
@@ -304,15 +306,22 @@ def default_metric(env_id: str, tags: Iterable[str]) -> str | None:
     the task's accuracy, else the first other episode metric the task declares
     (``metadata["episode_metrics"]``, e.g. the scanpath task's coverage), else the episode
     return, else a supervised learner's training accuracy; None where none is logged."""
-    from cogrl.envs import env_metadata
-
-    try:
-        declared = list(env_metadata(env_id)["episode_metrics"])
-    except Exception:  # an id registered by a module not imported here: no metadata to read
-        declared = []
+    declared = list(_env_metadata(env_id).get("episode_metrics", {}))
     tags = set(tags)
     candidates = ["rollout/accuracy", *(f"rollout/{n}" for n in declared), RETURN_TAG]
     return next((t for t in [*candidates, "train/accuracy"] if t in tags), None)
+
+
+@functools.cache
+def _env_metadata(env_id: str) -> dict[str, Any]:
+    """The environment's metadata (episode metrics, splits), or {} for an id that is not
+    registered here (a user's module that this process has not imported)."""
+    from cogrl.envs import env_metadata
+
+    try:
+        return env_metadata(env_id)
+    except ValueError:
+        return {}
 
 
 # --- groups -----------------------------------------------------------------------------------
@@ -343,9 +352,11 @@ def group_runs(runs: Sequence[Run], group_by: Sequence[str] | None = None) -> li
     """
     if group_by is not None:
         group_by = list(group_by)
+        if not group_by:
+            raise ValueError("group_by names no setting: give at least one, or None for all")
         known = set().union(*(run.settings for run in runs))
         unknown = [k for k in group_by if k not in known]
-        if unknown or not group_by:
+        if unknown:
             raise ValueError(
                 f"--group-by {','.join(group_by)!r}: no run has the setting(s) {unknown}; the "
                 f"runs' settings are: {', '.join(sorted(known))}"
@@ -369,9 +380,7 @@ def _label(groups: list[Group]) -> None:
         k for k in names if len({json.dumps(g.key.get(k), sort_keys=True) for g in groups}) > 1
     ]
     for group in groups:
-        parts = []
-        if "agent" in group.key and ("agent" in varying or len(varying) <= 1):
-            parts.append(str(group.key["agent"]))
+        parts = [str(group.key["agent"])] if "agent" in group.key else []
         parts += [f"{k}={json.dumps(group.key.get(k))}" for k in varying if k != "agent"]
         group.label = " ".join(parts) or "runs"
 
@@ -384,9 +393,10 @@ def final_value(run: Run, metric: str) -> tuple[float, str]:
     name = metric.removeprefix("rollout/")
     if name != metric:
         name = FINAL_NAMES.get(name, name)
-        for tag in sorted(run.scalars):
-            rest = tag.removeprefix("final/")
-            if rest != tag and (rest == name or rest.split("_", 1)[-1] == name):
+        # Tasks with data splits are evaluated on one, named in the tag: final/test_accuracy.
+        splits = _env_metadata(run.env).get("splits", ())
+        for tag in [f"final/{name}", *(f"final/{split}_{name}" for split in splits)]:
+            if tag in run.scalars:
                 return float(run.scalars[tag].values[-1]), "final evaluation"
     return float(run.scalars[metric].values[-1]), "last logged value"
 
@@ -424,9 +434,18 @@ def final_scores(
             sources[0] if len(set(sources)) == 1 else "mixed: " + ", ".join(sorted(set(sources)))
         )
         scores.append(
-            Score(group.env, group.label, group.metric, len(group.runs), float(point),
-                  float(low), float(high), source, group.key)
-        )  # fmt: skip
+            Score(
+                env=group.env,
+                label=group.label,
+                metric=group.metric,
+                runs=len(group.runs),
+                value=float(point),
+                low=float(low),
+                high=float(high),
+                source=source,
+                settings=group.key,
+            )
+        )
     return scores
 
 
@@ -466,8 +485,8 @@ def format_scores(scores: Sequence[Score], aggregate: str, ci: float) -> str:
         for s in scores
     ]  # fmt: skip
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in [head, *rows])  # fmt: skip
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -504,8 +523,8 @@ def draw_curves(
         for group in (g for g in groups if g.env == env):
             grid, point, low, high = group.curves[axis]
             x = grid / scale if axis == "time" else grid
-            n = len(group.runs)
-            what = f"{n} runs" if n > 1 else "1 run, no CI"
+            n, seeds = len(group.runs), len({json.dumps(s) for s in group.seeds})
+            what = f"{n} {'seeds' if seeds == n else 'runs'}" if n > 1 else "1 seed, no CI"
             ax.plot(x, point, color=colour[group.label], label=f"{group.label} ({what})")
             if n > 1:
                 ax.fill_between(x, low, high, color=colour[group.label], alpha=0.25, lw=0)
@@ -587,16 +606,16 @@ def plot(
     for group in groups:
         group.metric = metrics[group.env]
         for axis in axes:
-            curves = [(r.scalars[group.metric].x(axis), r.scalars[group.metric].values)
-                      for r in group.runs]  # fmt: skip
+            scalars = [run.scalars[group.metric] for run in group.runs]
+            curves = [(curve.x(axis), curve.values) for curve in scalars]
             try:
                 grid = common_grid(curves, points)
             except ValueError as e:
                 names = ", ".join(r.path.name for r in group.runs)
-                raise ValueError(f"{group.env} {group.label} ({names}): {e}") from None
-            group.curves[axis] = (
-                grid, *bootstrap_ci(interpolate(curves, grid), aggregate, ci, resamples, rng)
-            )  # fmt: skip
+                hint = " (wall time; --x steps draws against steps only)" if axis == "time" else ""
+                raise ValueError(f"{group.env} {group.label} ({names}): {e}{hint}") from None
+            values = interpolate(curves, grid)
+            group.curves[axis] = (grid, *bootstrap_ci(values, aggregate, ci, resamples, rng))
     out = Path(out)
     title = f"{aggregate} over runs, {ci:g}% percentile-bootstrap CI ({resamples:,} resamples)"
     files = []
