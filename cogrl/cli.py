@@ -985,6 +985,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     runs = sum(len(g.runs) for g in result.groups)
+    for note in result.notes:
+        print(f"note: {note}")
     print(f"{runs} runs in {len(result.groups)} groups; final scores:")
     print(result.table)
     for path in result.files:

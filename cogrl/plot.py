@@ -564,6 +564,9 @@ class PlotResult:
     scores: list[Score]
     table: str
     files: list[Path]
+    #: Groups whose curves stop before some of their runs' do (the grid ends where the
+    #: shortest run ends), one line each.
+    notes: list[str] = field(default_factory=list)
 
 
 def plot(
@@ -603,6 +606,7 @@ def plot(
     groups = group_runs(runs, group_by)
     rng = np.random.default_rng(seed)
     axes = X_AXES if x == "both" else (x,)
+    notes = []
     for group in groups:
         group.metric = metrics[group.env]
         for axis in axes:
@@ -616,6 +620,12 @@ def plot(
                 raise ValueError(f"{group.env} {group.label} ({names}): {e}{hint}") from None
             values = interpolate(curves, grid)
             group.curves[axis] = (grid, *bootstrap_ci(values, aggregate, ci, resamples, rng))
+        ends = [run.scalars[group.metric].steps[-1] for run in group.runs]
+        if min(ends) < max(ends):
+            notes.append(
+                f"{group.env} {group.label}: the curves end at step {min(ends):,.0f}, where the "
+                f"shortest of its {len(ends)} runs ends (the longest: {max(ends):,.0f})"
+            )
     out = Path(out)
     title = f"{aggregate} over runs, {ci:g}% percentile-bootstrap CI ({resamples:,} resamples)"
     files = []
@@ -628,7 +638,7 @@ def plot(
         writer.writeheader()
         writer.writerows(score_rows(scores, aggregate))
     files.append(csv_path)
-    return PlotResult(groups, scores, format_scores(scores, aggregate, ci), files)
+    return PlotResult(groups, scores, format_scores(scores, aggregate, ci), files, notes)
 
 
 def choose_metrics(runs: Sequence[Run], metric: str | None) -> dict[str, str]:

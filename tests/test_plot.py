@@ -296,6 +296,21 @@ def test_plot_writes_figures_and_final_scores(tmp_path: Path) -> None:
     np.testing.assert_allclose(point, 11.0 + grid / 10)  # mean of 10 + s/10 + seed
 
 
+def test_a_group_of_runs_of_different_lengths_stops_where_the_shortest_does(
+    tmp_path: Path,
+) -> None:
+    fake_run(tmp_path / "runs" / "long", seed=0)
+    short = {"rollout/ep_rew_mean": [(0, 1.0), (250, 2.0), (500, 3.0)]}
+    fake_run(tmp_path / "runs" / "short", seed=1, scalars=short)
+    result = plot.plot([tmp_path / "runs"], out=tmp_path / "o", x="steps", resamples=50)
+    (group,) = result.groups
+    assert group.curves["steps"][0][[0, -1]].tolist() == [0.0, 500.0]
+    assert result.notes == [
+        "CartPole-v1 ppo: the curves end at step 500, where the shortest of its 2 runs ends "
+        "(the longest: 1,000)"
+    ]
+
+
 @pytest.fixture(scope="module")
 def real_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two seeds of a tiny PPO on CartPole and one tiny RAM on the glimpse task, trained by
