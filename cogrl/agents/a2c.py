@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from cogrl.agents.base import register_agent
-from cogrl.agents.common import Progress, adam, check_choice, clip_grad
+from cogrl.agents.common import Progress, adam, check_choice, gradient_step
 from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
 
 __all__ = ["A2C"]
@@ -77,10 +77,7 @@ class A2C(OnPolicyAgent):
             entropy_loss = -entropy.mean()
             loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
 
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
-            self.optimizer.step()
+            norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
             self.guard.after_update(self.num_timesteps + N * T, loss, norm)
             stats = {
                 "train/policy_loss": policy_loss.detach(),

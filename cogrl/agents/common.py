@@ -21,13 +21,22 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from cogrl.agents.base import Agent, Callback, memory_image, memory_trace, rollout_frames
+from cogrl.agents.base import (
+    Agent,
+    Callback,
+    check_deterministic,
+    check_episode_start,
+    check_state,
+    memory_image,
+    memory_trace,
+    rollout_frames,
+)
 from cogrl.checks import check_bools, check_choice, check_int, check_number, is_number
 from cogrl.core import BatchedEnv, check_memory, sync_free
 from cogrl.logging import RunLogger
 from cogrl.nn import State
 from cogrl.nn.state import leaves, state_from_leaves
-from cogrl.spaces import batch_size, is_batched, to_tensor, unsqueeze
+from cogrl.spaces import batch_size, check_finite, is_batched, to_tensor, unsqueeze
 
 __all__ = [
     "EpisodeStats",
@@ -41,6 +50,7 @@ __all__ = [
     "check_int",
     "check_number",
     "clip_grad",
+    "gradient_step",
     "is_number",
 ]
 
@@ -75,12 +85,49 @@ def adam(parameters: Any, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
 
 
 def clip_grad(parameters: Any, max_norm: float | None) -> torch.Tensor:
-    """Clip the gradient's global norm to ``max_norm`` (``None``: no clipping); its norm."""
+    """Clip the gradient's global norm to ``max_norm`` (``None``: no clipping); its norm.
+
+    The arithmetic of ``nn.utils.clip_grad_norm_`` (norm of the per-tensor norms,
+    ``grad *= min(max_norm / (norm + 1e-6), 1)``), bit for bit; for gradients on one device
+    and of one dtype (every cogrl learner's) without its grouping and checks, which cost more
+    than the arithmetic on small networks.
+    """
     parameters = list(parameters)
+    grads = [p.grad for p in parameters if p.grad is not None]
     if max_norm is None:
-        norms = [p.grad.norm() for p in parameters if p.grad is not None]
+        norms = [g.norm() for g in grads]
         return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
-    return nn.utils.clip_grad_norm_(parameters, max_norm)
+    if not grads or not _one_dense_group(grads):
+        return nn.utils.clip_grad_norm_(parameters, max_norm)
+    with torch.no_grad():
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+        torch._foreach_mul_(grads, torch.clamp(float(max_norm) / (total + 1e-6), max=1.0))
+    return total
+
+
+def _one_dense_group(grads: list[torch.Tensor]) -> bool:
+    """Whether ``grads`` are dense, on one CPU or CUDA device and of one dtype (what the
+    foreach path of ``clip_grad_norm_`` takes in one group)."""
+    first = grads[0]
+    device, dtype = first.device, first.dtype
+    return device.type in ("cpu", "cuda") and all(
+        g.device == device and g.dtype == dtype and g.layout == torch.strided for g in grads
+    )
+
+
+def gradient_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: float | None
+) -> torch.Tensor:
+    """One update of ``optimizer``'s parameters on ``loss``: clear their gradients
+    (``zero_grad(set_to_none=True)``), backpropagate, clip the global gradient norm
+    (:func:`clip_grad`) and step. Returns the norm before clipping."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for p in params:
+        p.grad = None
+    loss.backward()
+    norm = clip_grad(params, max_grad_norm)
+    optimizer.step()
+    return norm
 
 
 # --- training-loop bookkeeping --------------------------------------------------------------
@@ -602,23 +649,22 @@ class PolicyAgent(Agent):
         unbatched too). ``state`` is the recurrent state returned by the previous call
         (``None`` starts fresh); it is reset where ``episode_start`` is true.
         """
+        deterministic = check_deterministic(deterministic)
         numpy_in = not is_torch(obs)
         batched = is_batched(obs, self.observation_space)
         with torch.inference_mode():
             x = to_tensor(obs, self.observation_space, self.device)
+            check_finite(x)
             if not batched:
                 x = unsqueeze(x)
             n = batch_size(x)
             start = None
+            if episode_start is not None:
+                start = check_episode_start(episode_start, n, self.device)
             if state is None:
-                state = self.initial_state(n)
-            elif episode_start is not None:
-                start = torch.as_tensor(
-                    np.asarray(episode_start) if not is_torch(episode_start) else episode_start
-                )
-                start = start.to(self.device).reshape(-1)
-                if start.numel() == 1 and n > 1:
-                    start = start.expand(n)
+                state, start = self.initial_state(n), None
+            else:
+                check_state(state, self.initial_state(n), n)
             action, state = self._act(x, state, start, deterministic)
             action = self.env_action(action)
         if not batched:

@@ -50,7 +50,7 @@ from cogrl.agents.common import (
     check_bools,
     check_int,
     check_number,
-    clip_grad,
+    gradient_step,
 )
 from cogrl.core import BatchedEnv
 from cogrl.nn import (
@@ -404,10 +404,7 @@ class DQN(PolicyAgent):
             y = batch.reward + batch.discount * next_value
         td = q - y
         loss = (batch.weights * F.huber_loss(q, y, reduction="none")).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
-        self.optimizer.step()
+        norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
         self.guard.after_update(self.num_timesteps, loss, norm)
         if c.prioritized:
             self.replay.update_priorities(batch.indices, td.detach().abs() + 1e-6, check=False)
@@ -464,10 +461,7 @@ class DQN(PolicyAgent):
             y = seq.reward[after] + c.gamma * (~seq.terminated[after]).float() * next_value[after]
         mask = seq.mask[after]
         loss = (mask * F.huber_loss(q, y, reduction="none")).sum() / mask.sum().clamp(min=1)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
-        self.optimizer.step()
+        norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
         self.guard.after_update(self.num_timesteps, loss, norm)
         td = ((q - y).detach().abs() * mask).sum() / mask.sum().clamp(min=1)
         return {

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from cogrl.agents.base import register_agent
-from cogrl.agents.common import Progress, check_int, check_number, clip_grad
+from cogrl.agents.common import Progress, check_int, check_number, gradient_step
 from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
 
 __all__ = ["PPO"]
@@ -100,10 +100,7 @@ class PPO(OnPolicyAgent):
                     entropy_loss = -entropy.mean()
                     loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
 
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    norm = clip_grad(self.policy.parameters(), c.max_grad_norm)
-                    self.optimizer.step()
+                    norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
                     self.guard.after_update(self.num_timesteps + N * T, loss, norm)
                     with torch.no_grad():
                         # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator).
