@@ -512,7 +512,7 @@ def draw_curves(
     envs = sorted({g.env for g in groups})
     cols = min(3, len(envs))
     rows = math.ceil(len(envs) / cols)
-    fig = Figure(figsize=(5.2 * cols, 3.9 * rows), layout="constrained")
+    fig = Figure(figsize=(max(6.0, 5.2 * cols), 3.9 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     colours = _colours()
     labels = sorted({g.label for g in groups})
@@ -536,7 +536,7 @@ def draw_curves(
         ax.legend(fontsize="small")
     for ax in axes[len(envs) :]:
         ax.set_visible(False)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize="medium")
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
@@ -627,7 +627,7 @@ def plot(
                 f"shortest of its {len(ends)} runs ends (the longest: {max(ends):,.0f})"
             )
     out = Path(out)
-    title = f"{aggregate} over runs, {ci:g}% percentile-bootstrap CI ({resamples:,} resamples)"
+    title = f"{aggregate} over runs, {ci:g}% bootstrap CI ({resamples:,} resamples)"
     files = []
     for axis in axes:
         files += draw_curves(groups, axis, out / f"learning_curves_{axis}", formats, title)
