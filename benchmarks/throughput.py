@@ -17,6 +17,17 @@ counts as N environment steps.
     python benchmarks/throughput.py                  # full run, writes BENCHMARKS.md
     python benchmarks/throughput.py --quick          # smoke run, prints only
     python benchmarks/throughput.py --device cuda    # the core on the GPU (sync stays on CPU)
+
+``--vectorised`` measures instead CartPole-v1 at ``--vector-n`` (1024) environments, each
+side stepped with random actions (numpy for Gymnasium and EnvPool, tensors for cogrl's
+cores) for ``--vector-steps`` vector steps per round, best of ``--rounds``:
+``SyncVectorEnv`` (same-step autoreset), Gymnasium's ``CartPoleVectorEnv`` (the spec's
+vector entry point, next-step autoreset), EnvPool's pool (next-step autoreset), and cogrl's
+cores ``make_core("CartPole-v1")`` (``gym.make`` copies) and ``make_core(
+"envpool:CartPole-v1")`` (EnvPool with same-step autoreset). EnvPool runs on one thread
+(``num_threads=1``). It writes the subsection ``VECTOR_SUBSECTION`` of the section.
+
+    python benchmarks/throughput.py --vectorised --threads 1
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from textwrap import fill
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -42,6 +55,7 @@ TASKS = ["cogrl/GlimpseDigits-v0", "cogrl/TranslatedDigits-v0", "cogrl/Cluttered
 SIZES = [1, 64, 1024]
 GOAL_N, GOAL_RATIO = 1024, 50.0
 SECTION = "## Environment throughput"
+VECTOR_SUBSECTION = "### Vectorised environments: CartPole-v1 at 1024 environments"
 POOL = 16  # distinct action batches, cycled
 
 
@@ -130,6 +144,115 @@ def bench_cell(
         "core_rounds": core_rates,
         "sync_rounds": sync_rates,
     }
+
+
+def vector_sides(n: int, seed: int) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
+    """CartPole-v1 at ``n`` environments, five ways: name -> (one vector step, close)."""
+    import envpool
+
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, 2, (POOL, n))
+    tensors = torch.as_tensor(actions)
+    sides: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
+
+    def numpy_side(name: str, env: Any) -> None:
+        env.reset(seed=seed)
+        counter = iter(range(10**12))
+        sides[name] = (lambda: env.step(actions[next(counter) % POOL]), env.close)
+
+    def core_side(name: str, core: Any) -> None:
+        core.reset(seed=seed)
+        counter = iter(range(10**12))
+        sides[name] = (lambda: core.step(tensors[next(counter) % POOL]), core.close)
+
+    numpy_side(
+        "SyncVectorEnv",
+        SyncVectorEnv(
+            [lambda: gym.make("CartPole-v1") for _ in range(n)],
+            autoreset_mode=AutoresetMode.SAME_STEP,
+        ),
+    )
+    numpy_side(
+        "CartPoleVectorEnv",
+        gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="vector_entry_point"),
+    )
+    pool = envpool.make("CartPole-v1", env_type="gymnasium", num_envs=n, seed=seed, num_threads=1)
+    numpy_side("EnvPool", pool)
+    core_side("cogrl make_core('CartPole-v1') (gym.make copies)", make_core("CartPole-v1", n))
+    core_side(
+        "cogrl make_core('envpool:CartPole-v1')",
+        make_core("envpool:CartPole-v1", n, num_threads=1),
+    )
+    return sides
+
+
+def bench_vectorised(n: int, steps: int, rounds: int, seed: int) -> dict[str, list[float]]:
+    """Steps per second of every side of :func:`vector_sides`, in alternating rounds."""
+    sides = vector_sides(n, seed)
+    rates: dict[str, list[float]] = {name: [] for name in sides}
+    for step, _ in sides.values():  # warm up
+        for _ in range(10):
+            step()
+    for _ in range(rounds):
+        for name, (step, _) in sides.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            rates[name].append(n * steps / (time.perf_counter() - start))
+    for _, close in sides.values():
+        close()
+    return rates
+
+
+def vector_markdown(
+    rates: dict[str, list[float]], n: int, steps: int, command: str, about: list[str]
+) -> str:
+    base = max(rates["SyncVectorEnv"])
+    lines = [
+        VECTOR_SUBSECTION.replace("1024", f"{n:,}"),
+        "",
+        fill(
+            f"Environment steps per second of CartPole-v1 at {n:,} environments, random "
+            f"actions, {steps} vector steps per round, the best of {len(rates['EnvPool'])} "
+            "alternating rounds; EnvPool on one thread. Gymnasium's CartPoleVectorEnv and "
+            "EnvPool autoreset on the next step; SyncVectorEnv and cogrl's cores in the same "
+            "step. `make_core('CartPole-v1')` steps gym.make copies because CartPoleVectorEnv "
+            "(Gymnasium 1.4) cannot restart a subset of its environments (see "
+            "`cogrl/envs/vector_cores.py`). Produced by `benchmarks/throughput.py`:",
+            width=88,
+        ),
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        *(f"- {line}" for line in about),
+        "",
+        "| stepper | autoreset | steps/s | vs SyncVectorEnv | rounds |",
+        "|---|---|---:|---:|---|",
+    ]
+    for name, values in rates.items():
+        same = name.startswith("cogrl") or name == "SyncVectorEnv"
+        lines.append(
+            f"| {name} | {'same step' if same else 'next step'} | {max(values):,.0f} "
+            f"| {max(values) / base:.1f}x | {', '.join(f'{v:,.0f}' for v in values)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_subsection(path: Path, text: str) -> None:
+    """Put ``text`` (a ``###`` subsection) at the end of the section, replacing its older
+    version, keeping the rest of the section."""
+    old = path.read_text()
+    head, _, rest = old.partition(SECTION)
+    end = rest.find("\n## ")
+    section = SECTION + (rest[:end] if end >= 0 else rest)
+    title = text.splitlines()[0]
+    if title in section:
+        before, _, after = section.partition(title)
+        nxt = after.find("\n### ")
+        section = before + (after[nxt + 1 :] if nxt >= 0 else "")
+    write_section(path, SECTION, section.rstrip("\n") + "\n\n" + text)
 
 
 def machine(device: str) -> list[str]:
@@ -230,6 +353,13 @@ def main(argv: list[str] | None = None) -> None:
         help="torch intra-op thread counts to measure, each for every cell (default: torch's)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--vectorised",
+        action="store_true",
+        help="CartPole-v1: cogrl's cores vs SyncVectorEnv, CartPoleVectorEnv and EnvPool",
+    )
+    parser.add_argument("--vector-n", type=int, default=1024, help="environments (--vectorised)")
+    parser.add_argument("--vector-steps", type=int, default=200, help="vector steps per round")
     parser.add_argument("--quick", action="store_true", help="N in 1, 16, short budget, print only")
     parser.add_argument(
         "--markdown",
@@ -249,6 +379,18 @@ def main(argv: list[str] | None = None) -> None:
     about = machine(args.device)
     for line in about:
         print(line)
+    command = " ".join(
+        ["python benchmarks/throughput.py", *(sys.argv[1:] if argv is None else argv)]
+    )
+    if args.vectorised:
+        torch.set_num_threads((args.threads or [1])[0])
+        rates = bench_vectorised(args.vector_n, args.vector_steps, args.rounds, args.seed)
+        text = vector_markdown(rates, args.vector_n, args.vector_steps, command, about)
+        print(text)
+        if args.markdown is not None:
+            write_subsection(args.markdown, text)
+            print(f"wrote the subsection of {SECTION!r} in {args.markdown}")
+        return
     rows = []
     cells = [
         (t, task, n) for t in args.threads or [None] for task in args.tasks for n in args.sizes
@@ -267,9 +409,6 @@ def main(argv: list[str] | None = None) -> None:
             f" sync {', '.join(f'{r:,.0f}' for r in cell['sync_rounds'])}",
             flush=True,
         )
-    command = " ".join(
-        ["python benchmarks/throughput.py", *(sys.argv[1:] if argv is None else argv)]
-    )
     text = markdown(rows, command, about, args.budget, args.rounds)
     print()
     print(text)
