@@ -497,14 +497,20 @@ def add_plot_command(commands: argparse._SubParsersAction) -> None:
     sub = commands.add_parser(
         "plot",
         help="learning curves of runs and sweeps, with bootstrap confidence intervals",
-        description="Learning curves of the run folders at or under each PATH (a run, a "
-        "folder of runs, a sweep): one panel per environment, one line per group of runs "
+        description="Learning curves of the run folders at or under each RUNS_OR_SWEEP (a "
+        "run, a folder of runs, a sweep): one panel per environment, one line per group of runs "
         "that differ only by seed, their aggregate and its percentile-bootstrap confidence "
         "interval, against environment steps and wall time; and each group's final score "
         "(the runs' final evaluation, else the curve's last value) as a table, also written "
         f"to OUT/final_scores.csv. Needs matplotlib: {plot.PLOT_EXTRA}.",
     )
-    sub.add_argument("paths", type=Path, nargs="+", metavar="RUNS_OR_SWEEP")
+    sub.add_argument(
+        "paths",
+        type=Path,
+        nargs="+",
+        metavar="RUNS_OR_SWEEP",
+        help="a run folder, or a folder (a sweep's, runs/) searched for run folders at any depth",
+    )
     sub.add_argument(
         "--metric",
         metavar="TAG",
