@@ -31,6 +31,7 @@ from gymnasium import spaces
 __all__ = [
     "torch_dtype",
     "to_tensor",
+    "check_finite",
     "is_batched",
     "batch_size",
     "unsqueeze",
@@ -59,13 +60,45 @@ def torch_dtype(space: spaces.Space) -> torch.dtype:
     return torch.float32
 
 
-def to_tensor(obs: Any, space: spaces.Space, device: str | torch.device) -> Any:
+def to_tensor(
+    obs: Any, space: spaces.Space, device: str | torch.device, name: str = "observation"
+) -> Any:
     """Observations (numpy or tensors, also dicts) as tensors on ``device`` in the dtype
-    :func:`torch_dtype` gives for ``space``."""
+    :func:`torch_dtype` gives for ``space``.
+
+    Observations are numbers: bool, integer and floating dtypes convert; any other dtype
+    (complex, whose imaginary part a cast would drop; strings, objects) is a ValueError
+    naming ``name`` (and the key of a dict observation)."""
     if isinstance(space, spaces.Dict):
-        return {k: to_tensor(obs[k], s, device) for k, s in space.spaces.items()}
-    x = obs if isinstance(obs, torch.Tensor) else torch.as_tensor(np.asarray(obs))
+        return {k: to_tensor(obs[k], s, device, f"{name}[{k!r}]") for k, s in space.spaces.items()}
+    if isinstance(obs, torch.Tensor):
+        x, kind = obs, _tensor_kind(obs)
+    else:
+        array = np.asarray(obs)
+        kind = array.dtype.kind
+        x = array
+    if kind not in "biuf":
+        raise ValueError(
+            f"{name} {_show(obs)} has dtype {str(x.dtype).removeprefix('torch.')}: expected "
+            f"numbers (bool, integer or floating) for {space}"
+        )
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(x)
     return x.to(device=device, dtype=torch_dtype(space))
+
+
+def check_finite(obs: Any, name: str = "observation") -> None:
+    """ValueError naming ``name`` (and the key of a dict) where a floating tensor of ``obs``
+    holds NaN or an infinity, which no network can act on (one read of a reduced flag)."""
+    if isinstance(obs, Mapping):
+        for k, v in obs.items():
+            check_finite(v, f"{name}[{k!r}]")
+        return
+    if obs.is_floating_point():
+        bad = ~torch.isfinite(obs)
+        if bool(bad.any()):
+            values, where = _first_bad(obs, bad)
+            raise ValueError(f"{name} has non-finite value(s) {values}{where}")
 
 
 def is_batched(obs: Any, space: spaces.Space) -> bool:

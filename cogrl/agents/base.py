@@ -378,6 +378,74 @@ def load_checkpoint(
     return agent, data.get("training")
 
 
+# --- predict's arguments ------------------------------------------------------------------
+
+
+def check_deterministic(deterministic: Any) -> bool:
+    """``deterministic`` as a bool; ValueError for anything but ``True``/``False`` (numpy's
+    too), so that a string or ``None`` is not silently read as one of them."""
+    if not isinstance(deterministic, (bool, np.bool_)):
+        raise ValueError(f"deterministic must be True or False, got {deterministic!r}")
+    return bool(deterministic)
+
+
+def check_episode_start(episode_start: Any, n: int, device: torch.device) -> torch.Tensor:
+    """``episode_start`` as an (n,) bool tensor on ``device``: booleans or 0/1 integers, one
+    per observation, or one flag for all of them; ValueError naming what is wrong."""
+    given = episode_start
+    if not isinstance(given, torch.Tensor):
+        try:
+            given = torch.as_tensor(np.asarray(given))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(
+                f"episode_start must be booleans, one per observation, got {episode_start!r}"
+            ) from e
+    if given.dtype != torch.bool:
+        if (
+            given.is_floating_point()
+            or given.is_complex()
+            or not bool(((given == 0) | (given == 1)).all())
+        ):
+            raise ValueError(
+                f"episode_start must be booleans (or 0/1 integers), got {episode_start!r}"
+            )
+    if given.numel() == 1:
+        return given.reshape(1).to(device=device, dtype=torch.bool).expand(n)
+    if tuple(given.shape) != (n,):
+        raise ValueError(
+            f"episode_start of shape {tuple(given.shape)} does not fit {n} observation(s): "
+            f"expected shape ({n},) or one flag"
+        )
+    return given.to(device=device, dtype=torch.bool)
+
+
+def check_state(state: Any, like: Any, n: int) -> None:
+    """ValueError unless ``state`` has the tensors of ``like`` (the policy's initial state
+    for ``n`` observations), of the same shapes and dtypes: a state that ``predict``
+    returned for a batch of the same size."""
+    from cogrl.nn.state import leaves
+
+    def shapes(tensors: list[torch.Tensor]) -> list[str]:
+        return [f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in tensors]
+
+    expected = leaves(like)
+    try:
+        got = leaves(state)
+    except TypeError as e:
+        raise ValueError(
+            f"state must be the recurrent state predict returned (or None), got "
+            f"{type(state).__name__}: {e}"
+        ) from None
+    fits = len(got) == len(expected) and all(
+        g.shape == w.shape and g.dtype == w.dtype for g, w in zip(got, expected, strict=True)
+    )
+    if not fits:
+        raise ValueError(
+            f"state does not fit {n} observation(s): expected tensors {shapes(expected)}, "
+            f"got {shapes(got)} (pass the state predict returned for the same batch, or None)"
+        )
+
+
 @torch.no_grad()
 def rollout_frames(
     agent: Agent,
