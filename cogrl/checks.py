@@ -4,11 +4,12 @@ value it got and what it expects."""
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_bools", "check_choice", "check_int", "check_number", "is_number"]
+__all__ = ["check_bools", "check_choice", "check_int", "check_number", "check_path", "is_number"]
 
 
 def is_number(value: Any) -> bool:
@@ -34,8 +35,21 @@ def check_number(
 
 
 def check_choice(name: str, value: Any, choices: Any) -> None:
-    if value not in choices:
+    try:
+        known = value in choices
+    except TypeError:  # an unhashable value (a dict, a list) asked of a set or dict of choices
+        known = False
+    if not known:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+
+
+def check_path(name: str, value: Any, optional: bool = False) -> None:
+    """``value`` must be a path (a string or ``os.PathLike``), or None when ``optional``."""
+    if optional and value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        what = "a path (a string or os.PathLike)" + (" or None" if optional else "")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
 def check_bools(config: Any, *names: str) -> None:

@@ -178,6 +178,11 @@ def test_image_folder_source_and_its_split(tmp_path: Path) -> None:
         ({"action_mode": "grid"}, "action_mode must be one of"),
         ({"images": "/no/such/folder"}, "/no/such/folder"),
         ({"images": "x", "human_data": "y"}, "not both"),
+        # found by tests/test_fuzz.py: unhashable choices and paths of the wrong type
+        ({"saliency": {"a": 1}}, r"saliency must be one of .*got \{'a': 1\}"),
+        ({"split": ["train"]}, "split must be one of"),
+        ({"images": 3}, "images must be a path"),
+        ({"human_data": {"a": 1}}, "human_data must be a path"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs: dict, message: str) -> None:

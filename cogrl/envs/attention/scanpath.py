@@ -142,7 +142,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from cogrl.checks import check_int, check_number
+from cogrl.checks import check_choice, check_int, check_number, check_path
 from cogrl.core import BatchedEnv, Info, check_memory, check_num_envs, resolve_device
 from cogrl.datasets import SPLITS, image_split, load_fixations
 
@@ -211,14 +211,12 @@ class Scanpath(BatchedEnv):
     ) -> None:
         from cogrl.saliency import MODELS
 
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
-        if saliency not in MODELS:
-            raise ValueError(f"saliency must be one of {sorted(MODELS)}, got {saliency!r}")
+        check_choice("split", split, SPLITS)
+        check_choice("reward", reward, REWARDS)
+        check_choice("action_mode", action_mode, ACTION_MODES)
+        check_choice("saliency", saliency, MODELS)
+        check_path("images", images)
+        check_path("human_data", human_data, optional=True)
         if reward == "human" and human_data is None:
             raise ValueError("reward='human' needs human_data=FOLDER (human fixations)")
         if human_data is not None and images != "skimage":
