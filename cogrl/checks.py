@@ -36,8 +36,8 @@ def check_number(
 
 def check_choice(name: str, value: Any, choices: Any) -> None:
     try:
-        known = value in choices
-    except TypeError:  # an unhashable value (a dict, a list) asked of a set or dict of choices
+        known = bool(value in choices)
+    except (TypeError, ValueError):  # unhashable (a dict asked of a set), or an array
         known = False
     if not known:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")

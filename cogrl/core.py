@@ -204,7 +204,8 @@ class BatchedEnv:
         autoreset: bool = True,
     ) -> None:
         num_envs = check_num_envs(num_envs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and not (isinstance(render_mode, str) and render_mode in modes):
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"got {render_mode!r}"

@@ -503,3 +503,10 @@ def test_default_sizes_are_estimated_well_within_the_machine() -> None:
     core = make_core(CLUTTERED, 4)
     estimate = core.memory_estimate(1024)
     assert 10 * 2**20 < estimate < 2**30  # tens of MiB for 1024 environments
+
+
+@pytest.mark.parametrize("render_mode", ["human", np.zeros((2, 2)), 3, ["rgb_array"]])
+def test_a_render_mode_that_is_not_one_of_the_cores_is_a_clear_error(render_mode: Any) -> None:
+    # found by tests/test_fuzz.py: an array was an "ambiguous truth value" error
+    with pytest.raises(ValueError, match=r"render_mode must be one of \['rgb_array'\] or None"):
+        make_core("cogrl/DelayedRecall-v0", render_mode=render_mode)
