@@ -1,0 +1,437 @@
+"""cogrl on a GPU: environment throughput, RAM's time per MNIST epoch, learners' steps/s.
+
+One process, three parts, every cell bounded in time, results appended to a JSON file as
+they come (a run cut short keeps what it measured):
+
+A. Environment steps per second of every cogrl environment family (``make_core`` on
+   ``--device``, random valid actions drawn beforehand, same-step autoreset inside the core)
+   at N = 1,024, 8,192 and 65,536 environments; the same core on this machine's CPU at N = 1,024
+   in the same run; and ``torch.compile(core.step)`` where ``--compile`` names the task.
+B. RAM (its defaults) on MNIST 28 x 28 (``cogrl/GlimpseDigits-v0`` with ``dataset=mnist``):
+   training seconds per 60,000 episodes, i.e. one pass of MNIST's training set's size, at
+   several numbers of environments, eager and with ``nn.Module.compile()`` on its networks.
+C. Learners' environment steps per second on cogrl tasks with their presets (PPO and DQN on
+   GlimpseDigits, PPO with an NTM on Copy), also at 16x the preset's environments, eager
+   and compiled.
+
+``torch.compile`` modes: ``default`` and ``reduce-overhead`` (CUDA graphs; GPU only).
+Compile time (the first calls) is reported apart from the steps/s after it.
+
+    bash benchmarks/gpu.sh                          # on a GPU machine: the full run
+    bash benchmarks/gpu.sh --device cpu             # dry run here: small sizes, short cells
+    python benchmarks/gpu.py report RESULTS.json    # the BENCHMARKS.md section from a run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from gymnasium import spaces
+
+import cogrl
+from cogrl.envs import make_core
+
+HERE = Path(__file__).resolve().parent
+SECTION = "## GPU: environment throughput, RAM's MNIST epoch, learners' steps per second"
+FAMILIES = [
+    ("glimpse", "cogrl/GlimpseDigits-v0", {}),
+    ("glimpse", "cogrl/TranslatedDigits-v0", {}),
+    ("glimpse", "cogrl/ClutteredDigits-v0", {}),
+    ("multi-object", "cogrl/MultiDigits-v0", {}),
+    ("multi-object", "cogrl/VisualSearch-v0", {}),
+    ("memory", "cogrl/Copy-v0", {}),
+    ("memory", "cogrl/RepeatCopy-v0", {}),
+    ("memory", "cogrl/AssociativeRecall-v0", {}),
+    ("memory", "cogrl/DelayedRecall-v0", {}),
+    ("memory", "cogrl/StoryQA-v0", {}),
+    ("scanpath", "cogrl/Scanpath-v0", {}),
+]
+POOL = 8  # distinct action batches, cycled
+EPOCH = 60_000  # episodes: MNIST's training set
+
+
+def random_actions(core: Any, n: int, device: torch.device) -> list[Any]:
+    """POOL batches of valid actions for ``core``'s action space, on ``device``."""
+    g = torch.Generator(device=device).manual_seed(0)
+
+    def draw(space: spaces.Space) -> Any:
+        if isinstance(space, spaces.Discrete):
+            return torch.randint(0, int(space.n), (n,), generator=g, device=device) + int(
+                space.start
+            )
+        if isinstance(space, spaces.MultiBinary):
+            return torch.randint(0, 2, (n, *space.shape), generator=g, device=device).to(torch.int8)
+        if isinstance(space, spaces.MultiDiscrete):
+            high = torch.as_tensor(space.nvec, device=device)
+            return (torch.rand(n, *high.shape, generator=g, device=device) * high).long()
+        if isinstance(space, spaces.Dict):
+            return {k: draw(s) for k, s in space.spaces.items()}
+        assert isinstance(space, spaces.Box), space
+        low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
+        high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
+        u = torch.rand(n, *space.shape, generator=g, device=device)
+        return (low + u * (high - low)).to(torch.float32)
+
+    return [draw(core.single_action_space) for _ in range(POOL)]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rate(step: Callable[[int], Any], n: int, device: torch.device, budget: float) -> float:
+    """Environment steps per second of ``step``, timed over at least ``budget`` seconds."""
+    steps, start = 0, time.perf_counter()
+    synchronize(device)
+    while True:
+        for t in range(POOL):
+            step(t)
+        steps += POOL
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget:
+            return steps * n / elapsed
+
+
+def env_cell(env_id: str, kwargs: dict, n: int, device: str, budget: float, mode: str) -> dict:
+    core = make_core(env_id, num_envs=n, device=device, **kwargs)
+    core.reset(seed=0)
+    actions = random_actions(core, n, core.device)
+    step = core.step
+    cell: dict[str, Any] = {}
+    if mode != "eager":
+        step = torch.compile(core.step, mode=mode)
+        start = time.perf_counter()
+        for t in range(POOL):
+            step(actions[t])
+        synchronize(core.device)
+        cell["compile_s"] = time.perf_counter() - start
+    for t in range(POOL):  # warm-up: caches, allocator, the first autoresets
+        step(actions[t])
+    cell["steps_per_s"] = rate(lambda t: step(actions[t]), n, core.device, budget)
+    core.close()
+    return cell
+
+
+def learner_cell(
+    agent_name: str, env_id: str, settings: dict, env_kwargs: dict, device: str,
+    budget: float, mode: str,
+) -> dict:  # fmt: skip
+    """``learn`` on the agent: a warm-up (compilation, if any), a short run whose rate sizes
+    the timed run, then the timed run of about ``budget`` seconds."""
+    from cogrl.agents import make
+
+    agent = make(agent_name, env_id, device=device, seed=0, env_kwargs=env_kwargs, **settings)
+    n = agent.config.num_envs
+    cell: dict[str, Any] = {"num_envs": n}
+    if mode != "eager":
+        # The agents call their networks' parts (encoders, cores, heads) through methods
+        # other than forward, so the parts are compiled, each where it is called.
+        for module in agent.modules().values():
+            for part in module.children():
+                part.compile(mode=mode)
+    graphs = _graphs()
+    chunk = n * 16
+    start = time.perf_counter()
+    agent.learn(chunk)
+    synchronize(agent.device)
+    cell["warm_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    agent.learn(chunk, reset_num_timesteps=False)
+    synchronize(agent.device)
+    estimate = chunk / (time.perf_counter() - start)
+    timed = max(chunk, int(estimate * budget) // chunk * chunk)
+    start = time.perf_counter()
+    agent.learn(timed, reset_num_timesteps=False)
+    synchronize(agent.device)
+    cell["steps_per_s"] = timed / (time.perf_counter() - start)
+    cell["timed_steps"] = timed
+    if mode != "eager":
+        cell["graphs"] = _graphs() - graphs
+    return cell
+
+
+def _graphs() -> int:
+    """Graphs torch.compile has made in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+class Recorder:
+    """Appends each cell to the JSON file as it is measured; skips cells past the deadline."""
+
+    def __init__(self, path: Path, deadline: float, about: dict) -> None:
+        self.path, self.deadline = path, time.monotonic() + deadline
+        self.data = {"about": about, "cells": []}
+        self.save()
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.data, indent=1) + "\n")
+
+    def cell(self, part: str, key: dict, measure: Callable[[], dict]) -> None:
+        row = {"part": part, **key}
+        if time.monotonic() > self.deadline:
+            row["skipped"] = "deadline"
+        else:
+            try:
+                row.update(measure())
+            except Exception as e:  # noqa: BLE001  (a cell that fails is recorded, not fatal)
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        print(json.dumps(row), flush=True)
+        self.data["cells"].append(row)
+        self.save()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def about(device: str) -> dict:
+    info = {
+        "device": device,
+        "torch": torch.__version__,
+        "cogrl": cogrl.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def run(args: argparse.Namespace) -> None:
+    from cogrl.agents.presets import preset
+
+    dry = not args.device.startswith("cuda")
+    sizes = args.sizes or ([64, 256] if dry else [1024, 8192, 65536])
+    budget = 0.2 if dry else args.budget
+    modes = ["default"] if dry else ["default", "reduce-overhead"]
+    torch.set_num_threads(args.threads)
+    rec = Recorder(args.out, args.deadline, about(args.device))
+    mnist = {"dataset": "mnist", "root": str(args.mnist)} if args.mnist else {}
+    # Every eager cell first, the compiled ones after: past the deadline, compiled cells
+    # (the slow ones to start) are what is skipped.
+    eager: list[tuple[str, dict, Callable[[], dict]]] = []
+    compiled: list[tuple[str, dict, Callable[[], dict]]] = []
+
+    # A. environments
+    for family, env_id, kwargs in FAMILIES:
+        kwargs = {**kwargs, **(mnist if env_accepts(env_id, "dataset") else {})}
+        key = {"family": family, "env": env_id}
+        for n in sizes:
+            eager.append(
+                (
+                    "env",
+                    {**key, "n": n, "device": args.device, "mode": "eager"},
+                    partial(env_cell, env_id, kwargs, n, args.device, budget, "eager"),
+                )
+            )
+        if not dry:  # the same core on this machine's CPU, in the same run
+            eager.append(
+                (
+                    "env",
+                    {**key, "n": 1024, "device": "cpu", "mode": "eager"},
+                    partial(env_cell, env_id, kwargs, 1024, "cpu", budget, "eager"),
+                )
+            )
+        if env_id in args.compile:
+            n = sizes[-2] if len(sizes) > 1 else sizes[0]
+            for mode in modes:
+                compiled.append(
+                    (
+                        "env",
+                        {**key, "n": n, "device": args.device, "mode": mode},
+                        partial(env_cell, env_id, kwargs, n, args.device, budget, mode),
+                    )
+                )
+
+    # B. RAM on MNIST: seconds per 60,000 episodes
+    ram_envs = [64, 256] if dry else [256, 1024, 4096]
+    for n in ram_envs:
+        for mode in ["eager", *(modes if n == ram_envs[-1] else [])]:
+            key = {
+                "agent": "ram",
+                "env": "cogrl/GlimpseDigits-v0",
+                "n": n,
+                "mode": mode,
+                "device": args.device,
+                "data": "mnist" if mnist else "digits",
+            }
+            cell = ("ram", key, partial(ram_cell, n, mnist, args.device, budget * 4, mode))
+            (eager if mode == "eager" else compiled).append(cell)
+
+    # C. learners on cogrl tasks, with their presets
+    for agent_name, env_id in [
+        ("ppo", "cogrl/GlimpseDigits-v0"),
+        ("dqn", "cogrl/GlimpseDigits-v0"),
+        ("ppo", "cogrl/Copy-v0"),
+    ]:
+        p = preset(agent_name, env_id)
+        base = int(p.hyperparameters.get("num_envs", 1))
+        for scale in [1, 16]:
+            n = base * scale if not dry else min(base * scale, 64)
+            settings = {**p.hyperparameters, "num_envs": n}
+            if agent_name == "dqn":  # one update per vector step, as in the preset
+                settings["train_freq"] = n
+                settings["learning_starts"] = max(settings.get("learning_starts", 0), n)
+            env_kwargs = {**p.env_kwargs, **(mnist if env_accepts(env_id, "dataset") else {})}
+            for mode in ["eager", *(modes if scale == 16 and agent_name == "ppo" else [])]:
+                key = {
+                    "agent": agent_name,
+                    "env": env_id,
+                    "n": n,
+                    "mode": mode,
+                    "device": args.device,
+                }
+                cell = (
+                    "learner",
+                    key,
+                    partial(
+                        learner_cell,
+                        agent_name,
+                        env_id,
+                        settings,
+                        env_kwargs,
+                        args.device,
+                        budget * 4,
+                        mode,
+                    ),
+                )
+                (eager if mode == "eager" else compiled).append(cell)
+
+    for part, key, measure in eager + compiled:
+        if part in args.parts:
+            rec.cell(part, key, measure)
+    print(f"results: {args.out}")
+
+
+def ram_cell(n: int, mnist: dict, device: str, budget: float, mode: str) -> dict:
+    cell = learner_cell(
+        "ram", "cogrl/GlimpseDigits-v0", {"num_envs": n}, mnist, device, budget, mode
+    )
+    n_glimpses = make_core("cogrl/GlimpseDigits-v0", 1, "cpu", **mnist).n_glimpses
+    cell["s_per_60k_episodes"] = EPOCH * n_glimpses / cell["steps_per_s"]
+    return cell
+
+
+def env_accepts(env_id: str, name: str) -> bool:
+    """Whether ``env_id``'s core takes the argument ``name`` (the MNIST arguments)."""
+    import inspect
+
+    from cogrl.envs import core_spec
+
+    return name in inspect.signature(core_spec(env_id)[0].__init__).parameters
+
+
+def report(args: argparse.Namespace) -> None:
+    data = json.loads(Path(args.results).read_text())
+    print(markdown(data, args.command))
+    if args.write:
+        sys.path.insert(0, str(HERE))
+        from report import write_section
+
+        write_section(args.markdown, SECTION, markdown(data, args.command))
+        print(f"wrote {SECTION!r} into {args.markdown}")
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def markdown(data: dict, command: str) -> str:
+    a = data["about"]
+    lines = [
+        SECTION,
+        "",
+        f"Produced by `{command}` on {a.get('gpu', a['device'])} ({a['cpu_count']} CPU cores), "
+        f"torch {a['torch']}, Python {a['python']}, cogrl {a['cogrl']}, {a['date']}; "
+        f"{a['threads']} torch CPU thread(s). Each cell's steps per second is timed after a "
+        "warm-up; a compiled cell's first calls (compilation) are timed apart.",
+        "",
+        "### A. Environment steps per second",
+        "",
+        "| family | env | device | N | mode | steps/s | compile s |",
+        "|---|---|---|---:|---|---:|---:|",
+    ]
+    cells = data["cells"]
+
+    def status(c: dict) -> str:
+        return c.get("error") or (f"skipped ({c['skipped']})" if "skipped" in c else "")
+
+    for c in (c for c in cells if c["part"] == "env"):
+        value = _num(c["steps_per_s"]) if "steps_per_s" in c else status(c)
+        comp = f"{c['compile_s']:.1f}" if "compile_s" in c else ""
+        lines.append(
+            f"| {c['family']} | {c['env']} | {c['device']} | {c['n']:,} | {c['mode']} | "
+            f"{value} | {comp} |"
+        )
+    lines += [
+        "",
+        f"### B. RAM on MNIST 28 x 28: training time per {EPOCH:,} episodes",
+        "",
+        "| envs | mode | steps/s | s per 60k episodes | warm-up s | graphs compiled |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for c in (c for c in cells if c["part"] == "ram"):
+        if "steps_per_s" in c:
+            lines.append(
+                f"| {c['n']:,} | {c['mode']} | {_num(c['steps_per_s'])} | "
+                f"{c['s_per_60k_episodes']:.1f} | {c['warm_s']:.1f} | {c.get('graphs', '')} |"
+            )
+        else:
+            lines.append(f"| {c['n']:,} | {c['mode']} | {status(c)} | | |")
+    lines += [
+        "",
+        "### C. Learners' environment steps per second (presets; N: environments)",
+        "",
+        "| agent | env | N | mode | steps/s | warm-up s | graphs compiled |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    for c in (c for c in cells if c["part"] == "learner"):
+        value = _num(c["steps_per_s"]) if "steps_per_s" in c else status(c)
+        warm = f"{c['warm_s']:.1f}" if "warm_s" in c else ""
+        lines.append(f"| {c['agent']} | {c['env']} | {c['n']:,} | {c['mode']} | {value} | {warm} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--out", type=Path, required=True, help="the results JSON file")
+    r.add_argument("--sizes", type=int, nargs="+", help="numbers of environments (part A)")
+    r.add_argument("--budget", type=float, default=0.5, help="seconds per env cell")
+    r.add_argument("--deadline", type=float, default=420.0, help="seconds; later cells skip")
+    r.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    r.add_argument("--parts", nargs="+", default=["env", "ram", "learner"])
+    r.add_argument("--mnist", type=Path, help="MNIST IDX folder (default: scikit-learn digits)")
+    r.add_argument(
+        "--compile",
+        nargs="*",
+        default=["cogrl/GlimpseDigits-v0"],
+        help="tasks whose core.step is also timed under torch.compile",
+    )
+    p = sub.add_parser("report")
+    p.add_argument("results", type=Path)
+    p.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
+    p.add_argument("--markdown", type=Path, default=HERE.parent / "BENCHMARKS.md")
+    p.add_argument("--command", default="bash benchmarks/gpu.sh")
+    args = parser.parse_args(argv)
+    (run if args.action == "run" else report)(args)
+
+
+if __name__ == "__main__":
+    main()
