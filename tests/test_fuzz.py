@@ -49,12 +49,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cogrl.agents
+import cogrl.core
 from cogrl.envs import cogrl_env_ids, core_spec, make_core
 
 SCALE = float(os.environ.get("FUZZ_EXAMPLES", "1"))
 # Seconds one input may take (construction included) before it counts as a hang.
 TIME_LIMIT = 30
-# Address space one input may add (a core that allocates more without checking first fails).
+# Address space one input may add, and the memory cores are told the machine has (a core that
+# allocates more without checking first fails).
 MEMORY_LIMIT = 3 * 2**30
 
 ENV_IDS = [i for i in cogrl_env_ids() if i.startswith("cogrl/")]
@@ -74,6 +76,16 @@ def fuzz_settings(examples: int) -> settings:
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_machine():
+    """Cores check their size against the device's memory before allocating; here the CPU
+    has MEMORY_LIMIT bytes, which is also what an input may map (:func:`guarded`). So a
+    size the checks let through but that does not fit is an allocation failure: a bug."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cogrl.core, "device_memory", lambda device: MEMORY_LIMIT)
+        yield
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -405,3 +405,9 @@ def test_delayed_recall_render_shows_a_wrong_answer() -> None:
     assert wrong_cells(env.render()) == 0
     with pytest.raises(ValueError, match=re.escape("[0, 1)")):
         env.unwrapped.core.render(1)
+
+
+def test_delayed_recall_too_many_choices_is_an_error_before_allocating() -> None:
+    # found by tests/test_fuzz.py: n_choices=2**31 allocated 8 GiB of space bounds first
+    with pytest.raises(ValueError, match=r"n_choices=2147483648 would need about .* bytes"):
+        make_core("cogrl/DelayedRecall-v0", n_choices=2**31)

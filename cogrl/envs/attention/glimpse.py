@@ -99,8 +99,9 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from cogrl.checks import check_choice
 from cogrl.core import BatchedEnv, Info, check_memory, check_num_envs, resolve_device
-from cogrl.datasets import SPLITS, load_digits
+from cogrl.datasets import DATASETS, SPLITS, load_digits
 from cogrl.retina import Retina, summed_area_table
 
 N_CLASSES = 10
@@ -131,6 +132,8 @@ class GlimpseDigits(BatchedEnv):
     state_attributes = ("canvas", "table", "label", "t", "path")
 
     canvas_size = 28
+    #: Whether ``canvas_size`` is a constructor argument (named by the memory check).
+    canvas_is_argument = False
     translate = False
     n_clutter = 0
     clutter_size = 8
@@ -153,8 +156,9 @@ class GlimpseDigits(BatchedEnv):
         grid_size: int | None = None,
         context_size: int = 0,
     ) -> None:
-        if action_mode not in ACTION_MODES:
-            raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
+        check_choice("action_mode", action_mode, ACTION_MODES)
+        check_choice("dataset", dataset, DATASETS)
+        check_choice("split", split, SPLITS)
         d = self.defaults
         self.n_glimpses = _positive_int(
             "n_glimpses", d["n_glimpses"] if n_glimpses is None else n_glimpses
@@ -188,6 +192,7 @@ class GlimpseDigits(BatchedEnv):
                 "glimpse_size": self.retina.g,
                 "n_scales": self.retina.k,
                 "grid_size": self.grid_size,
+                **({"canvas_size": self.canvas_size} if self.canvas_is_argument else {}),
             },
         )
         super().__init__(num_envs, device, render_mode, autoreset)

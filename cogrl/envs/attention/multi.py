@@ -95,6 +95,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from cogrl.checks import check_choice
 from cogrl.core import Info
 from cogrl.envs.attention.glimpse import DIGIT_SIZE, N_CLASSES, GlimpseDigits, _positive_int
 
@@ -103,6 +104,8 @@ TARGETS = ("sequence", "sum")
 
 class MultiDigits(GlimpseDigits):
     """Batched core of the multi-digit task (see the module docstring)."""
+
+    canvas_is_argument = True
 
     metadata: dict[str, Any] = {
         **GlimpseDigits.metadata,
@@ -135,8 +138,7 @@ class MultiDigits(GlimpseDigits):
         grid_size: int | None = None,
         context_size: int = 0,
     ) -> None:
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        check_choice("target", target, TARGETS)
         self.n_digits = _positive_int("n_digits", n_digits)
         self.canvas_size = _positive_int("canvas_size", canvas_size)
         if isinstance(n_clutter, bool) or not isinstance(n_clutter, int) or n_clutter < 0:

@@ -136,6 +136,8 @@ _STEPS_COLOUR = np.array([255, 255, 255], np.uint8)
 class VisualSearch(GlimpseDigits):
     """Batched core of ``cogrl/VisualSearch-v0`` (see the module docstring)."""
 
+    canvas_is_argument = True
+
     metadata: dict[str, Any] = {
         **BatchedEnv.metadata,
         "episode_metrics": {

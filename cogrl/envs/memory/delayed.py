@@ -62,7 +62,7 @@ import torch
 from gymnasium import spaces
 
 from cogrl.checks import check_int
-from cogrl.core import BatchedEnv, Info
+from cogrl.core import BatchedEnv, Info, check_memory, check_num_envs, resolve_device
 from cogrl.envs.memory.algorithmic import check_env_index, render_tape
 
 __all__ = ["DelayedRecall"]
@@ -90,8 +90,15 @@ class DelayedRecall(BatchedEnv):
     ) -> None:
         check_int("delay", delay, low=0)
         check_int("n_choices", n_choices, low=2)
-        super().__init__(num_envs, device, render_mode, autoreset)
         self.delay, self.n_choices = int(delay), int(n_choices)
+        # Sizes that cannot fit are an error before anything (the spaces' bounds) is allocated.
+        num_envs = check_num_envs(num_envs)
+        check_memory(
+            resolve_device(device),
+            self.memory_estimate(num_envs),
+            {"num_envs": num_envs, "n_choices": self.n_choices},
+        )
+        super().__init__(num_envs, device, render_mode, autoreset)
         self.max_episode_steps = self.delay + 2
         self.single_observation_space = spaces.Box(0.0, 1.0, (self.n_choices + 2,), np.float32)
         self.single_action_space = spaces.Discrete(self.n_choices)
@@ -130,6 +137,14 @@ class DelayedRecall(BatchedEnv):
         shown = torch.nn.functional.one_hot(cue, self.n_choices).bool() & first[:, None]
         flags = torch.stack([first, t == self.delay + 1], dim=1)
         return torch.cat([shown, flags], dim=1).float()
+
+    def memory_estimate(self, num_envs: int) -> int:
+        """About how many bytes a core of ``num_envs`` environments holds and touches in a
+        step: the observation (as observation, final observation and autoreset's choice), the
+        one-hot cue and the counters; and the observation space's bounds, whatever
+        ``num_envs``."""
+        k = self.n_choices
+        return num_envs * (3 * 4 * (k + 2) + 9 * k + 64) + 10 * (k + 2)
 
     def render(self, index: int = 0) -> np.ndarray:
         """Environment ``index``'s episode so far: the observations above, the cue as the
