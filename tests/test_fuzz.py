@@ -286,7 +286,7 @@ def check_built(env: Any, how: str) -> None:
             obs, _ = env.reset()
 
 
-@fuzz_settings(120)
+@fuzz_settings(240)
 @given(constructions())
 def test_constructor_arguments_work_or_are_clear_errors(case):
     env_id, how, kwargs = case
@@ -449,7 +449,7 @@ def env_for(env_id: str, mode: str | None, how: str, n: int) -> Any:
     return _ENVS[key]
 
 
-@fuzz_settings(300)
+@fuzz_settings(900)
 @given(action_cases())
 def test_actions_work_or_are_clear_errors(case):
     env_id, mode, how, n, action, valid = case
@@ -607,7 +607,7 @@ def predict_cases(draw: st.DrawFn) -> tuple[str, Any, bool, int | None, dict[str
     return case, obs, valid, n, kwargs, bad
 
 
-@fuzz_settings(200)
+@fuzz_settings(500)
 @given(predict_cases())
 def test_predict_works_or_is_a_clear_error(case):
     name, obs, valid, n, kwargs, bad = case
