@@ -239,7 +239,12 @@ class Scanpath(BatchedEnv):
         check_memory(
             resolve_device(device),
             self.memory_estimate(num_envs),
-            {"num_envs": num_envs, "image_size": self.image_size, "n_levels": self.n_levels},
+            {
+                "num_envs": num_envs,
+                "image_size": self.image_size,
+                "n_levels": self.n_levels,
+                "n_fixations": self.n_fixations,
+            },
         )
         super().__init__(num_envs, device, render_mode, autoreset)
         self.split, self.reward, self.saliency, self.action_mode = (
