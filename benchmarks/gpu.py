@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -142,7 +143,7 @@ def learner_cell(
             for part in module.children():
                 part.compile(mode=mode)
     graphs = _graphs()
-    chunk = n * 16
+    chunk = n * 4
     start = time.perf_counter()
     agent.learn(chunk)
     synchronize(agent.device)
@@ -172,8 +173,9 @@ def _graphs() -> int:
 class Recorder:
     """Appends each cell to the JSON file as it is measured; skips cells past the deadline."""
 
-    def __init__(self, path: Path, deadline: float, about: dict) -> None:
+    def __init__(self, path: Path, deadline: float, about: dict, cell_limit: int) -> None:
         self.path, self.deadline = path, time.monotonic() + deadline
+        self.cell_limit = cell_limit
         self.data = {"about": about, "cells": []}
         self.save()
 
@@ -185,15 +187,26 @@ class Recorder:
         if time.monotonic() > self.deadline:
             row["skipped"] = "deadline"
         else:
+            # A cell past its limit is stopped (SIGALRM) and recorded as such: one slow cell
+            # (PPO with an NTM at 1,024 environments took the first GPU run's last minutes)
+            # must not take the cells after it.
+            signal.signal(signal.SIGALRM, _cell_timeout)
+            signal.alarm(self.cell_limit)
             try:
                 row.update(measure())
             except Exception as e:  # noqa: BLE001  (a cell that fails is recorded, not fatal)
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            finally:
+                signal.alarm(0)
         print(json.dumps(row), flush=True)
         self.data["cells"].append(row)
         self.save()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _cell_timeout(signum: int, frame: Any) -> None:
+    raise TimeoutError("the cell ran past --cell-limit")
 
 
 def about(device: str) -> dict:
@@ -219,7 +232,7 @@ def run(args: argparse.Namespace) -> None:
     budget = 0.2 if dry else args.budget
     modes = ["default"] if dry else ["default", "reduce-overhead"]
     torch.set_num_threads(args.threads)
-    rec = Recorder(args.out, args.deadline, about(args.device))
+    rec = Recorder(args.out, args.deadline, about(args.device), args.cell_limit)
     mnist = {"dataset": "mnist", "root": str(args.mnist)} if args.mnist else {}
     # Every eager cell first, the compiled ones after: past the deadline, compiled cells
     # (the slow ones to start) are what is skipped.
@@ -311,7 +324,7 @@ def run(args: argparse.Namespace) -> None:
                 )
                 (eager if mode == "eager" else compiled).append(cell)
 
-    for part, key, measure in eager + compiled:
+    for part, key, measure in compiled if args.compiled_only else eager + compiled:
         if part in args.parts:
             rec.cell(part, key, measure)
     print(f"results: {args.out}")
@@ -359,6 +372,8 @@ def markdown(data: dict, command: str) -> str:
         f"torch {a['torch']}, Python {a['python']}, cogrl {a['cogrl']}, {a['date']}; "
         f"{a['threads']} torch CPU thread(s). Each cell's steps per second is timed after a "
         "warm-up; a compiled cell's first calls (compilation) are timed apart.",
+        "",
+        *[f"- {note}" for note in a.get("notes", [])],
         "",
         "### A. Environment steps per second",
         "",
@@ -417,6 +432,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--deadline", type=float, default=420.0, help="seconds; later cells skip")
     r.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     r.add_argument("--parts", nargs="+", default=["env", "ram", "learner"])
+    r.add_argument("--compiled-only", action="store_true", help="only the compiled cells")
+    r.add_argument("--cell-limit", type=int, default=60, help="seconds a cell may take")
     r.add_argument("--mnist", type=Path, help="MNIST IDX folder (default: scikit-learn digits)")
     r.add_argument(
         "--compile",
