@@ -627,19 +627,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_resume_options(
+    args: argparse.Namespace, settings: Sequence[str], what: str, takes: str
+) -> None:
+    """A UsageError naming the options of ``settings`` given beside --resume (``what``
+    resumes with its own)."""
+    given = [
+        "--" + name.replace("_", "-")
+        for name in settings
+        if getattr(args, name) != args.parser.get_default(name)
+    ]
+    if given:
+        raise UsageError(
+            f"--resume continues {what} with its own settings; drop {' '.join(given)} "
+            f"(it takes {takes})"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
-            given = [
-                "--" + name.replace("_", "-")
-                for name in RUN_SETTINGS
-                if getattr(args, name) != args.parser.get_default(name)
-            ]
-            if given:
-                raise UsageError(
-                    f"--resume continues a run with its own settings; drop {' '.join(given)} "
-                    "(it takes --device and --no-progress)"
-                )
+            check_resume_options(args, RUN_SETTINGS, "a run", "--device and --no-progress")
             try:
                 device = None if args.device == "auto" else args.device
                 result = runner.resume(args.resume, device=device, progress=not args.no_progress)
@@ -912,16 +920,9 @@ def cmd_record_scanpaths(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
-            given = [
-                "--" + name.replace("_", "-")
-                for name in SWEEP_SETTINGS
-                if getattr(args, name) != args.parser.get_default(name)
-            ]
-            if given:
-                raise UsageError(
-                    f"--resume continues a sweep with its own settings; drop {' '.join(given)} "
-                    "(it takes --address, --num-cpus and --num-gpus)"
-                )
+            check_resume_options(
+                args, SWEEP_SETTINGS, "a sweep", "--address, --num-cpus and --num-gpus"
+            )
             folder, status = sweeps.resume_sweep(
                 args.resume, args.address, args.num_cpus, args.num_gpus
             )

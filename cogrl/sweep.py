@@ -307,29 +307,10 @@ def run_trial(config: dict[str, Any], sweep_dir: str, sweep: dict[str, Any]) -> 
     if done.is_file():  # it finished, but the sweep stopped before Tune recorded it
         tune.report(json.loads(done.read_text()))
         return
-    settings = {k: v for k, v in config.items() if k not in ("env", "agent", "seed")}
-    hyperparameters, env_kwargs = trial_settings({**sweep["fixed"], **settings})
     report = TuneReporter(sweep["steps"])
     run_dir = _trial_run(root)
     if run_dir is None:
-        spec = runner.RunSpec(
-            env=config["env"],
-            agent=config["agent"],
-            seed=config["seed"],
-            device=sweep["device"],
-            steps=sweep["steps"],
-            hyperparameters=hyperparameters,
-            env_kwargs=env_kwargs,
-            preset=sweep["preset"],
-            num_envs=sweep["num_envs"],
-            video_interval=sweep["video_interval"],
-            eval_episodes=sweep["eval_episodes"],
-            checkpoint_every=sweep["checkpoint_every"],
-            threads=sweep["threads"],
-            root=str(root),
-            progress=False,
-            command=sweep.get("command"),
-        )
+        spec = trial_spec(sweep, config, root=str(root), progress=False)
         result = runner.train(spec, callback=report)
         run_dir, metrics, steps = result.run_dir, result.metrics, result.agent.num_timesteps
     elif (run_dir / f"{MODEL_NAME}.pt").is_file():
@@ -357,6 +338,30 @@ def run_trial(config: dict[str, Any], sweep_dir: str, sweep: dict[str, Any]) -> 
     tmp.write_text(json.dumps(final) + "\n")
     os.replace(tmp, done)
     tune.report(final)
+
+
+def trial_spec(sweep: Mapping[str, Any], config: Mapping[str, Any], **overrides: Any) -> Any:
+    """The :class:`cogrl.runner.RunSpec` of the trial whose Tune config is ``config``
+    (env, agent, seed and the swept settings) in the sweep ``sweep`` (``Sweep.to_dict()``)."""
+    from cogrl import runner
+
+    settings = {k: v for k, v in config.items() if k not in ("env", "agent", "seed")}
+    hyperparameters, env_kwargs = trial_settings({**sweep["fixed"], **settings})
+    fields = {
+        name: sweep[name]
+        for name in (
+            "device", "steps", "preset", "num_envs", "video_interval", "eval_episodes",
+            "checkpoint_every", "threads", "command",
+        )
+    }  # fmt: skip
+    return runner.RunSpec(
+        env=config["env"],
+        agent=config["agent"],
+        seed=config["seed"],
+        hyperparameters=hyperparameters,
+        env_kwargs=env_kwargs,
+        **{**fields, **overrides},
+    )
 
 
 def _trial_run(root: Path) -> Path | None:
@@ -482,25 +487,8 @@ def check_trials(sweep: Sweep) -> None:
     from cogrl import runner
 
     for combination in sweep.combinations():
-        settings = {k: v for k, v in combination.items() if k not in ("env", "agent", "seed")}
-        hyperparameters, env_kwargs = trial_settings(settings)
-        spec = runner.RunSpec(
-            env=combination["env"],
-            agent=combination["agent"],
-            seed=combination["seed"],
-            device="cpu",
-            steps=sweep.steps,
-            hyperparameters=hyperparameters,
-            env_kwargs=env_kwargs,
-            preset=sweep.preset,
-            num_envs=sweep.num_envs,
-            threads=sweep.threads,
-            eval_episodes=sweep.eval_episodes,
-            video_interval=sweep.video_interval,
-            checkpoint_every=sweep.checkpoint_every,
-        )
         try:
-            runner.build_agent(spec)
+            runner.build_agent(trial_spec(sweep.to_dict(), combination, device="cpu"))
         except runner.SpecError as e:
             where = ", ".join(f"{k}={v!r}" for k, v in combination.items() if k != "seed")
             raise SweepError(f"trial {where}: {e}") from None

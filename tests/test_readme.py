@@ -115,8 +115,8 @@ def skip_reason(words: list[str]) -> str | None:
 
 
 def small(block_or_words: str | list[str]) -> str | list[str]:
-    """The example with small step counts: ``learn(N)`` and ``--steps N`` at most
-    :data:`SMALL_STEPS`, ``train(N)`` at most :data:`SMALL_GRADIENT_STEPS`; a ``cogrl train``
+    """The example with small step counts: ``learn(N)`` and ``--steps N`` (of ``cogrl train``
+    and ``cogrl sweep``) at most :data:`SMALL_STEPS`, ``train(N)`` at most :data:`SMALL_GRADIENT_STEPS`; a ``cogrl train``
     without ``--steps`` gets ``--steps SMALL_STEPS``."""
     if isinstance(block_or_words, str):
 
@@ -130,6 +130,10 @@ def small(block_or_words: str | list[str]) -> str | list[str]:
         )
         return re.sub(r"(\.train\()([\d_]+)", lambda m: cap(m, SMALL_GRADIENT_STEPS), code)
     words = list(block_or_words)
+    if words[:2] == ["cogrl", "sweep"] and "--steps" in words:
+        at = words.index("--steps") + 1
+        words[at] = str(min(int(words[at]), SMALL_STEPS))
+        return words
     if words[:2] != ["cogrl", "train"] or "--resume" in words:
         return words
     if "--steps" in words:
