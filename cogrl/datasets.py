@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cogrl.checks import check_choice
+
 DATASETS = ("digits", "mnist")
 SPLITS = ("train", "test")
 DIGITS_TEST_SIZE = 360
@@ -59,10 +61,8 @@ def load_digits(
     dataset: str = "digits", split: str = "train", root: str | os.PathLike | None = None
 ) -> DigitData:
     """Load one split of a digit dataset (cached, read-only arrays)."""
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_choice("dataset", dataset, DATASETS)
+    check_choice("split", split, SPLITS)
     if dataset == "digits":
         if root is not None:
             raise ValueError(f"root is only used with dataset='mnist', got root={root!r}")

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
+#: The widest patch a retina may take, in pixels: far beyond any image (what memory allows
+#: is checked where the tasks allocate), and small enough for torch's integer coordinates.
+MAX_PATCH = 1 << 31
+
 
 @dataclass(frozen=True)
 class Retina:
@@ -45,6 +49,12 @@ class Retina:
             isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale >= 1
         ):
             raise ValueError(f"retina scale must be a finite number >= 1, got {self.scale!r}")
+        widest = self.g * float(self.scale) ** (self.k - 1)
+        if widest > MAX_PATCH:
+            raise ValueError(
+                f"retina g={self.g}, k={self.k}, scale={self.scale!r} make a widest patch of "
+                f"{widest:.3g} pixels; at most {MAX_PATCH:,}"
+            )
 
     @property
     def sizes(self) -> list[int]:

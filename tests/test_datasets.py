@@ -317,3 +317,9 @@ def test_missing_human_data_is_named(tmp_path: Path) -> None:
         load_fixations(tmp_path / "broken")
     with pytest.raises(ValueError, match="split must be one of"):
         load_fixations(tmp_path, "validation")
+
+
+@pytest.mark.parametrize("split", [np.zeros((2, 2)), {"train": 1}, None])
+def test_a_split_that_is_no_name_is_an_error(split):
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_digits(split=split)

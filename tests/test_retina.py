@@ -209,3 +209,8 @@ def test_glimpses_are_a_float32_batch_without_python_loops_over_images() -> None
         naive_glimpses(retina, images[:4], locations[:4]).numpy(),
         atol=1e-6,
     )
+
+
+def test_a_retina_wider_than_any_coordinate_is_an_error():
+    with pytest.raises(ValueError, match="widest patch of 5.53e\\+19 pixels"):
+        Retina(g=12, k=3, scale=2**31)
