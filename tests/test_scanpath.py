@@ -183,6 +183,8 @@ def test_image_folder_source_and_its_split(tmp_path: Path) -> None:
         ({"split": ["train"]}, "split must be one of"),
         ({"images": 3}, "images must be a path"),
         ({"human_data": {"a": 1}}, "human_data must be a path"),
+        # a blur wider than the image: n_levels=12 asked for 3.7 GB before
+        ({"n_levels": 12, "image_size": (48, 64)}, r"n_levels must be at most 8 .* got 12"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs: dict, message: str) -> None:

@@ -119,7 +119,8 @@ gym.make("cogrl/Scanpath-v0", split="train", images="skimage", human_data=None,
   :data:`cogrl.saliency.MODELS`.
 - ``n_fixations``, ``image_size``, ``fovea`` (the fovea's sigma, a fraction of the image
   width), ``forgetting`` (in [0, 1]; 0 forgets at once, 1 never), ``n_levels`` (blur
-  levels of the foveation), ``grid_size`` (the discrete mode's cells).
+  levels of the foveation; level l blurs with sigma 2^(l-1) px, at most the image's side),
+  ``grid_size`` (the discrete mode's cells).
 - ``target_size``, ``saccade_cost``: the search target's radius (a fraction of the image
   width) and the cost of a fixation that misses it.
 
@@ -134,6 +135,7 @@ Wang et al.'s (2011) model itself, fixating where the gain is largest, is
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +230,14 @@ class Scanpath(BatchedEnv):
         check_int("n_levels", n_levels, low=1)
         self.image_size = _pair("image_size", image_size, low=8)
         self.grid_size = _pair("grid_size", grid_size, low=1)
+        # Level l blurs with sigma 2^(l-1) pixels; past the image's larger side every level
+        # is the image's mean colour, and its kernel only costs memory.
+        if 2 ** (n_levels - 2) > max(self.image_size):
+            top = 2 + int(math.log2(max(self.image_size)))
+            raise ValueError(
+                f"n_levels must be at most {top} for image_size={self.image_size} (the "
+                f"coarsest blur's sigma, 2^(n_levels-2) px, within the image), got {n_levels}"
+            )
         check_number("fovea", fovea, low_open=True)
         check_number("forgetting", forgetting, low=0.0, high=1.0)
         check_number("target_size", target_size, low_open=True, high=0.5)
