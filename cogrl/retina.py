@@ -49,16 +49,22 @@ class Retina:
             isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale >= 1
         ):
             raise ValueError(f"retina scale must be a finite number >= 1, got {self.scale!r}")
-        widest = self.g * float(self.scale) ** (self.k - 1)
-        if widest > MAX_PATCH:
+
+    def check_widest(self) -> None:
+        """ValueError if the widest patch exceeds :data:`MAX_PATCH`. Not checked at
+        construction, so that a task's check of its memory (which names the task's own
+        arguments) comes first; computed in logs, as the width itself can overflow."""
+        log_widest = math.log(self.g) + (self.k - 1) * math.log(self.scale)
+        if log_widest > math.log(MAX_PATCH):
             raise ValueError(
                 f"retina g={self.g}, k={self.k}, scale={self.scale!r} make a widest patch of "
-                f"{widest:.3g} pixels; at most {MAX_PATCH:,}"
+                f"about 10^{log_widest / math.log(10):.1f} pixels; at most {MAX_PATCH:,}"
             )
 
     @property
     def sizes(self) -> list[int]:
         """Side of each patch on the image, in pixels, finest first."""
+        self.check_widest()
         return [int(round(self.g * self.scale**i)) for i in range(self.k)]
 
     @property

@@ -195,6 +195,7 @@ class GlimpseDigits(BatchedEnv):
                 **({"canvas_size": self.canvas_size} if self.canvas_is_argument else {}),
             },
         )
+        self.retina.check_widest()
         super().__init__(num_envs, device, render_mode, autoreset)
         self.split, self.dataset, self.action_mode = split, dataset, action_mode
 
