@@ -63,7 +63,8 @@ SWEEP_SETTINGS = (
     "env", "agent", "seeds", "num_seeds", "set", "grid", "sample", "samples", "search_seed",
     "steps", "num_envs", "device", "threads", "eval_episodes", "video_interval",
     "checkpoint_every", "no_preset", "sweeps_dir", "name", "cpus_per_trial", "gpus_per_trial",
-    "max_concurrent", "max_failures", "metric", "mode",
+    "max_concurrent", "max_failures", "metric", "mode", "scheduler", "grace_period",
+    "reduction_factor",
 )  # fmt: skip
 EVAL_DEFAULT = (
     f"as many as {runner.EVAL_STEP_BUDGET:,} steps hold at the environment's longest "
@@ -488,6 +489,28 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:
         "has it, else eval/mean_return)",
     )
     sub.add_argument("--mode", choices=["max", "min"], default="max", help="best is max or min")
+    sub.add_argument(
+        "--scheduler",
+        choices=["asha"],
+        default=None,
+        help="stop poor trials early: asha (asynchronous successive halving) compares trials "
+        "by --metric (default rollout/ep_rew_mean) after --grace-period steps, then at "
+        "--reduction-factor times as many, and stops all but the best 1/factor; needs --steps",
+    )
+    sub.add_argument(
+        "--grace-period",
+        type=positive_int,
+        default=None,
+        metavar="STEPS",
+        help="asha: steps every trial runs before it can be stopped (default steps/10)",
+    )
+    sub.add_argument(
+        "--reduction-factor",
+        type=positive_int,
+        default=4,
+        metavar="F",
+        help="asha: the ratio of steps between comparisons, and the share kept (default 4)",
+    )
     sub.set_defaults(run=cmd_sweep, parser=sub)
 
 
@@ -973,6 +996,9 @@ def sweep_from_args(args: argparse.Namespace) -> sweeps.Sweep:
         max_failures=args.max_failures,
         metric=args.metric,
         mode=args.mode,
+        scheduler=args.scheduler,
+        grace_period=args.grace_period,
+        reduction_factor=args.reduction_factor,
         command=shlex.join([PROG, *args.argv]),
     )
 

@@ -84,6 +84,12 @@ RAY_EXTRA = 'cogrl sweep needs Ray Tune: pip install "cogrl[ray]"'
 RAY_SOCKET_SUFFIX = len("/session_2026-11-28_20-04-40_220762_26610/sockets/plasma_store")
 
 
+#: Early-stopping schedulers (--scheduler); None runs every trial to its end.
+SCHEDULERS = (None, "asha")
+#: What ASHA compares trials by unless --metric says: every learner logs it.
+ASHA_METRIC = "rollout/ep_rew_mean"
+
+
 class SweepError(ValueError):
     """Something about the sweep asked for is wrong; found before any trial starts."""
 
@@ -218,6 +224,11 @@ class Sweep:
     max_failures: int = 0
     metric: str | None = None
     mode: str = "max"
+    # Early stopping: "asha" (asynchronous successive halving) on `metric`, compared at
+    # grace_period steps and then at reduction_factor times as many.
+    scheduler: str | None = None
+    grace_period: int | None = None
+    reduction_factor: int = 4
     command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,6 +264,36 @@ class Sweep:
             )
         if self.mode not in ("max", "min"):
             raise SweepError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise SweepError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if self.scheduler == "asha":
+            if self.steps is None:
+                raise SweepError("--scheduler asha needs --steps (trials are compared by steps)")
+            grace = self.asha_grace_period()
+            if not 0 < grace < self.steps:
+                raise SweepError(f"grace period must be in (0, {self.steps}), got {grace}")
+            if self.reduction_factor < 2:
+                raise SweepError(f"reduction factor must be >= 2, got {self.reduction_factor}")
+
+    def asha_grace_period(self) -> int:
+        return self.grace_period or max(1, (self.steps or 0) // 10)
+
+    def tune_scheduler(self) -> Any:
+        """Ray Tune's scheduler for ``scheduler`` (None: every trial runs to its end)."""
+        if self.scheduler is None:
+            return None
+        from ray.tune.schedulers import ASHAScheduler
+
+        return ASHAScheduler(
+            time_attr="timesteps",
+            metric=self.metric or ASHA_METRIC,
+            mode=self.mode,
+            # Past every trial's end: ASHA stops a trial that reaches max_t, and a trial at
+            # its last steps still has its final evaluation to run.
+            max_t=2 * self.steps,
+            grace_period=self.asha_grace_period(),
+            reduction_factor=self.reduction_factor,
+        )
 
     def num_trials(self) -> int:
         grid = math.prod(len(v) for v in self.grid.values())
@@ -307,7 +348,7 @@ def run_trial(config: dict[str, Any], sweep_dir: str, sweep: dict[str, Any]) -> 
     if done.is_file():  # it finished, but the sweep stopped before Tune recorded it
         tune.report(json.loads(done.read_text()))
         return
-    report = TuneReporter(sweep["steps"])
+    report = TuneReporter(sweep["steps"], name)
     run_dir = _trial_run(root)
     if run_dir is None:
         spec = trial_spec(sweep, config, root=str(root), progress=False)
@@ -384,7 +425,8 @@ def _trial_run(root: Path) -> Path | None:
 class TuneReporter:
     """The runner's callback: reports the update statistics to Tune REPORTS times a trial."""
 
-    def __init__(self, steps: int | None) -> None:
+    def __init__(self, steps: int | None, trial: str) -> None:
+        self.trial = trial
         self.every = max(1, (steps or 0) // REPORTS)
         self.next = self.every
         self.last: dict[str, float] = {}
@@ -396,7 +438,7 @@ class TuneReporter:
             return
         self.next = (agent.num_timesteps // self.every + 1) * self.every
         self.last = {k: float(v) for k, v in info.items() if math.isfinite(v)}
-        tune.report({**self.last, "timesteps": agent.num_timesteps})
+        tune.report({**self.last, "timesteps": agent.num_timesteps, "trial": self.trial})
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -442,6 +484,7 @@ def run_sweep(
                 num_samples=sweep.samples,
                 search_alg=search,
                 max_concurrent_trials=sweep.max_concurrent or None,
+                scheduler=sweep.tune_scheduler(),
                 reuse_actors=True,
             ),
             run_config=_run_config(folder, sweep),
@@ -587,9 +630,12 @@ def write_results(folder: Path, sweep: Sweep, results: Any) -> int:
         config = {**sweep.fixed, **(result.config or {})}
         row: dict[str, Any] = {"trial": trial}
         row.update({key: _cell(config.get(key)) for key in names})
-        row["status"] = (
-            "error" if result.error else "finished" if metrics.get("finished") else ("unfinished")
-        )
+        if result.error:
+            row["status"] = "error"
+        elif metrics.get("finished"):
+            row["status"] = "finished"
+        else:  # after fit, a trial that neither finished nor failed was stopped by ASHA
+            row["status"] = "stopped early" if sweep.scheduler else "unfinished"
         if result.error:
             failed.append((trial, Path(result.path) / "error.txt"))
         row["timesteps"] = metrics.get("timesteps")

@@ -100,6 +100,19 @@ def test_sweep_checks_what_would_repeat_or_clash():
         Sweep(**base, mode="best").check()
 
 
+def test_early_stopping_is_checked_before_ray_starts():
+    base = dict(envs=["CartPole-v1"], agents=["ppo"])
+    with pytest.raises(SweepError, match="needs --steps"):
+        Sweep(**base, scheduler="asha").check()
+    with pytest.raises(SweepError, match=r"grace period must be in \(0, 1000\), got 1000"):
+        Sweep(**base, scheduler="asha", steps=1000, grace_period=1000).check()
+    with pytest.raises(SweepError, match="reduction factor must be >= 2, got 1"):
+        Sweep(**base, scheduler="asha", steps=1000, reduction_factor=1).check()
+    with pytest.raises(SweepError, match="scheduler must be one of"):
+        Sweep(**base, scheduler="hyperband", steps=1000).check()
+    Sweep(**base, scheduler="asha", steps=1000).check()  # grace period: steps / 10
+
+
 def test_trials_are_the_product_of_every_axis():
     sweep = Sweep(
         envs=["CartPole-v1", "cogrl/GlimpseDigits-v0"],
@@ -152,6 +165,42 @@ def test_unknown_settings_stop_the_sweep_before_ray_starts(tmp_path, capsys):
     status = main(["sweep", "--env", "CartPole-v1", "--agent", "ppo", "--samples", "3"])
     assert status == 2
     assert "needs a --sample" in capsys.readouterr().err
+
+
+def test_asha_compares_trials_by_steps_until_past_their_end():
+    scheduler = Sweep(
+        envs=["CartPole-v1"], agents=["ppo"], steps=10_000, scheduler="asha", mode="max"
+    ).tune_scheduler()
+    assert scheduler._time_attr == "timesteps"
+    assert scheduler._metric == "rollout/ep_rew_mean"
+    # max_t beyond the steps: a trial at its last steps still runs its final evaluation
+    assert scheduler._max_t == 20_000
+
+
+class FakeResult:
+    def __init__(self, path: str, metrics: dict, error: Exception | None = None) -> None:
+        self.path, self.metrics, self.error = path, metrics, error
+        self.config = {"env": "CartPole-v1", "agent": "ppo", "seed": 0}
+
+
+@pytest.mark.parametrize("scheduler, status", [(None, "unfinished"), ("asha", "stopped early")])
+def test_results_say_how_each_trial_ended(tmp_path, scheduler, status, capsys):
+    sweep = Sweep(envs=["CartPole-v1"], agents=["ppo"], steps=1000, scheduler=scheduler)
+    results = [
+        FakeResult(
+            "t/a_0", {"trial": "a", "finished": 1, "timesteps": 1000, "eval/mean_return": 9.0}
+        ),
+        FakeResult("t/b_1", {"trial": "b", "timesteps": 200}),
+        FakeResult("t/c_2", {}, RuntimeError("boom")),
+    ]
+    assert sweeps.write_results(tmp_path, sweep, results) == 1  # a trial failed
+    rows = read_results(tmp_path)
+    assert [(r["trial"], r["status"]) for r in rows] == [
+        ("a", "finished"),
+        ("b", status),
+        ("c_2", "error"),
+    ]
+    assert "trial c_2 failed" in capsys.readouterr().err
 
 
 def read_results(folder: Path) -> list[dict[str, str]]:
