@@ -476,14 +476,17 @@ def run_sweep(
     with ray_session(folder, address, num_cpus, num_gpus):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        search = BasicVariantGenerator(random_state=sweep.search_seed)
+        # The generator, not TuneConfig, limits concurrency (Tune ignores
+        # max_concurrent_trials beside a search_alg that is not a Searcher).
+        search = BasicVariantGenerator(
+            random_state=sweep.search_seed, max_concurrent=sweep.max_concurrent
+        )
         tuner = tune.Tuner(
             _trainable(folder, sweep),
             param_space=sweep.param_space(),
             tune_config=tune.TuneConfig(
                 num_samples=sweep.samples,
                 search_alg=search,
-                max_concurrent_trials=sweep.max_concurrent or None,
                 scheduler=sweep.tune_scheduler(),
                 reuse_actors=True,
             ),
