@@ -53,7 +53,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cogrl.runs import CONFIG_FILE, ENV_PREFIX, MODEL_NAME, TIME_FORMAT, parse_value, read_config
+from cogrl import runner
+from cogrl.agents import evaluate, load
+from cogrl.runs import (
+    CHECKPOINT_NAME,
+    CONFIG_FILE,
+    ENV_PREFIX,
+    MODEL_NAME,
+    TIME_FORMAT,
+    parse_value,
+    read_config,
+)
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -303,9 +313,9 @@ class Sweep:
         """Every (env, agent, grid value) combination with the distributions at a value they
         may draw (their lower end, a choice's first value): what the sweep checks before it
         starts."""
-        drawn = {key: args[0][0] if dist == "choice" else args[0] for key, (dist, *args) in (
-            self.sample.items()
-        )}  # fmt: skip
+        drawn = {}
+        for key, (dist, *args) in self.sample.items():
+            drawn[key] = args[0][0] if dist == "choice" else args[0]
         for env, agent in itertools.product(self.envs, self.agents):
             for key, values in [("", [None]), *self.grid.items()]:
                 for value in values:
@@ -338,9 +348,6 @@ def run_trial(config: dict[str, Any], sweep_dir: str, sweep: dict[str, Any]) -> 
     """One trial, in a Ray worker: train the trial's run, or continue it where an earlier
     attempt stopped, and report to Tune."""
     from ray import tune
-
-    from cogrl import runner
-    from cogrl.agents import evaluate, load
 
     name = tune.get_context().get_trial_name()  # the same when the sweep is resumed
     root = Path(sweep_dir) / RUNS_DIR / name
@@ -381,11 +388,11 @@ def run_trial(config: dict[str, Any], sweep_dir: str, sweep: dict[str, Any]) -> 
     tune.report(final)
 
 
-def trial_spec(sweep: Mapping[str, Any], config: Mapping[str, Any], **overrides: Any) -> Any:
+def trial_spec(
+    sweep: Mapping[str, Any], config: Mapping[str, Any], **overrides: Any
+) -> runner.RunSpec:
     """The :class:`cogrl.runner.RunSpec` of the trial whose Tune config is ``config``
     (env, agent, seed and the swept settings) in the sweep ``sweep`` (``Sweep.to_dict()``)."""
-    from cogrl import runner
-
     settings = {k: v for k, v in config.items() if k not in ("env", "agent", "seed")}
     hyperparameters, env_kwargs = trial_settings({**sweep["fixed"], **settings})
     fields = {
@@ -412,7 +419,11 @@ def _trial_run(root: Path) -> Path | None:
     if not root.is_dir():
         return None
     runs = sorted(p for p in root.iterdir() if (p / CONFIG_FILE).is_file())
-    usable = [p for p in runs if any(p.glob("checkpoint.pt")) or any(p.glob(f"{MODEL_NAME}.pt"))]
+    usable = [
+        p
+        for p in runs
+        if (p / f"{CHECKPOINT_NAME}.pt").is_file() or (p / f"{MODEL_NAME}.pt").is_file()
+    ]
     for path in runs:
         if path not in usable:
             print(f"removing {path}: an attempt of this trial stopped before its first checkpoint")
@@ -530,7 +541,6 @@ def check_trials(sweep: Sweep) -> None:
     """Build the agent of every environment and agent with every grid value (and each
     distribution's low end), as cogrl train would: unknown names and bad values are a
     SweepError here, not a failed trial later."""
-    from cogrl import runner
 
     for combination in sweep.combinations():
         try:
