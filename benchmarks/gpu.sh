@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU section of BENCHMARKS.md in one script that a lent GPU machine runs in under 10
-# minutes (benchmarks/gpu.py says what it measures): environment throughput of every
+# The GPU section of BENCHMARKS.md in one script, meant to fit one 10-minute call on a lent
+# GPU machine: cells after --deadline (420 s) are skipped and a cell past --cell-limit (60 s)
+# is stopped (benchmarks/gpu.py says what it measures): environment throughput of every
 # environment family at 1k-64k environments, RAM's training time per 60k MNIST episodes,
 # learners' steps/s on cogrl tasks, each eager and under torch.compile / CUDA graphs.
 #
