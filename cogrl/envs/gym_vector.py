@@ -62,7 +62,14 @@ from gymnasium.vector.utils import batch_space, iterate
 from cogrl.core import BatchedEnv, Info, Obs
 from cogrl.spaces import check_actions
 
-__all__ = ["GymVectorCore", "creator_metadata", "gym_spec", "make_gym_env", "render_modes"]
+__all__ = [
+    "GymVectorCore",
+    "HostEnvCore",
+    "creator_metadata",
+    "gym_spec",
+    "make_gym_env",
+    "render_modes",
+]
 
 _SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 _INT_TENSOR_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
@@ -125,7 +132,78 @@ def creator_metadata(spec: EnvSpec) -> dict[str, Any] | None:
     return dict(metadata) if isinstance(metadata, Mapping) else None
 
 
-class GymVectorCore(BatchedEnv):
+class HostEnvCore(BatchedEnv):
+    """What the cores over environments that live on the host share: no snapshots,
+    ``render`` of one environment's frame (subclasses give :meth:`_frame`), closing once
+    (subclasses give :meth:`_close_envs`), and numpy -> tensor conversions."""
+
+    reset_options = None  # any: passed through to the environments' reset
+    supports_snapshot = False
+    _closed = True  # until a subclass has built its environments (__del__ may come first)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Not available: the environments are Python (or C++) objects, not tensors."""
+        raise NotImplementedError(
+            f"{self!r} cannot snapshot its environments (objects, not tensors); "
+            "supports_snapshot is False: restart episodes with reset() instead"
+        )
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Not available (see :meth:`state_dict`)."""
+        self.state_dict()
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """The ``rgb_array`` frame (H, W, 3) uint8 of environment ``index``."""
+        if self.render_mode != "rgb_array":
+            raise RuntimeError(
+                f"render() needs render_mode='rgb_array' (this core has {self.render_mode!r}); "
+                f"{self!r} offers {self.metadata.get('render_modes', [])}"
+            )
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise ValueError(f"index must be an int, got {index!r}")
+        if not 0 <= index < self.num_envs:
+            raise ValueError(f"index must lie in [0, {self.num_envs}), got {index}")
+        if not self._started:
+            raise RuntimeError("call reset() before render()")
+        return np.asarray(self._frame(int(index)))
+
+    def _frame(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the environments (once; later calls do nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_envs()
+
+    def _close_envs(self) -> None:
+        raise NotImplementedError
+
+    def __del__(self) -> None:  # as SyncVectorEnv did: environments with windows get closed
+        try:
+            self.close()
+        except Exception:  # e.g. at interpreter shutdown: nothing left to release
+            pass
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        """``x`` (a fresh array, not kept by the core) as a tensor on the device, no copy on CPU."""
+        t = torch.from_numpy(x)
+        return t if self._on_cpu else t.to(self.device)
+
+    def _info_tensors(self, info: Mapping[str, Any]) -> Info:
+        out: Info = {}
+        for key, value in info.items():
+            if isinstance(value, Mapping):
+                out[key] = self._info_tensors(value)
+            elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+                out[key] = torch.as_tensor(value, device=self.device)
+            else:
+                out[key] = value
+        return out
+
+
+class GymVectorCore(HostEnvCore):
     """A batched core over ``num_envs`` copies of a registered Gymnasium environment.
 
     ``env_kwargs`` go to ``gym.make`` (constructor arguments, or ``max_episode_steps``).
@@ -133,9 +211,6 @@ class GymVectorCore(BatchedEnv):
     returned, and stepping again before :meth:`reset` is an error. The copies are in
     :attr:`envs`.
     """
-
-    reset_options = None  # any: passed through to the copies' reset
-    supports_snapshot = False
 
     def __init__(
         self,
@@ -329,51 +404,14 @@ class GymVectorCore(BatchedEnv):
             return None
         return a.astype(self._action_dtype, copy=False)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Not available: the copies are arbitrary Python objects, not tensors."""
-        raise NotImplementedError(
-            f"GymVectorCore({self.env_id!r}) cannot snapshot its environments (arbitrary "
-            "Python objects); supports_snapshot is False: restart episodes with reset() instead"
-        )
+    def _frame(self, index: int) -> np.ndarray:
+        return self.envs[index].render()
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Not available (see :meth:`state_dict`)."""
-        self.state_dict()
-
-    def render(self, index: int = 0) -> np.ndarray:
-        """The ``rgb_array`` frame (H, W, 3) uint8 of environment ``index``."""
-        if self.render_mode != "rgb_array":
-            raise RuntimeError(
-                f"render() needs render_mode='rgb_array' (this core has {self.render_mode!r}); "
-                f"{self.env_id} offers {self.metadata.get('render_modes', [])}"
-            )
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise ValueError(f"index must be an int, got {index!r}")
-        if not 0 <= index < self.num_envs:
-            raise ValueError(f"index must lie in [0, {self.num_envs}), got {index}")
-        if not self._started:
-            raise RuntimeError("call reset() before render()")
-        return np.asarray(self.envs[int(index)].render())
-
-    def close(self) -> None:
-        """Close every copy (once; later calls do nothing)."""
-        if getattr(self, "_closed", True):
-            return
-        self._closed = True
+    def _close_envs(self) -> None:
         for env in self.envs:
             env.close()
 
-    def __del__(self) -> None:  # as SyncVectorEnv did: copies with windows get closed
-        try:
-            self.close()
-        except Exception:  # e.g. at interpreter shutdown: nothing left to release
-            pass
-
     # --- conversions ---------------------------------------------------------------------
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        """``x`` (a fresh array, not kept by the core) as a tensor on the device, no copy on CPU."""
-        t = torch.from_numpy(x)
-        return t if self._on_cpu else t.to(self.device)
 
     def _batch_tensor(self, batch: Any) -> Obs:
         """A batch of :meth:`_stack` (fresh arrays) as tensors on the device."""
@@ -384,17 +422,6 @@ class GymVectorCore(BatchedEnv):
     def _obs_tensor(self, items: Sequence[Any]) -> Obs:
         """The observations of every environment (a sequence) as the batch a core returns."""
         return self._batch_tensor(self._stack(items))
-
-    def _info_tensors(self, info: Mapping[str, Any]) -> Info:
-        out: Info = {}
-        for key, value in info.items():
-            if isinstance(value, Mapping):
-                out[key] = self._info_tensors(value)
-            elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-                out[key] = torch.as_tensor(value, device=self.device)
-            else:
-                out[key] = value
-        return out
 
 
 # ---------------------------------------------------------------------------------------

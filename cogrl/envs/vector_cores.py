@@ -62,8 +62,14 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from cogrl.core import BatchedEnv, Info, Obs
-from cogrl.envs.gym_vector import _check_obs_space, _copy_batch, _to_numpy, gym_spec
+from cogrl.core import Info, Obs
+from cogrl.envs.gym_vector import (
+    HostEnvCore,
+    _check_obs_space,
+    _copy_batch,
+    _to_numpy,
+    gym_spec,
+)
 from cogrl.spaces import check_actions
 
 __all__ = [
@@ -189,16 +195,13 @@ def _rows_equal(a: Any, b: Any, i: int) -> bool:
     return bool(np.array_equal(np.asarray(a)[i], np.asarray(b)[i]))
 
 
-class VectorEnvCore(BatchedEnv):
+class VectorEnvCore(HostEnvCore):
     """A batched core over one ``gymnasium.vector.VectorEnv`` that resets subsets.
 
     ``make_vec(num_envs, seed)`` builds the vector env (``seed`` is None except for vector
     envs that fix their seeds at construction, see :class:`EnvPoolCore`). Use
     :func:`cogrl.envs.make_core`, which builds it from an id.
     """
-
-    reset_options = None  # any: passed through to the vector env's reset
-    supports_snapshot = False
 
     def __init__(
         self,
@@ -316,52 +319,13 @@ class VectorEnvCore(BatchedEnv):
             info,
         )
 
-    def state_dict(self) -> dict[str, Any]:
-        """Not available: the vector env's state is not exposed as tensors."""
-        raise NotImplementedError(
-            f"{self!r} cannot snapshot its environments; supports_snapshot is False: restart "
-            "episodes with reset() instead"
-        )
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Not available (see :meth:`state_dict`)."""
-        self.state_dict()
-
-    def render(self, index: int = 0) -> np.ndarray:
-        """The ``rgb_array`` frame (H, W, 3) uint8 of environment ``index``."""
-        if self.render_mode != "rgb_array":
-            raise RuntimeError(
-                f"render() needs render_mode='rgb_array' (this core has {self.render_mode!r})"
-            )
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise ValueError(f"index must be an int, got {index!r}")
-        if not 0 <= index < self.num_envs:
-            raise ValueError(f"index must lie in [0, {self.num_envs}), got {index}")
-        if not self._started:
-            raise RuntimeError("call reset() before render()")
-        return np.asarray(self._frame(int(index)))
-
     def _frame(self, index: int) -> np.ndarray:
         return self.venv.render()[index]
 
-    def close(self) -> None:
-        """Close the vector env (once; later calls do nothing)."""
-        if getattr(self, "_closed", True):
-            return
-        self._closed = True
+    def _close_envs(self) -> None:
         self.venv.close()
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # e.g. at interpreter shutdown: nothing left to release
-            pass
-
     # --- conversions ---------------------------------------------------------------------
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(x)
-        return t if self._on_cpu else t.to(self.device)
-
     def _batch_tensor(self, batch: Any) -> Obs:
         if isinstance(batch, dict):
             return {k: self._batch_tensor(v) for k, v in batch.items()}
@@ -371,17 +335,6 @@ class VectorEnvCore(BatchedEnv):
 
     def _obs_tensor(self, obs: Any) -> Obs:
         return self._batch_tensor(self._convert(obs))
-
-    def _info_tensors(self, info: Mapping[str, Any]) -> Info:
-        out: Info = {}
-        for key, value in info.items():
-            if isinstance(value, Mapping):
-                out[key] = self._info_tensors(value)
-            elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-                out[key] = torch.as_tensor(value, device=self.device)
-            else:
-                out[key] = value
-        return out
 
 
 class EnvPoolCore(VectorEnvCore):
