@@ -38,6 +38,22 @@ CASES = [
     ("dqn", "CartPole-v1", {"learning_starts": 500, "policy": {"core": "gru"}}, {}, 1500),
     ("reinforce", "CartPole-v1", {}, {}, 4096),
     ("ram", GLIMPSE, {"num_envs": 32}, {}, 4096),
+    ("a2c", "cogrl/Copy-v0", {"policy": {"core": "lstm"}}, {"max_length": 3}, 2048),
+    (
+        "ppo",
+        "cogrl/Copy-v0",
+        {
+            "num_envs": 16,
+            "n_steps": 16,
+            "batch_size": 128,
+            "gamma": 0.0,
+            "policy": {"core": "ntm", "core_size": 32, "memory_size": 16, "memory_width": 8},
+        },
+        {"max_length": 3},
+        1024,
+    ),
+    ("reinforce", "cogrl/DelayedRecall-v0", {"baseline": "mean"}, {}, 2048),
+    ("dram", "cogrl/MultiDigits-v0", {"num_envs": 16}, {}, 2048),
 ]
 
 

@@ -2,7 +2,7 @@
 
 A checkpoint (``model.pt``, ``checkpoint.pt``) holds the agent's configuration as JSON text,
 its weights, and, for a training checkpoint, everything a training run needs to continue
-exactly where it stopped (:meth:`cogrl.agents.common.PolicyAgent.training_state`): tensors
+exactly where it stopped (:meth:`cogrl.agents.base.Agent.training_state`): tensors
 and plain values only, so that opening one never runs code from it.
 
 Files are written to a temporary file in the same folder, flushed to the disk and renamed

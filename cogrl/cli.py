@@ -36,8 +36,8 @@ from cogrl import agents, runner
 from cogrl import sweep as sweeps
 from cogrl.agents import Agent, evaluate
 from cogrl.agents.base import Hyperparameters, agent_name
-from cogrl.agents.common import NonFiniteError
 from cogrl.agents.presets import preset
+from cogrl.agents.training import NonFiniteError
 from cogrl.envs import cogrl_env_ids
 from cogrl.nn import PolicyConfig
 from cogrl.nn.cores import core_hyperparameters

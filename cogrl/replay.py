@@ -2,7 +2,7 @@
 
 Off-policy learners (DQN-style value learners, recurrent R2D2-style learners, ...) learn from
 transitions collected earlier, possibly by another policy. :class:`ReplayBuffer` is the one
-store for them, so that they all see data the same way (see DESIGN.md, "Replay"):
+store for them, so that they all see data the same way (docs/architecture.md: one replay, shared):
 
 - It is written by all ``num_envs`` environments of a batched core at once, one time step per
   :meth:`ReplayBuffer.add`, and keeps the newest ``capacity`` transitions.

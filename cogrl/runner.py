@@ -20,7 +20,7 @@ a run from its checkpoint: on cogrl's batched cores, a resumed run ends with the
 weights and logs the same scalars after the resume point as an uninterrupted one (same
 seed, the CPU, one thread); TensorBoard drops what the interrupted run logged after its
 checkpoint, so the curves stay unbroken. A non-finite loss, gradient or parameter stops
-the run with :class:`~cogrl.agents.common.NonFiniteError`: the last finite checkpoint is
+the run with :class:`~cogrl.agents.training.NonFiniteError`: the last finite checkpoint is
 kept and no model is saved.
 """
 
@@ -46,8 +46,9 @@ import cogrl
 from cogrl import agents
 from cogrl.agents import Agent, evaluate, rollout_frames
 from cogrl.agents.base import agent_name, did_you_mean, load_checkpoint, plain_json
-from cogrl.agents.common import NonFiniteError
+from cogrl.agents.evaluation import log_memory
 from cogrl.agents.presets import PRESETS, preset
+from cogrl.agents.training import NonFiniteError, RunContext
 from cogrl.checkpoint import read_checkpoint
 from cogrl.checks import check_int
 from cogrl.envs import GymVectorCore, cogrl_env_ids, env_kind, make_core
@@ -308,30 +309,29 @@ def eval_split(agent: Agent, split: str | None = None) -> dict[str, str]:
     return {}
 
 
-class Checkpointer:
-    """Writes the training checkpoint every ``every`` steps (see ``Progress``)."""
+def run_context(run_dir: Path, every: int, include_replay: bool) -> RunContext:
+    """The run's :class:`RunContext`: the training checkpoint ``run_dir/checkpoint.pt``
+    every ``every`` steps (0: only at the end, which :func:`_run` writes)."""
+    path = run_dir / CHECKPOINT_NAME
 
-    def __init__(self, path: Path, every: int, include_replay: bool) -> None:
-        self.path, self.include_replay = path, include_replay
-        # 0 means "only at the end": no step is ever due.
-        self.every = every if every > 0 else sys.maxsize // 4
+    def checkpoint(agent: Agent) -> None:
+        agent.save(path, training=True, include_replay=include_replay)
 
-    def __call__(self, agent: Agent) -> None:
-        agent.save(self.path, training=True, include_replay=self.include_replay)
+    return RunContext(checkpoint, every if every > 0 else sys.maxsize // 4)
 
 
 @contextlib.contextmanager
-def stop_on_signals(agent: Agent) -> Iterator[None]:
-    """SIGINT and SIGTERM ask ``agent`` to stop at the end of its current update (which
-    then writes a checkpoint); a second SIGINT interrupts at once."""
+def stop_on_signals(run: RunContext) -> Iterator[None]:
+    """SIGINT and SIGTERM ask the training of ``run`` to stop at the end of its current
+    update (which then writes a checkpoint); a second SIGINT interrupts at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def request_stop(signum: int, frame: Any) -> None:
-        if agent._stop_requested and signum == signal.SIGINT:
+        if run.stop_requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        agent._stop_requested = True
+        run.request_stop()
         name = signal.Signals(signum).name
         print(f"\n{name}: stopping after this update; a checkpoint follows", file=sys.stderr)
 
@@ -404,7 +404,7 @@ def resume(
             f"{run_dir / (CHECKPOINT_NAME + '.pt')}: its training state does not fit this "
             f"agent ({type(e).__name__}: {e})"
         ) from None
-    end = agent._progress["end"] if agent._progress else agent.num_timesteps
+    end = agent.progress["end"] if agent.progress else agent.num_timesteps
     remaining = end - agent.num_timesteps
     if remaining <= 0 and (run_dir / f"{MODEL_NAME}.pt").is_file():
         raise ValueError(
@@ -438,10 +438,7 @@ def _run(
     fresh: bool,
     callback: Callback | None,
 ) -> RunResult:
-    agent._checkpoint = Checkpointer(
-        run_dir / CHECKPOINT_NAME, spec.checkpoint_every, spec.checkpoint_replay
-    )
-    agent._stop_requested = False
+    run = run_context(run_dir, spec.checkpoint_every, spec.checkpoint_replay)
     no_video = "video_interval=0"
     if spec.video_interval:
         no_video = render_problem(agent, split)
@@ -450,7 +447,7 @@ def _run(
     interval = spec.video_interval if 0 < (spec.video_interval or 0) < spec.steps else None
     if no_video:
         interval = None
-    with stop_on_signals(agent):
+    with stop_on_signals(run):
         try:
             if steps > 0:
                 agent.learn(
@@ -460,6 +457,7 @@ def _run(
                     logger=logger,
                     video_interval=interval,
                     reset_num_timesteps=fresh,
+                    run=run,
                 )
         except NonFiniteError as e:
             path = run_dir / f"{CHECKPOINT_NAME}.pt"
@@ -470,7 +468,7 @@ def _run(
                 e.kept = f"no checkpoint was due before it; {run_dir} holds no model"
             raise
     record_steps(run_dir, agent.num_timesteps)
-    interrupted = agent._stop_requested
+    interrupted = run.stop_requested
     if interrupted:
         print(
             f"stopped at step {agent.num_timesteps:,}; resume with: cogrl train --resume {run_dir}",
@@ -480,7 +478,7 @@ def _run(
     # The end of training: the final checkpoint, then the model (checked finite).
     step = agent.num_timesteps
     agent.guard.check(agent.modules(), step)
-    agent._checkpoint(agent)
+    run.checkpoint(agent)
     agent.save(run_dir / MODEL_NAME)
     metrics: dict[str, float] = {}
     if spec.eval_episodes:
@@ -495,9 +493,9 @@ def _run(
             agent, run_dir / VIDEOS_DIR / f"final-{step}.mp4", VIDEO_EPISODES, spec.seed, fps,
             split, VIDEO_MAX_SECONDS,
         )  # fmt: skip
-        if (agent._progress or {}).get("last_video") != step:
+        if (agent.progress or {}).get("last_video") != step:
             logger.video("rollout/video", frames, step, fps=fps)
-            agent._log_memory(logger)
+            log_memory(agent, logger)
         video = str(path)
     return RunResult(run_dir, agent, metrics, split, video, False)
 

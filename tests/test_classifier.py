@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import cogrl.agents
-import cogrl.agents.common
+import cogrl.agents.training
 from cogrl.agents import evaluate, load, make
 from cogrl.agents.presets import PRESETS, preset
 from cogrl.cli import main
@@ -159,7 +159,7 @@ def test_host_reads_do_not_grow_with_the_updates_on_the_sync_free_path(
 ) -> None:
     """On a GPU's code path the first update learns the episodes' length by asking; later
     updates run that many steps without reading anything on the host."""
-    monkeypatch.setattr(cogrl.agents.common, "LOG_INTERVAL", 10**9)
+    monkeypatch.setattr(cogrl.agents.training, "LOG_INTERVAL", 10**9)
     counts = []
     with force_sync_free():
         for updates in (4, 16):

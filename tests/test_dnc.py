@@ -13,7 +13,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import cogrl.agents
-from cogrl.agents.base import memory_image, memory_trace
+from cogrl.agents.evaluation import memory_image, memory_trace
 from cogrl.nn import DNCCore, PolicyConfig, make_core, make_torso
 from cogrl.nn.dnc import (
     EPSILON,

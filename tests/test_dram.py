@@ -244,8 +244,8 @@ def test_search_credits_the_declared_location_recognition_does_not() -> None:
     assert torch.equal(last_step_gradient(pairs_agent()), torch.zeros(16, 2))
     # The masks themselves: ragged episodes of 3 and 2 steps.
     mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
-    assert torch.equal(search_agent()._policy_mask(mask), mask)
-    assert pairs_agent()._policy_mask(mask).tolist() == [[1, 1], [1, 0], [0, 0]]
+    assert torch.equal(search_agent()._credited_steps(mask), mask)
+    assert pairs_agent()._credited_steps(mask).tolist() == [[1, 1], [1, 0], [0, 0]]
 
 
 def test_search_cue_sets_the_first_state_and_gains_the_glimpse() -> None:

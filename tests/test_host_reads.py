@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import cogrl.agents
-import cogrl.agents.common
+import cogrl.agents.training
 import cogrl.nn
 from cogrl.core import force_sync_free
 
@@ -53,7 +53,7 @@ def test_host_reads_do_not_grow_with_the_steps_between_logging_intervals(
 ):
     # One logging interval spans both runs: the reads left are those of the first and the
     # last update's logs, the same for a short and a long run.
-    monkeypatch.setattr(cogrl.agents.common, "LOG_INTERVAL", 10**9)
+    monkeypatch.setattr(cogrl.agents.training, "LOG_INTERVAL", 10**9)
     with force_sync_free():
         short = reads_during(agent_name, env_kwargs, hyperparameters, 4 * per_update, host_reads)
         long = reads_during(agent_name, env_kwargs, hyperparameters, 16 * per_update, host_reads)

@@ -1,8 +1,8 @@
 """What users rely on from cogrl's learners (PPO, A2C, DQN, REINFORCE), in a few minutes.
 
 - Each learns CartPole-v1 in a short budget, clearly beating a random policy.
-- A recurrent policy solves a memory task that a feedforward one cannot (DESIGN.md's
-  done-when item), on cogrl/DelayedRecall-v0.
+- A recurrent policy solves a memory task that a feedforward one cannot, on
+  cogrl/DelayedRecall-v0.
 - Checkpoints round-trip: a loaded agent predicts exactly what the saved one did.
 - DQN's replay is shared: two agents write into and sample from one buffer.
 - Bad hyperparameters are a ValueError naming the parameter; ``learn`` logs its scalars,

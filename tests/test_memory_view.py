@@ -19,7 +19,7 @@ from PIL import Image
 import cogrl.agents
 import cogrl.envs
 from cogrl.agents import memory_trace
-from cogrl.agents.base import memory_image
+from cogrl.agents.evaluation import memory_image
 from cogrl.logging import RunLogger, heatmaps, read_images
 
 SMALL = {"num_envs": 2, "n_steps": 8, "batch_size": 16}

@@ -9,7 +9,7 @@ import re
 import torch
 
 import cogrl.agents
-from cogrl.agents.common import EpisodeStats, Progress
+from cogrl.agents.training import EpisodeStats, Progress
 from cogrl.runs import run_name
 
 
@@ -57,3 +57,45 @@ def test_episode_statistics_keep_the_last_window_of_episodes_on_the_device():
     assert summary["rollout/ep_rew_mean"] == 1.5
     # Correct, in order: T, F | T, F, F | T, T: the last four are F, F, T, T.
     assert summary["rollout/accuracy"] == 0.5
+
+
+def test_a_run_context_checkpoints_every_interval_and_stops_on_request():
+    agent = cogrl.agents.make("a2c", "CartPole-v1", device="cpu", num_envs=4, n_steps=5)
+    written = []
+
+    def checkpoint(a):
+        written.append(a.num_timesteps)
+        if len(written) == 2:
+            run.request_stop()  # as a signal handler does: the update after this one stops
+
+    run = cogrl.agents.RunContext(checkpoint, checkpoint_every=40)
+    agent.learn(1_000, run=run)
+    # 20 steps per update: due at 40 and 80; the stop after the second writes a third.
+    assert written == [40, 80, 100]
+    assert agent.num_timesteps == 100
+
+
+def test_learn_refuses_a_run_that_is_not_a_run_context():
+    agent = cogrl.agents.make("a2c", "CartPole-v1", device="cpu")
+    try:
+        agent.learn(100, run={"checkpoint": None})
+    except ValueError as e:
+        assert "RunContext" in str(e)
+    else:
+        raise AssertionError("a dict was taken as a run context")
+
+
+def test_every_learner_logs_its_loss_and_gradient_norm():
+    cases = [
+        ("ppo", "CartPole-v1", {"num_envs": 4, "n_steps": 16, "batch_size": 32}),
+        ("a2c", "CartPole-v1", {"num_envs": 4}),
+        ("dqn", "CartPole-v1", {"learning_starts": 32, "batch_size": 32}),
+        ("reinforce", "CartPole-v1", {"num_envs": 4}),
+        ("ram", "cogrl/GlimpseDigits-v0", {"num_envs": 4}),
+    ]
+    for name, env, hyperparameters in cases:
+        seen: dict[str, float] = {}
+        agent = cogrl.agents.make(name, env, device="cpu", **hyperparameters)
+        agent.learn(300, callback=lambda a, info, seen=seen: seen.update(info))
+        for key in ("train/loss", "train/grad_norm"):
+            assert key in seen, (name, key, sorted(seen))

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from cogrl.agents.base import register_agent
-from cogrl.agents.common import Progress, adam, check_choice, gradient_step
 from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
+from cogrl.agents.training import Progress, adam, gradient_step, standardize
+from cogrl.checks import check_choice
 
 __all__ = ["A2C"]
 
@@ -70,7 +71,7 @@ class A2C(OnPolicyAgent):
             returns = rollout.returns.flatten()[rows]
             values_old = rollout.values.flatten()[rows]
             if c.normalize_advantage:
-                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                advantages = standardize(advantages)
             # Policy gradient: grad J = E[grad log pi(a_t|s_t) A_t].
             policy_loss = -(log_prob * advantages).mean()
             value_loss = F.mse_loss(value, returns)
@@ -80,6 +81,7 @@ class A2C(OnPolicyAgent):
             norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
             self.guard.after_update(self.num_timesteps + N * T, loss, norm)
             stats = {
+                "train/loss": loss.detach(),
                 "train/policy_loss": policy_loss.detach(),
                 "train/value_loss": value_loss.detach(),
                 "train/entropy": -entropy_loss.detach(),

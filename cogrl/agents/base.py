@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
@@ -27,14 +28,18 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
+from cogrl.agents.training import EpisodeStats, NumericsGuard, Progress, RunContext, adam
 from cogrl.checkpoint import atomic_save, read_checkpoint
-from cogrl.core import BatchedEnv, resolve_device
+from cogrl.core import BatchedEnv, check_memory, resolve_device
 from cogrl.envs import core_spec, make_core
-from cogrl.logging import RunLogger, heatmaps
-from cogrl.nn import PolicyConfig
+from cogrl.logging import RunLogger
+from cogrl.nn import PolicyConfig, State
+from cogrl.nn.state import leaves, state_from_leaves
 from cogrl.rng import check_seed
+from cogrl.spaces import batch_size, check_finite, is_batched, to_tensor, unsqueeze
 
 AGENTS: dict[str, type[Agent]] = {}
 CHECKPOINT_SUFFIX = ".pt"
@@ -167,12 +172,42 @@ def env_identity(env: str | gym.Env | BatchedEnv) -> tuple[str, dict[str, Any]]:
 
 
 class Agent(ABC):
-    """Base of cogrl's agents. Subclasses set ``Config`` and implement the abstract methods."""
+    """Base of cogrl's agents: one policy (a network with a possibly empty recurrent
+    state), an optimiser, a random stream, episode statistics and a numerics guard.
+
+    Construction runs a fixed sequence of hooks; a learner overrides those where it
+    differs (SB3's ``_setup_model``, split into its steps):
+
+    1. configuration (``Config.from_dict`` of the hyperparameters) and the seeds;
+    2. :meth:`_probe_spaces`: a core of one environment gives the observation and
+       action spaces and the environment's metadata (and checks ``num_envs`` fits);
+    3. :meth:`_build_policy`: the networks (abstract), moved to the agent's device;
+    4. :meth:`_make_optimizer`: Adam over the policy's parameters at
+       ``config.learning_rate`` by default;
+    5. :meth:`_make_generator`: the learner's random stream, seeded;
+    6. :meth:`_episode_stats`: statistics of finished episodes, with the environment's
+       episode metrics;
+    7. :meth:`_setup`: the learner's own state (a replay, a target network, a running
+       mean), nothing by default.
+
+    Training is :meth:`learn` (shared), which runs the learner's :meth:`_learn` (abstract:
+    its loop and update, read top to bottom with its equation) under a
+    :class:`~cogrl.agents.training.Progress`. Acting is :meth:`predict` (shared) over the
+    learner's :meth:`_act` (abstract). A checkpoint holds :meth:`modules`' weights and
+    :meth:`training_state`, with the learner's own part from :meth:`_loop_state`.
+    """
 
     name: ClassVar[str]
     Config: ClassVar[type[Hyperparameters]]
     #: Steps ``cogrl train`` runs when ``--steps`` is not given.
     default_timesteps: ClassVar[int] = 200_000
+
+    policy: nn.Module
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    episodes: EpisodeStats
 
     def __init__(
         self,
@@ -182,6 +217,7 @@ class Agent(ABC):
         env_kwargs: Mapping[str, Any] | None = None,
         **hyperparameters: Any,
     ) -> None:
+        # 1. Configuration and seeds.
         env_id, kwargs = env_identity(env)
         self.env_id = env_id
         # Configs are written as JSON with every checkpoint: numpy numbers and paths become
@@ -194,17 +230,87 @@ class Agent(ABC):
         self.seed = None if seed is None else check_seed(seed)
         self.config = self.Config.from_dict(plain_json(hyperparameters, "hyperparameters"))
         self.num_timesteps = 0
-        # A training run's schedule and counters (see cogrl.agents.common.Progress), the
-        # checkpoint writer a runner installs, and a stop asked for by a signal.
-        self._progress: dict[str, Any] | None = None
-        self._checkpoint: Any = None
-        self._stop_requested = False
+        #: The schedule and counters of the training in progress (see
+        #: :class:`~cogrl.agents.training.Progress`); None before the first ``learn``.
+        self.progress: dict[str, Any] | None = None
+        self.guard = NumericsGuard(self.device)
+        self._env: BatchedEnv | None = None  # the training environments, made by `learn`
         if seed is not None:
             torch.manual_seed(seed)
             np.random.seed(seed % 2**32)
+        # 2-7. The hooks, in this order (the policy's initial weights come from the seed).
+        self._probe_spaces()
+        self.policy = self._build_policy().to(self.device)
+        self.optimizer = self._make_optimizer()
+        self.generator = self._make_generator()
+        self.episodes = self._episode_stats()
+        self._setup()
 
-    # --- to implement ------------------------------------------------------------------------
+    # --- construction hooks -----------------------------------------------------------------------
+    def _probe_spaces(self) -> None:
+        """Set ``observation_space``, ``action_space`` and ``env_metadata`` from a core of
+        one environment; a ``num_envs`` whose environments cannot fit in memory is an error
+        now, not after minutes of set-up or in an out-of-memory kill."""
+        probe = self.make_core(1)
+        self.observation_space = probe.single_observation_space
+        self.action_space = probe.single_action_space
+        self.env_metadata = dict(probe.metadata)
+        estimate = getattr(probe, "memory_estimate", None)
+        num_envs = getattr(self.config, "num_envs", None)
+        probe.close()
+        if estimate is not None and num_envs is not None:
+            check_memory(self.device, estimate(num_envs), {"num_envs": num_envs})
+
     @abstractmethod
+    def _build_policy(self) -> nn.Module:
+        """The network the agent acts with (and, for most learners, learns)."""
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        return adam(self.policy.parameters(), lr=self.config.learning_rate)
+
+    def _make_generator(self) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        if self.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self.seed)
+        return generator
+
+    def _episode_stats(self) -> EpisodeStats:
+        """Episode statistics with the environment's declared episode metrics."""
+        metrics = self.env_metadata.get("episode_metrics", {})
+        return EpisodeStats(metrics, device=self.device)
+
+    def _setup(self) -> None:  # noqa: B027 (a hook: most learners need nothing here)
+        """The learner's own state beyond the policy and the optimiser (override)."""
+
+    # --- the learner ------------------------------------------------------------------------------
+    @abstractmethod
+    def _learn(self, progress: Progress) -> None:
+        """The learner's loop: collect, update, ``progress.update(steps, stats)`` after each
+        update, until it returns False."""
+
+    @abstractmethod
+    def _act(
+        self, obs: Any, state: State, episode_start: torch.Tensor | None, deterministic: bool
+    ) -> tuple[torch.Tensor, State]:
+        """Actions (as the learner keeps them) for a batch of tensor observations, and the
+        next state."""
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks whose weights a checkpoint holds, by name."""
+        return {"policy": self.policy}
+
+    def _loop_state(self, include_replay: bool) -> dict[str, Any]:
+        """The learner's own state between two updates, for checkpoints (override)."""
+        return {}
+
+    def _load_loop_state(  # noqa: B027 (a hook: learners with no loop state keep it)
+        self, loop: Mapping[str, Any], env: Mapping[str, Any] | None
+    ) -> None:
+        """Restore :meth:`_loop_state` and the environments (override)."""
+
+    # --- training ---------------------------------------------------------------------------------
     def learn(
         self,
         total_timesteps: int,
@@ -213,33 +319,33 @@ class Agent(ABC):
         logger: RunLogger | None = None,
         video_interval: int | None = None,
         reset_num_timesteps: bool = True,
+        run: RunContext | None = None,
     ) -> Agent:
         """Train for ``total_timesteps`` environment steps (summed over environments).
 
-        Logs scalars to ``logger`` and, every ``video_interval`` steps, a rollout video
-        (see :func:`rollout_frames`). ``reset_num_timesteps=False`` goes on counting from
-        ``num_timesteps`` (as in Stable-Baselines3).
+        As in Stable-Baselines3, ``reset_num_timesteps=False`` goes on counting from
+        ``num_timesteps``; it continues a training restored from a checkpoint exactly
+        (its schedules included) when ``total_timesteps`` is what that training had left.
+        Scalars go to ``logger``, a rollout video every ``video_interval`` steps (see
+        :func:`~cogrl.agents.evaluation.rollout_frames`). ``callback(agent, info)`` is
+        called after every update; returning False stops. ``run`` (a
+        :class:`~cogrl.agents.training.RunContext`) is how a runner writes checkpoints
+        and asks the training to stop.
         """
+        progress = Progress(
+            self,
+            total_timesteps,
+            callback,
+            progress_bar,
+            logger,
+            video_interval,
+            reset_num_timesteps,
+            run,
+        )
+        self._learn(progress)
+        progress.close()
+        return self
 
-    @abstractmethod
-    def predict(
-        self,
-        obs: Any,
-        state: Any = None,
-        episode_start: np.ndarray | torch.Tensor | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray | torch.Tensor, Any]:
-        """Actions for a batch of observations, and the next recurrent state.
-
-        Numpy in, numpy out (as SB3); tensors in, tensors out (on the agent's device).
-        ``episode_start`` marks environments whose recurrent state must restart.
-        """
-
-    @abstractmethod
-    def modules(self) -> dict[str, nn.Module]:
-        """The networks whose weights a checkpoint holds, by name."""
-
-    # --- shared ------------------------------------------------------------------------------
     def make_core(self, num_envs: int, autoreset: bool = True, **overrides: Any) -> BatchedEnv:
         """A batched core of this agent's environment on its device."""
         kwargs = {**self.env_kwargs, **overrides}
@@ -248,6 +354,176 @@ class Agent(ABC):
         core.spec_kwargs = kwargs
         return core
 
+    def make_training_core(self, num_envs: int) -> BatchedEnv:
+        """The core this agent trains on: its actions come from the policy's heads, valid
+        by construction, so the core checks their shape but does not read their values
+        (which, on a GPU, would wait for every queued kernel at each step)."""
+        core = self.make_core(num_envs)
+        core.check_action_values = False
+        return core
+
+    def _start_stepping(self, num_envs: int) -> None:
+        """The training environments of a learner that steps them continuously (A2C, PPO,
+        DQN), made on the first ``learn`` call and kept after, with the observation,
+        recurrent state and episode starts the loop steps from."""
+        self._env = self.make_training_core(num_envs)
+        self._obs, _ = self._env.reset(seed=self.seed)
+        self._state = self.initial_state(num_envs)
+        self._episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+
+    def _start_episodes(self, num_envs: int) -> BatchedEnv:
+        """The training environments of a learner that restarts them all at each update
+        (REINFORCE, RAM, DRAM, the classifier), made on the first ``learn`` call."""
+        if self._env is None:
+            self._env = self.make_training_core(num_envs)
+            self._env.reset(seed=self.seed)
+        return self._env
+
+    # --- the state of a training run, for checkpoints ----------------------------------------
+    def training_state(self, include_replay: bool = True) -> dict[str, Any]:
+        """Everything a training run needs to continue exactly where it stopped: weights,
+        optimiser, random states, step counters and schedules, episode statistics, the
+        training environments and the learner's loop state (tensors and plain values only,
+        so that it loads with ``weights_only=True``)."""
+        state: dict[str, Any] = {
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "progress": None if self.progress is None else dict(self.progress),
+            "episodes": self.episodes.state_dict(),
+            "loop": self._loop_state(include_replay),
+            "env": None,
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        env = self._env
+        if env is not None and getattr(env, "supports_snapshot", False):
+            state["env"] = env.state_dict()
+        return state
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`training_state` (after the weights, which :func:`load` sets)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.generator.set_state(state["generator"])
+        except RuntimeError:
+            # Saved on another kind of device (a CUDA generator's state is not a CPU one's):
+            # the run goes on with a generator seeded from the step, not bit for bit.
+            warnings.warn(
+                f"the checkpoint's random state is of another device than {self.device}: the "
+                "resumed run draws new random numbers",
+                stacklevel=2,
+            )
+            self.generator.manual_seed((self.seed or 0) + self.num_timesteps)
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.progress = None if state["progress"] is None else dict(state["progress"])
+        self.episodes.load_state_dict(state["episodes"])
+        self._load_loop_state(state["loop"], state["env"])
+
+    def _restore_env(self, num_envs: int, env: Mapping[str, Any] | None) -> Any:
+        """Make the training environments and restore their snapshot ``env`` (returns
+        None). Where the environment cannot be snapshot (any Gymnasium env stepped one copy
+        at a time), it starts fresh episodes instead, and their first observation is
+        returned."""
+        self._env = self.make_training_core(num_envs)
+        if env is not None:
+            self._env.load_state_dict(env)
+            return None
+        warnings.warn(
+            f"{self.env_id} cannot be snapshot: the resumed run starts new episodes "
+            "(it will not repeat the uninterrupted run step for step)",
+            stacklevel=3,
+        )
+        seed = None if self.seed is None else self.seed + self.num_timesteps
+        obs, _ = self._env.reset(seed=seed)
+        return obs
+
+    def _stepping_state(self) -> dict[str, Any]:
+        """What :meth:`_start_stepping` set up, as it stands between two updates."""
+        return {
+            "obs": self._obs,
+            "state": leaves(self._state),
+            "episode_start": self._episode_start,
+        }
+
+    def _restore_stepping(
+        self, num_envs: int, saved: Mapping[str, Any], env: Mapping[str, Any] | None
+    ) -> None:
+        """Restore :meth:`_stepping_state` and the environments' snapshot ``env``; where the
+        environment cannot be snapshot, start fresh episodes instead."""
+        fresh_obs = self._restore_env(num_envs, env)
+        if fresh_obs is None:
+            saved = self.to_device(dict(saved))
+            self._obs, self._episode_start = saved["obs"], saved["episode_start"]
+            self._state = state_from_leaves(self.initial_state(num_envs), saved["state"])
+        else:
+            self._obs = fresh_obs
+            self._state = self.initial_state(num_envs)
+            self._episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+
+    def to_device(self, tree: Any) -> Any:
+        """Tensors of a loaded (nested) structure moved to this agent's device."""
+        if isinstance(tree, torch.Tensor):
+            return tree.to(self.device)
+        if isinstance(tree, Mapping):
+            return {k: self.to_device(v) for k, v in tree.items()}
+        if isinstance(tree, (list, tuple)):
+            return type(tree)(self.to_device(v) for v in tree)
+        return tree
+
+    # --- acting -----------------------------------------------------------------------------------
+    def env_action(self, action: torch.Tensor) -> torch.Tensor:
+        """The action sent to the environment, from the one the learner keeps: the action
+        head's ``to_env`` (a Gaussian's ``Box`` samples are clipped to the space's bounds)."""
+        head = getattr(self.policy, "action_head", None)
+        return action if head is None else head.to_env(action)
+
+    def initial_state(self, n: int) -> State:
+        return self.policy.initial_state(n, self.device)
+
+    def predict(
+        self,
+        obs: Any,
+        state: Any = None,
+        episode_start: np.ndarray | torch.Tensor | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray | torch.Tensor, Any]:
+        """Actions for observations (numpy in, numpy out; tensors in, tensors on device out).
+
+        ``obs`` is a batch ``(n, ...)`` or one unbatched observation (then the action is
+        unbatched too). ``state`` is the recurrent state returned by the previous call
+        (``None`` starts fresh); it is reset where ``episode_start`` is true.
+        """
+        deterministic = check_deterministic(deterministic)
+        numpy_in = not is_torch(obs)
+        batched = is_batched(obs, self.observation_space)
+        with torch.inference_mode():
+            x = to_tensor(obs, self.observation_space, self.device)
+            check_finite(x)
+            if not batched:
+                x = unsqueeze(x)
+            n = batch_size(x)
+            start = None
+            if episode_start is not None:
+                start = check_episode_start(episode_start, n, self.device)
+            if state is None:
+                state, start = self.initial_state(n), None
+            else:
+                check_state(state, self.initial_state(n), n)
+            action, state = self._act(x, state, start, deterministic)
+            action = self.env_action(action)
+        if not batched:
+            action = action[0]
+        if numpy_in:
+            action = action.cpu().numpy()
+            if isinstance(self.action_space, (spaces.Discrete, spaces.MultiDiscrete)):
+                action = action.astype(np.int64)
+            return action, state
+        return action, state
+
+    # --- saving -----------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         """The agent's configuration as plain JSON values."""
         return {
@@ -275,13 +551,6 @@ class Agent(ABC):
             data["training"] = self.training_state(include_replay)
         return atomic_save(data, checkpoint_path(path))
 
-    def training_state(self, include_replay: bool = True) -> dict[str, Any]:
-        """What a training run needs beyond the weights to continue exactly (override)."""
-        raise NotImplementedError(f"{type(self).__name__} does not save its training state")
-
-    def load_training_state(self, state: Mapping[str, Any]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not load a training state")
-
     def _load_state(self, state: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
         modules = self.modules()
         if set(state) != set(modules):
@@ -290,6 +559,14 @@ class Agent(ABC):
             )
         for name, module in modules.items():
             module.load_state_dict(state[name])
+
+
+def is_torch(x: Any) -> bool:
+    """Whether observations ``x`` are tensors (or a dict holding some): ``predict`` answers
+    in kind."""
+    if isinstance(x, Mapping):
+        return any(isinstance(v, torch.Tensor) for v in x.values())
+    return isinstance(x, torch.Tensor)
 
 
 def plain_json(value: Any, name: str) -> Any:
@@ -423,7 +700,6 @@ def check_state(state: Any, like: Any, n: int) -> None:
     """ValueError unless ``state`` has the tensors of ``like`` (the policy's initial state
     for ``n`` observations), of the same shapes and dtypes: a state that ``predict``
     returned for a batch of the same size."""
-    from cogrl.nn.state import leaves
 
     def shapes(tensors: list[torch.Tensor]) -> list[str]:
         return [f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in tensors]
@@ -444,166 +720,3 @@ def check_state(state: Any, like: Any, n: int) -> None:
             f"state does not fit {n} observation(s): expected tensors {shapes(expected)}, "
             f"got {shapes(got)} (pass the state predict returned for the same batch, or None)"
         )
-
-
-@torch.no_grad()
-def rollout_frames(
-    agent: Agent,
-    episodes: int = 1,
-    seed: int | None = None,
-    deterministic: bool = True,
-    **env_overrides: Any,
-) -> np.ndarray:
-    """Frames (T, H, W, 3) uint8 of ``episodes`` episodes of ``agent`` on one environment.
-
-    Each frame is the environment's ``rgb_array`` render: for the glimpse tasks, the canvas
-    with the glimpse's patches and the scanpath so far.
-    """
-    core = agent.make_core(1, autoreset=False, render_mode="rgb_array", **env_overrides)
-    obs, _ = core.reset(seed=seed)
-    frames = [core.render(0)]
-    state = None
-    start = torch.ones(1, dtype=torch.bool, device=core.device)
-    for episode in range(episodes):
-        done = False
-        while not done:
-            action, state = agent.predict(obs, state, start, deterministic)
-            obs, _, terminated, truncated, _ = core.step(action)
-            start = torch.zeros_like(start)
-            frames.append(core.render(0))
-            done = bool(terminated[0] | truncated[0])
-        if episode < episodes - 1:
-            obs, _ = core.reset()
-            frames.append(core.render(0))
-            start = torch.ones_like(start)
-    return np.stack(frames)
-
-
-@dataclass
-class MemoryTrace:
-    """One episode of an agent with a memory core, step by step: what it saw, what it did,
-    and where its core read and wrote (:meth:`cogrl.nn.Core.memory_weights`).
-
-    ``inputs`` (T, F) and ``outputs`` (T, A) are the observations and actions flattened
-    (the keys of a ``Dict`` observation in sorted order); ``weights`` maps each weighting's
-    name to (T, heads, locations), taken after each step.
-    """
-
-    inputs: np.ndarray
-    outputs: np.ndarray
-    rewards: np.ndarray
-    weights: dict[str, np.ndarray]
-
-
-def _flat_rows(x: Any) -> np.ndarray:
-    """A batch of observations or actions (tensor or dict of tensors) as (B, F) floats."""
-    if isinstance(x, Mapping):
-        return np.concatenate([_flat_rows(x[k]) for k in sorted(x)], axis=1)
-    x = torch.as_tensor(x)
-    return x.reshape(x.shape[0], -1).float().cpu().numpy()
-
-
-def memory_image(trace: MemoryTrace) -> np.ndarray:
-    """The NTM paper's picture of a rollout: inputs, outputs and rewards over time above
-    each weighting of each head over the memory's locations (uint8 RGB)."""
-    panels = [
-        ("input", trace.inputs.T),
-        ("output", trace.outputs.T),
-        ("reward", trace.rewards[None]),
-    ]
-    for name, w in trace.weights.items():
-        for head in range(w.shape[1]):
-            label = name if w.shape[1] == 1 else f"{name} {head}"
-            panels.append((label, w[:, head, :].T))
-    return heatmaps(panels)
-
-
-@torch.no_grad()
-def memory_trace(
-    agent: Agent, seed: int | None = None, deterministic: bool = True, **env_overrides: Any
-) -> MemoryTrace | None:
-    """Run one episode of ``agent`` on one environment and record its core's memory
-    weightings at every step; None where the core has no external memory."""
-    policy = getattr(agent, "policy", None)
-    if policy is None or not hasattr(policy, "memory_weights"):
-        return None
-    core = agent.make_core(1, autoreset=False, **env_overrides)
-    obs, _ = core.reset(seed=seed)
-    state = None
-    start = torch.ones(1, dtype=torch.bool, device=core.device)
-    inputs, outputs, rewards, weights = [], [], [], []
-    done = False
-    while not done:
-        action, state = agent.predict(obs, state, start, deterministic)
-        w = policy.memory_weights(state)
-        if not w:
-            return None
-        inputs.append(_flat_rows(obs)[0])
-        outputs.append(_flat_rows(action)[0])
-        weights.append({k: v[0].float().cpu().numpy() for k, v in w.items()})
-        obs, reward, terminated, truncated, _ = core.step(action)
-        rewards.append(float(reward[0]))
-        start = torch.zeros_like(start)
-        done = bool(terminated[0] | truncated[0])
-    core.close()
-    return MemoryTrace(
-        np.stack(inputs),
-        np.stack(outputs),
-        np.array(rewards, dtype=np.float32),
-        {k: np.stack([w[k] for w in weights]) for k in weights[0]},
-    )
-
-
-@torch.no_grad()
-def evaluate(
-    agent: Agent,
-    episodes: int = 100,
-    num_envs: int = 64,
-    seed: int | None = 0,
-    deterministic: bool = True,
-    **env_overrides: Any,
-) -> dict[str, float]:
-    """Run ``episodes`` whole episodes on a batched core of the agent's environment.
-
-    Returns ``episodes``, ``mean_return``, ``std_return``, ``mean_length`` and the
-    environment's episode metrics (``metadata["episode_metrics"]``, e.g. ``accuracy`` for
-    recognition). Environment overrides select, for example, ``split="test"``.
-    """
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
-    n = min(num_envs, episodes)
-    core = agent.make_core(n, **env_overrides)
-    metrics = dict(core.metadata.get("episode_metrics", {}))
-    obs, _ = core.reset(seed=seed)
-    state = None
-    start = torch.ones(n, dtype=torch.bool, device=core.device)
-    # Each environment contributes its first episodes only, so that the count is exact and
-    # the result does not favour short episodes.
-    quota = torch.full((n,), episodes // n, device=core.device)
-    quota[: episodes % n] += 1
-    returns: list[torch.Tensor] = []
-    lengths: list[torch.Tensor] = []
-    values: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
-    while int(quota.sum()) > 0:
-        action, state = agent.predict(obs, state, start, deterministic)
-        obs, _, terminated, truncated, info = core.step(action)
-        start = terminated | truncated
-        counted = start & (quota > 0)
-        if bool(counted.any()):
-            returns.append(info["episode"]["r"][counted])
-            lengths.append(info["episode"]["l"][counted].float())
-            for name, key in metrics.items():
-                if key in info:
-                    values[name].append(info[key][counted].float())
-            quota -= counted.long()
-    r = torch.cat(returns)
-    result = {
-        "episodes": int(r.numel()),
-        "mean_return": float(r.mean()),
-        "std_return": float(r.std(unbiased=False)),
-        "mean_length": float(torch.cat(lengths).mean()),
-    }
-    for name, parts in values.items():
-        if parts:
-            result[name] = float(torch.cat(parts).mean())
-    return result

@@ -48,17 +48,10 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from cogrl.agents.base import Hyperparameters, register_agent
-from cogrl.agents.common import (
-    PolicyAgent,
-    Progress,
-    adam,
-    check_choice,
-    check_int,
-    check_number,
-    clip_grad,
-)
+from cogrl.agents.base import Agent, Hyperparameters, register_agent
+from cogrl.agents.training import Progress, gradient_step
 from cogrl.baselines import MODELS, WholeImageModel, make_model
+from cogrl.checks import check_choice, check_int, check_number
 from cogrl.core import BatchedEnv, sync_free
 
 __all__ = ["Classifier"]
@@ -68,7 +61,7 @@ TASK_ATTRIBUTES = ("canvas_size", "n_classes", "n_answers", "answer")
 
 
 @register_agent("classifier")
-class Classifier(PolicyAgent):
+class Classifier(Agent):
     """A whole-image model of :mod:`cogrl.baselines` trained by cross-entropy, answering at once."""
 
     @dataclass
@@ -119,13 +112,19 @@ class Classifier(PolicyAgent):
         env_kwargs: Mapping[str, Any] | None = None,
         **hyperparameters: Any,
     ) -> None:
+        # Given an id, the agent sets the context to the whole canvas (see _probe_spaces).
+        self._sets_context = isinstance(env, str)
         super().__init__(env, device, seed, env_kwargs, **hyperparameters)
-        if isinstance(env, str) and "context_size" not in self.env_kwargs:
+
+    def _probe_spaces(self) -> None:
+        if self._sets_context and "context_size" not in self.env_kwargs:
             probe = self.make_core(1)
             self._check_task(probe)
             self.env_kwargs["context_size"] = int(probe.canvas_size)  # the whole canvas
             probe.close()
-        self._probe_spaces()
+        super()._probe_spaces()
+
+    def _build_policy(self) -> WholeImageModel:
         # A core of one environment kept to turn labels into its actions when acting
         # (``answer`` depends on the action mode, not on the episodes).
         self.task = self.make_core(1)
@@ -140,14 +139,12 @@ class Classifier(PolicyAgent):
                 "report: its metadata has no 'label_key' (the info key of the labels)"
             )
         c = self.config
-        self.model = make_model(
+        return make_model(
             c.model, self.canvas_size, self.n_classes, self.n_answers, **c.model_kwargs
-        ).to(self.device)
-        self.policy = self.model  # what PolicyAgent acts with
-        self.optimizer = adam(self.model.parameters(), lr=c.learning_rate)
-        self.generator = self._make_generator()
-        self.episodes = self._episode_stats()
-        self._env: BatchedEnv | None = None
+        )
+
+    def _setup(self) -> None:
+        self.model = self.policy  # the whole-image model is the policy the agent acts with
         # Steps an update runs on the sync-free path (measured on the first update).
         self._episode_steps: int | None = None
 
@@ -218,10 +215,7 @@ class Classifier(PolicyAgent):
     def _learn(self, progress: Progress) -> None:
         c = self.config
         N, A = c.num_envs, self.n_answers
-        if self._env is None:
-            self._env = self.make_training_core(N)
-            self._env.reset(seed=self.seed)
-        env = self._env
+        env = self._start_episodes(N)
         free = sync_free(self.device)
         bound = int(env.max_episode_steps)
         keep_going = progress.remaining > 0
@@ -253,10 +247,7 @@ class Classifier(PolicyAgent):
             weight = labelled.float()[:, None].expand(N, A).reshape(-1)
             losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
             loss = (losses * weight).sum() / weight.sum().clamp(min=1)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = clip_grad(self.model.parameters(), c.max_grad_norm)
-            self.optimizer.step()
+            norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
             self.guard.after_update(self.num_timesteps + N * t, loss, norm)
 
             right = (answers == labels).all(1).float()  # every label of the canvas

@@ -12,7 +12,8 @@ The Bellman target of a sampled transition is
 
 - ``double_q``: double DQN (van Hasselt et al. 2016), ``y = r + gamma Q(s', argmax_a'
   Q(s', a'; theta); theta^-)``.
-- ``n_step``: n-step returns ``y = sum_k gamma^k r_{t+k} + gamma^n max_a' Q(s_{t+n}, a')``.
+- ``n_step``: n-step returns ``y = sum_{k<K} gamma^k r_{t+k} + gamma^K max_a' Q(s_{t+K}, a')``,
+  ``K = n_step`` or fewer where the episode ends first (the replay sums the K steps).
 - ``prioritized``: proportional prioritised replay (Schaul et al. 2016), priorities
   ``|delta| + eps``, importance weights annealed from ``beta0`` to 1.
 - a recurrent ``core`` (``"gru"``, ``"lstm"``): R2D2 (Kapturowski et al. 2019). The replay
@@ -42,16 +43,9 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from cogrl.agents.base import Hyperparameters, register_agent
-from cogrl.agents.common import (
-    PolicyAgent,
-    Progress,
-    adam,
-    check_bools,
-    check_int,
-    check_number,
-    gradient_step,
-)
+from cogrl.agents.base import Agent, Hyperparameters, register_agent
+from cogrl.agents.training import Progress, gradient_step
+from cogrl.checks import check_bools, check_int, check_number
 from cogrl.core import BatchedEnv
 from cogrl.nn import (
     PolicyConfig,
@@ -70,7 +64,7 @@ __all__ = ["DQN"]
 
 
 @register_agent("dqn")
-class DQN(PolicyAgent):
+class DQN(Agent):
     """Deep Q-network, feedforward or recurrent (R2D2-style), for ``Discrete`` actions."""
 
     @dataclass
@@ -170,21 +164,24 @@ class DQN(PolicyAgent):
         replay: ReplayBuffer | None = None,
         **hyperparameters: Any,
     ) -> None:
+        self._given_replay = replay  # a replay shared with other agents (see _setup)
         super().__init__(env, device, seed, env_kwargs, **hyperparameters)
-        self._probe_spaces()
+
+    def _build_policy(self) -> QNetwork:
         if not isinstance(self.action_space, spaces.Discrete):
             raise ValueError(
                 f"DQN needs a Discrete action space, got {self.action_space} for {self.env_id}"
             )
+        return QNetwork(self.observation_space, self.action_space, self.config.policy)
+
+    def _setup(self) -> None:
         c = self.config
-        self.policy = QNetwork(self.observation_space, self.action_space, c.policy).to(self.device)
         self.target = copy.deepcopy(self.policy)
         self.target.requires_grad_(False)
-        self.optimizer = adam(self.policy.parameters(), lr=c.learning_rate)
-        self.generator = self._make_generator()
         self.recurrent = self.policy.recurrent
         self._state_like = self.policy.initial_state(1, self.device)
         self._state_size = state_size(self._state_like)
+        replay, self._given_replay = self._given_replay, None
         if replay is None:
             replay = self.make_replay()
         elif replay.num_envs != c.num_envs:
@@ -202,8 +199,6 @@ class DQN(PolicyAgent):
                 + ("burn_in + sequence_length)" if self.recurrent else "n_step)")
             )
         self.epsilon = c.exploration_initial_eps
-        self._env: BatchedEnv | None = None
-        self.episodes = self._episode_stats()
         self._since_target = 0
         self._since_train = 0
         self._stats: dict[str, Any] = {}  # the last gradient step's, logged until the next
@@ -331,7 +326,9 @@ class DQN(PolicyAgent):
             if self.replay.size >= ready and self._since_train >= c.train_freq:
                 self._since_train = 0
                 for _ in range(c.gradient_steps):
-                    self._stats = self.train_step(progress.done / progress.total)
+                    # Reported at the step count that includes this step's transitions.
+                    step = self.num_timesteps + N
+                    self._stats = self.train_step(progress.done / progress.total, step)
             if self._since_target >= c.target_update_interval:
                 self._since_target = 0
                 self.update_target()
@@ -380,10 +377,13 @@ class DQN(PolicyAgent):
         self.guard.check(self.modules(), self.num_timesteps)
         return {k: float(v) for k, v in stats.items()}
 
-    def train_step(self, progress: float = 0.0) -> dict[str, float]:
-        """One gradient step on a sampled batch; returns its statistics."""
+    def train_step(self, progress: float = 0.0, step: int | None = None) -> dict[str, float]:
+        """One gradient step on a sampled batch; returns its statistics. ``progress`` (0 to
+        1) anneals the importance weights' beta; ``step`` is the environment step the
+        numerics guard reports a failure at (default: ``num_timesteps``)."""
+        step = self.num_timesteps if step is None else step
         if self.recurrent:
-            return self._train_sequences()
+            return self._train_sequences(step)
         c = self.config
         beta = c.beta0 + progress * (1.0 - c.beta0)
         batch = self.replay.sample(
@@ -400,12 +400,13 @@ class DQN(PolicyAgent):
                 next_value = next_q.gather(1, best).squeeze(1)
             else:
                 next_value = next_q.max(1).values
-            # Bellman target: y = sum_k gamma^k r_{t+k} + gamma^n (1 - terminal) max Q(s', a').
+            # Bellman target: y = sum_{k<K} gamma^k r_{t+k} + gamma^K (1 - terminal) max
+            # Q(s_{t+K}, a'), K <= n_step: the replay gives the sum and gamma^K (1 - terminal).
             y = batch.reward + batch.discount * next_value
         td = q - y
         loss = (batch.weights * F.huber_loss(q, y, reduction="none")).mean()
         norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
-        self.guard.after_update(self.num_timesteps, loss, norm)
+        self.guard.after_update(step, loss, norm)
         if c.prioritized:
             self.replay.update_priorities(batch.indices, td.detach().abs() + 1e-6, check=False)
         return {
@@ -415,7 +416,7 @@ class DQN(PolicyAgent):
             "train/grad_norm": norm,
         }
 
-    def _train_sequences(self) -> dict[str, float]:
+    def _train_sequences(self, step: int) -> dict[str, float]:
         """R2D2: sequences from the stored state, burn-in without gradient, 1-step targets.
 
         The core runs over the sequences' segments between episode starts all at once
@@ -430,8 +431,9 @@ class DQN(PolicyAgent):
         if self._stores_state():
             start_state = unpack_state(seq.extras["state"][0], self._state_like)
         else:
-            # A replay written without this core's state: R2D2's zero start state, which
-            # the burn-in then warms up.
+            # A replay written without this core's state: start from the core's initial
+            # state (zeros for the GRU and LSTM, R2D2's zero start state; learned for an
+            # NTM or DNC), which the burn-in then warms up.
             start_state = self.initial_state(B)
         burn = c.burn_in
         action = (seq.action[burn:] - self.policy.start).long()
@@ -462,7 +464,7 @@ class DQN(PolicyAgent):
         mask = seq.mask[after]
         loss = (mask * F.huber_loss(q, y, reduction="none")).sum() / mask.sum().clamp(min=1)
         norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
-        self.guard.after_update(self.num_timesteps, loss, norm)
+        self.guard.after_update(step, loss, norm)
         td = ((q - y).detach().abs() * mask).sum() / mask.sum().clamp(min=1)
         return {
             "train/loss": loss.detach(),

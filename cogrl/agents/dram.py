@@ -57,9 +57,9 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from cogrl.agents.base import Hyperparameters, register_agent
-from cogrl.agents.common import check_bools, check_int, check_number
+from cogrl.agents.episodic import Objective
 from cogrl.agents.ram import RAM
-from cogrl.agents.reinforce import Settings
+from cogrl.checks import check_bools, check_int, check_number
 from cogrl.core import sync_free
 from cogrl.nn import DRAMPolicy
 
@@ -101,6 +101,12 @@ class DRAM(RAM):
         The widths and the location std are RAM's defaults (128 and 0.3, measured on the
         glimpse tasks: see :class:`~cogrl.agents.ram.RAM.Config`), not the paper's 512-unit
         LSTMs: on a CPU the narrower model sees more images in the same time.
+
+        There is no ``policy`` (:class:`~cogrl.nn.PolicyConfig`) field: DRAM's networks
+        are the paper's fixed architecture (:class:`~cogrl.nn.DRAMPolicy`: two stacked
+        LSTMs gated by the glimpse, a context network, emission and classification
+        networks), not an encoder, core and heads composed by name; the fields above are
+        its only choices.
         """
 
         num_envs: int = 128
@@ -219,10 +225,10 @@ class DRAM(RAM):
             context_network=c.context_network,
         )
 
-    def _settings(self) -> Settings:
-        return super()._settings()._replace(max_episode_steps=self.episode_length)
+    def _objective(self) -> Objective:
+        return super()._objective()._replace(max_episode_steps=self.episode_length)
 
-    def _episode_bound(self, env, max_steps: int) -> int:
+    def _episode_length_bound(self, env, max_steps: int) -> int:
         return self.episode_length
 
     # --- acting ------------------------------------------------------------------------------
@@ -269,12 +275,12 @@ class DRAM(RAM):
         action = torch.cat([head.to_env(u), self._scores(logits.detach(), state[-1])], -1)
         return action, log_prob, None, baseline, state, {"logits": logits}
 
-    def _policy_mask(self, mask: torch.Tensor) -> torch.Tensor:
+    def _credited_steps(self, mask: torch.Tensor) -> torch.Tensor:
         # Search: the declared location is the one the reward judges, so every location,
         # the last included, is credited. Recognition: the last one is never looked at.
-        return mask if self.searches else super()._policy_mask(mask)
+        return mask if self.searches else super()._credited_steps(mask)
 
-    def _extra_loss(self, extras, info, mask):
+    def _supervised_loss(self, extras, info, mask):
         T = mask.shape[0]
         if not (self._checked_length and sync_free(self.device)):
             self._checked_length = True

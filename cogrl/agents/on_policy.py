@@ -21,18 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import torch
 
-from cogrl.agents.base import Hyperparameters
-from cogrl.agents.common import (
-    PolicyAgent,
-    adam,
-    check_bools,
-    check_int,
-    check_number,
-)
-from cogrl.core import BatchedEnv, sync_free
+from cogrl.agents.base import Agent, Hyperparameters
+from cogrl.agents.training import adam
+from cogrl.checks import check_bools, check_int, check_number
+from cogrl.core import sync_free
 from cogrl.nn import (
     ActorCriticPolicy,
     PolicyConfig,
@@ -130,35 +124,17 @@ def _write(buffer: Any, t: int, x: Any) -> None:
         buffer[t] = x
 
 
-class OnPolicyAgent(PolicyAgent):
+class OnPolicyAgent(Agent):
     """Base of A2C and PPO: an :class:`ActorCriticPolicy`, rollouts and GAE."""
 
     config: OnPolicyConfig
     policy: ActorCriticPolicy
 
-    def __init__(
-        self,
-        env: str | gym.Env | BatchedEnv,
-        device: str | torch.device = "auto",
-        seed: int | None = 0,
-        env_kwargs: Mapping[str, Any] | None = None,
-        **hyperparameters: Any,
-    ) -> None:
-        super().__init__(env, device, seed, env_kwargs, **hyperparameters)
-        self._probe_spaces()
-        self.policy = ActorCriticPolicy(
-            self.observation_space, self.action_space, self.config.policy
-        ).to(self.device)
-        self.optimizer = self._make_optimizer()
-        self.generator = self._make_generator()
-        self._env: BatchedEnv | None = None
-        self.episodes = self._episode_stats()
+    def _build_policy(self) -> ActorCriticPolicy:
+        return ActorCriticPolicy(self.observation_space, self.action_space, self.config.policy)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         return adam(self.policy.parameters(), lr=self.config.learning_rate, eps=1e-5)
-
-    def modules(self) -> dict[str, torch.nn.Module]:
-        return {"policy": self.policy}
 
     def _act(self, obs, state, episode_start, deterministic):
         params, _, state = self.policy.step(obs, state, episode_start)

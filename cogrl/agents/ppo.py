@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from cogrl.agents.base import register_agent
-from cogrl.agents.common import Progress, check_int, check_number, gradient_step
 from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
+from cogrl.agents.training import Progress, gradient_step, standardize
+from cogrl.checks import check_int, check_number
 
 __all__ = ["PPO"]
 
@@ -77,15 +78,17 @@ class PPO(OnPolicyAgent):
             flat_ret = rollout.returns.flatten()
             flat_logp = rollout.log_probs.flatten()
             flat_val = rollout.values.flatten()
-            # Logged losses are means over the update's minibatches.
+            # Logged: the losses, entropy and clip fraction as means over the update's
+            # minibatches; approx_kl and grad_norm as the last minibatch's (approx_kl is
+            # what target_kl judges after each epoch).
             clip_fractions, approx_kl = [], torch.zeros(())
-            policy_losses, value_losses, entropies = [], [], []
+            losses, policy_losses, value_losses, entropies = [], [], [], []
             for _epoch in range(c.n_epochs):
                 for index in self.minibatches(rollout, c.batch_size):
                     new_logp, entropy, value, rows = self.evaluate_actions(rollout, index)
                     adv = flat_adv[rows]
-                    if c.normalize_advantage and adv.numel() > 1:
-                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                    if c.normalize_advantage:
+                        adv = standardize(adv)
                     # Clipped surrogate: L = E[min(rho A, clip(rho, 1-eps, 1+eps) A)],
                     # rho = pi(a|s) / pi_old(a|s).
                     log_ratio = new_logp - flat_logp[rows]
@@ -106,6 +109,7 @@ class PPO(OnPolicyAgent):
                         # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator).
                         approx_kl = ((ratio - 1) - log_ratio).mean()
                         clip_fractions.append(((ratio - 1).abs() > c.clip_range).float().mean())
+                        losses.append(loss.detach())
                         policy_losses.append(policy_loss.detach())
                         value_losses.append(value_loss.detach())
                         entropies.append(-entropy_loss.detach())
@@ -114,6 +118,7 @@ class PPO(OnPolicyAgent):
             policy_losses, value_losses = torch.stack(policy_losses), torch.stack(value_losses)
             entropies = torch.stack(entropies)
             stats = {
+                "train/loss": torch.stack(losses).mean(),
                 "train/policy_loss": policy_losses.mean(),
                 "train/value_loss": value_losses.mean(),
                 "train/entropy": entropies.mean(),

@@ -9,8 +9,9 @@ class scores (the environment reads the scores at the last step; same argmax as 
 Training is the paper's hybrid loss, one update per batch of ``num_envs`` whole episodes:
 the classifier by cross-entropy on the true label, the locations by REINFORCE with the
 episode's reward ``R`` (1 if the class was right) and a baseline ``b_t`` regressed on ``R``.
-RAM is :class:`~cogrl.agents.reinforce.REINFORCE` (its episode batches, reward-to-go,
-learned baseline and update) with RAM's policy and the classifier's supervised term.
+RAM is the whole-episode policy gradient of :class:`~cogrl.agents.episodic.EpisodicAgent`
+(its episode batches, reward-to-go, learned baseline and update) with RAM's policy and the
+classifier's supervised term.
 
 ```python
 agent = cogrl.agents.make("ram", "cogrl/GlimpseDigits-v0", seed=0)
@@ -28,8 +29,8 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from cogrl.agents.base import Hyperparameters, register_agent
-from cogrl.agents.common import check_int, check_number
-from cogrl.agents.reinforce import REINFORCE, Settings
+from cogrl.agents.episodic import EpisodicAgent, Objective
+from cogrl.checks import check_int, check_number
 from cogrl.core import sync_free
 from cogrl.nn import PolicyConfig, RAMPolicy
 
@@ -53,7 +54,7 @@ def ram_policy_config() -> PolicyConfig:
 
 
 @register_agent("ram")
-class RAM(REINFORCE):
+class RAM(EpisodicAgent):
     """Recurrent attention model trained by REINFORCE with a baseline plus cross-entropy.
 
     Works on environments with a ``Box(-1, 1, (2 + n_classes,))`` action (location, class
@@ -122,11 +123,11 @@ class RAM(REINFORCE):
 
     _checked_length = False
 
-    def _settings(self) -> Settings:
+    def _objective(self) -> Objective:
         c = self.config
         # The reward comes at the end, so every step's reward-to-go is the episode's R
         # (gamma = 1); advantages are R - b_t, not standardised, as in the paper.
-        return Settings(
+        return Objective(
             num_envs=c.num_envs,
             gamma=1.0,
             baseline="learned",
@@ -168,12 +169,12 @@ class RAM(REINFORCE):
         # worth a curve (train/location_std is logged).
         return action, log_prob, None, baseline, state, {"logits": logits}
 
-    def _policy_mask(self, mask: torch.Tensor) -> torch.Tensor:
+    def _credited_steps(self, mask: torch.Tensor) -> torch.Tensor:
         # The location sent at the last step is never looked at, so only l_1 .. l_{T-1}
         # carry reward: credit the steps whose next step is in the same episode.
         return torch.cat([mask[1:], torch.zeros_like(mask[:1])]) * mask
 
-    def _extra_loss(self, extras, info, mask):
+    def _supervised_loss(self, extras, info, mask):
         T = mask.shape[0]
         # Asked on the first update, and on every one where asking costs nothing (the CPU).
         if not (self._checked_length and sync_free(self.device)):

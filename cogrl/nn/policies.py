@@ -1,7 +1,8 @@
 """Composed policies: an encoder, a core and heads, as one policy configuration describes.
 
-A policy is composed, not written per task (DESIGN.md): an *encoder* for the observation
-space (:mod:`cogrl.nn.encoders`), a *core* that carries memory across steps
+A policy is composed, not written per task (docs/architecture.md, "A core"): an
+*encoder* for the observation space (:mod:`cogrl.nn.encoders`), a *core* that carries
+memory across steps
 (:mod:`cogrl.nn.cores`) and *heads* for the action space (:mod:`cogrl.nn.distributions`).
 :class:`PolicyConfig` is the one description every learner shares (``policy=`` in Python,
 ``--set policy.NAME=VALUE`` on the command line):

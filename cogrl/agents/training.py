@@ -1,60 +1,44 @@
-"""What every cogrl learner shares: ``learn`` and ``predict``, the bookkeeping of a training
-loop (progress bar, TensorBoard scalars, rollout videos, callbacks, episode statistics,
-checkpoints, the numerics guard) and the training state a checkpoint holds.
+"""The bookkeeping of a training loop, shared by every learner: the optimiser step
+(:func:`gradient_step`), advantage standardisation, episode statistics, the numerics
+guard, and :class:`Progress` (step counts, TensorBoard scalars, rollout videos, callbacks,
+checkpoints, stop requests).
 
-A learner built on :class:`PolicyAgent` implements ``_learn`` (its loop and update, read top
-to bottom in its own file), ``_act`` (one step of its policy) and, for checkpoints,
-``_loop_state``/``_load_loop_state``; the rest comes from here.
+A runner (:mod:`cogrl.runner`) talks to a training through a :class:`RunContext` passed to
+``Agent.learn``: where checkpoints go and how often, and a stop request that ends the
+training after its current update. Nothing outside a learner touches its private state.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium import spaces
 from torch import nn
 
-from cogrl.agents.base import (
-    Agent,
-    Callback,
-    check_deterministic,
-    check_episode_start,
-    check_state,
-    memory_image,
-    memory_trace,
-    rollout_frames,
-)
-from cogrl.checks import check_bools, check_choice, check_int, check_number, is_number
-from cogrl.core import BatchedEnv, check_memory, sync_free
+from cogrl.agents.evaluation import log_rollout
+from cogrl.checks import check_int
+from cogrl.core import sync_free
 from cogrl.logging import RunLogger
-from cogrl.nn import State
-from cogrl.nn.state import leaves, state_from_leaves
-from cogrl.spaces import batch_size, check_finite, is_batched, to_tensor, unsqueeze
+
+if TYPE_CHECKING:
+    from cogrl.agents.base import Agent, Callback
 
 __all__ = [
+    "LOG_INTERVAL",
     "EpisodeStats",
     "NonFiniteError",
     "NumericsGuard",
-    "PolicyAgent",
     "Progress",
+    "RunContext",
     "adam",
-    "check_bools",
-    "check_choice",
-    "check_int",
-    "check_number",
     "clip_grad",
     "gradient_step",
-    "is_number",
+    "standardize",
 ]
-
-# --- checks of arguments -------------------------------------------------------------------
 
 
 def check_learn_args(total_timesteps: Any, video_interval: Any) -> None:
@@ -66,15 +50,6 @@ def check_learn_args(total_timesteps: Any, video_interval: Any) -> None:
         raise ValueError(f"total_timesteps must be an int >= 1, got {total_timesteps!r}")
     if video_interval is not None:
         check_int("video_interval", video_interval)
-
-
-# --- observations ---------------------------------------------------------------------------
-
-
-def is_torch(x: Any) -> bool:
-    if isinstance(x, Mapping):
-        return any(isinstance(v, torch.Tensor) for v in x.values())
-    return isinstance(x, torch.Tensor)
 
 
 def adam(parameters: Any, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
@@ -128,6 +103,21 @@ def gradient_step(
     norm = clip_grad(params, max_grad_norm)
     optimizer.step()
     return norm
+
+
+def standardize(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``(x - mean) / (std + 1e-8)``: advantages standardised over a batch, every learner's
+    ``normalize_advantage``. With ``weights`` (0/1, the shape of ``x``) the mean and the
+    (unbiased) std are over the entries weighted 1, without a host read. Where fewer than
+    two entries count, ``x`` is returned as it is: one entry has no spread to divide by."""
+    if weights is None:
+        if x.numel() < 2:
+            return x
+        return (x - x.mean()) / (x.std() + 1e-8)
+    count = weights.sum().clamp(min=1)
+    mean = (x * weights).sum() / count
+    var = ((x - mean) * weights).pow(2).sum() / (count - 1).clamp(min=1)
+    return torch.where(count > 1, (x - mean) / (var.sqrt() + 1e-8), x)
 
 
 # --- training-loop bookkeeping --------------------------------------------------------------
@@ -262,6 +252,33 @@ class NumericsGuard:
                 raise NonFiniteError(step, f"parameter {module_name}.{bad}", "nan or inf")
 
 
+class RunContext:
+    """What a runner lends a training (``Agent.learn(..., run=...)``).
+
+    - ``checkpoint``: called with the agent every ``checkpoint_every`` environment steps
+      (at the end of the update that passes each multiple) and at a requested stop; it
+      writes the training checkpoint (``Agent.save(path, training=True)``).
+    - ``stop_requested``: set by :meth:`request_stop` (a signal handler): the training
+      ends after its current update, and writes a checkpoint first.
+
+    ``learn`` without one trains to the end without checkpoints.
+    """
+
+    def __init__(
+        self,
+        checkpoint: Callable[[Agent], None] | None = None,
+        checkpoint_every: int | None = None,
+    ) -> None:
+        if checkpoint is not None:
+            check_int("checkpoint_every", checkpoint_every)
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.stop_requested = False
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
+
 #: Environment steps between two points of a learner's TensorBoard scalars.
 LOG_INTERVAL = 1_000
 
@@ -281,20 +298,21 @@ class Progress:
     ``LOG_INTERVAL`` steps (or when a callback asks for them every update).
 
     The schedule (``start``, ``end``: the steps this training spans, over which learning
-    rates and exploration anneal) lives in ``agent._progress`` with the logging, video
+    rates and exploration anneal) lives in ``agent.progress`` with the logging, video
     and checkpoint counters, so a training run restored from a checkpoint continues
     exactly where it stopped: ``learn(end - num_timesteps, reset_num_timesteps=False)``.
     """
 
     def __init__(
         self,
-        agent: PolicyAgent,
+        agent: Agent,
         total_timesteps: int,
         callback: Callback | None,
         progress_bar: bool,
         logger: RunLogger | None,
         video_interval: int | None,
         reset_num_timesteps: bool = True,
+        run: RunContext | None = None,
     ) -> None:
         check_learn_args(total_timesteps, video_interval)
         if not isinstance(reset_num_timesteps, bool):
@@ -305,7 +323,10 @@ class Progress:
         self.callback = callback
         self.logger = logger if logger is not None else RunLogger(None)
         self.video_interval = video_interval
-        saved = agent._progress
+        if run is not None and not isinstance(run, RunContext):
+            raise ValueError(f"run must be a cogrl.agents.RunContext or None, got {run!r}")
+        self.run = run if run is not None else RunContext()
+        saved = agent.progress
         if reset_num_timesteps:
             agent.num_timesteps = 0
         now = agent.num_timesteps
@@ -324,10 +345,9 @@ class Progress:
                 "last_video": -1,
                 "next_checkpoint": None,
             }
-        agent._progress = self.counters
-        checkpoint = agent._checkpoint
-        if checkpoint is not None and self.counters["next_checkpoint"] is None:
-            self.counters["next_checkpoint"] = now + checkpoint.every
+        agent.progress = self.counters
+        if self.run.checkpoint is not None and self.counters["next_checkpoint"] is None:
+            self.counters["next_checkpoint"] = now + self.run.checkpoint_every
         self.start_time = time.perf_counter()
         self.start_steps = now
         self.bar = None
@@ -378,7 +398,7 @@ class Progress:
         if self.bar is not None:
             self._advance_bar(steps, finished)
         if c["next_video"] is not None and now >= c["next_video"]:
-            agent._log_video(self.logger)
+            log_rollout(agent, self.logger)
             c["last_video"] = now
             while c["next_video"] <= now:
                 c["next_video"] += self.video_interval
@@ -388,11 +408,11 @@ class Progress:
             info.update(timesteps=float(now), **{"time/elapsed": elapsed})
             if self.callback(agent, info) is False:
                 keep_going = False
-        stop = agent._stop_requested
-        checkpoint = agent._checkpoint
+        stop = self.run.stop_requested
+        checkpoint = self.run.checkpoint
         if checkpoint is not None and (stop or now >= c["next_checkpoint"]):
             while c["next_checkpoint"] <= now:
-                c["next_checkpoint"] += checkpoint.every
+                c["next_checkpoint"] += self.run.checkpoint_every
             agent.guard.check(agent.modules(), now)
             checkpoint(agent)
         return keep_going and not stop
@@ -413,284 +433,11 @@ class Progress:
         ran = agent.num_timesteps > self.start_steps
         if self.bar is not None:  # before the last video, which may take a while
             self.bar.close()
-        stopped = agent._stop_requested  # by a signal: exit fast, as the scheduler asked
+        stopped = self.run.stop_requested  # by a signal: exit fast, as the scheduler asked
         last = self.counters["last_video"]
         if self.video_interval and ran and not stopped and last != agent.num_timesteps:
-            agent._log_video(self.logger)
+            log_rollout(agent, self.logger)
             self.counters["last_video"] = agent.num_timesteps
         if ran:
             agent.guard.check(agent.modules(), agent.num_timesteps)
         self.logger.flush()
-
-
-# --- agents with a policy -------------------------------------------------------------------
-
-
-class PolicyAgent(Agent):
-    """An agent acting through a policy with a (possibly empty) recurrent state.
-
-    Subclasses build ``self.policy`` (with ``initial_state``) in ``__init__`` after calling
-    :meth:`_probe_spaces`, and implement :meth:`_act`.
-    """
-
-    policy: nn.Module
-    observation_space: spaces.Space
-    action_space: spaces.Space
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    episodes: EpisodeStats
-    _env: BatchedEnv | None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.guard = NumericsGuard(self.device)
-
-    def _probe_spaces(self) -> None:
-        probe = self.make_core(1)
-        self.observation_space = probe.single_observation_space
-        self.action_space = probe.single_action_space
-        self.env_metadata = dict(probe.metadata)
-        estimate = getattr(probe, "memory_estimate", None)
-        num_envs = getattr(self.config, "num_envs", None)
-        probe.close()
-        if estimate is not None and num_envs is not None:
-            # The training core is built at the first `learn`; a size that cannot fit is an
-            # error now, not after minutes of set-up or in an out-of-memory kill.
-            check_memory(self.device, estimate(num_envs), {"num_envs": num_envs})
-
-    def _episode_stats(self) -> EpisodeStats:
-        """Episode statistics with the environment's declared episode metrics."""
-        metrics = self.env_metadata.get("episode_metrics", {})
-        return EpisodeStats(metrics, device=self.device)
-
-    def make_training_core(self, num_envs: int) -> BatchedEnv:
-        """The core this agent trains on: its actions come from the policy's heads, valid
-        by construction, so the core checks their shape but does not read their values
-        (which, on a GPU, would wait for every queued kernel at each step)."""
-        core = self.make_core(num_envs)
-        core.check_action_values = False
-        return core
-
-    # --- the state of a training run, for checkpoints ----------------------------------------
-    def training_state(self, include_replay: bool = True) -> dict[str, Any]:
-        """Everything a training run needs to continue exactly where it stopped: weights,
-        optimiser, random states, step counters and schedules, episode statistics, the
-        training environments and the learner's loop state (tensors and plain values only,
-        so that it loads with ``weights_only=True``)."""
-        state: dict[str, Any] = {
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "progress": None if self._progress is None else dict(self._progress),
-            "episodes": self.episodes.state_dict(),
-            "loop": self._loop_state(include_replay),
-            "env": None,
-        }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        env = self._env
-        if env is not None and getattr(env, "supports_snapshot", False):
-            state["env"] = env.state_dict()
-        return state
-
-    def load_training_state(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`training_state` (after the weights, which :func:`load` sets)."""
-        self.optimizer.load_state_dict(state["optimizer"])
-        try:
-            self.generator.set_state(state["generator"])
-        except RuntimeError:
-            # Saved on another kind of device (a CUDA generator's state is not a CPU one's):
-            # the run goes on with a generator seeded from the step, not bit for bit.
-            warnings.warn(
-                f"the checkpoint's random state is of another device than {self.device}: the "
-                "resumed run draws new random numbers",
-                stacklevel=2,
-            )
-            self.generator.manual_seed((self.seed or 0) + self.num_timesteps)
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self._progress = None if state["progress"] is None else dict(state["progress"])
-        self.episodes.load_state_dict(state["episodes"])
-        self._load_loop_state(state["loop"], state["env"])
-
-    def _loop_state(self, include_replay: bool) -> dict[str, Any]:
-        """The learner's own state between two updates (override)."""
-        return {}
-
-    def _load_loop_state(self, loop: Mapping[str, Any], env: Mapping[str, Any] | None) -> None:
-        """Restore :meth:`_loop_state` and the environments (override)."""
-
-    def _restore_env(self, num_envs: int, env: Mapping[str, Any] | None) -> Any:
-        """Make the training environments and restore their snapshot ``env`` (returns
-        None). Where the environment cannot be snapshot (any Gymnasium env stepped one copy
-        at a time), it starts fresh episodes instead, and their first observation is
-        returned."""
-        self._env = self.make_training_core(num_envs)
-        if env is not None:
-            self._env.load_state_dict(env)
-            return None
-        warnings.warn(
-            f"{self.env_id} cannot be snapshot: the resumed run starts new episodes "
-            "(it will not repeat the uninterrupted run step for step)",
-            stacklevel=3,
-        )
-        seed = None if self.seed is None else self.seed + self.num_timesteps
-        obs, _ = self._env.reset(seed=seed)
-        return obs
-
-    def _start_stepping(self, num_envs: int) -> None:
-        """The training environments, made on the first ``learn`` call and kept after, with
-        the observation, recurrent state and episode starts the loop steps from."""
-        self._env = self.make_training_core(num_envs)
-        self._obs, _ = self._env.reset(seed=self.seed)
-        self._state = self.initial_state(num_envs)
-        self._episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
-
-    def _stepping_state(self) -> dict[str, Any]:
-        """What :meth:`_start_stepping` set up, as it stands between two updates."""
-        return {
-            "obs": self._obs,
-            "state": leaves(self._state),
-            "episode_start": self._episode_start,
-        }
-
-    def _restore_stepping(
-        self, num_envs: int, saved: Mapping[str, Any], env: Mapping[str, Any] | None
-    ) -> None:
-        """Restore :meth:`_stepping_state` and the environments' snapshot ``env``; where the
-        environment cannot be snapshot, start fresh episodes instead."""
-        fresh_obs = self._restore_env(num_envs, env)
-        if fresh_obs is None:
-            saved = self.to_device(dict(saved))
-            self._obs, self._episode_start = saved["obs"], saved["episode_start"]
-            self._state = state_from_leaves(self.initial_state(num_envs), saved["state"])
-        else:
-            self._obs = fresh_obs
-            self._state = self.initial_state(num_envs)
-            self._episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
-
-    def to_device(self, tree: Any) -> Any:
-        """Tensors of a loaded (nested) structure moved to this agent's device."""
-        if isinstance(tree, torch.Tensor):
-            return tree.to(self.device)
-        if isinstance(tree, Mapping):
-            return {k: self.to_device(v) for k, v in tree.items()}
-        if isinstance(tree, (list, tuple)):
-            return type(tree)(self.to_device(v) for v in tree)
-        return tree
-
-    def _make_generator(self) -> torch.Generator:
-        generator = torch.Generator(device=self.device)
-        if self.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(self.seed)
-        return generator
-
-    def learn(
-        self,
-        total_timesteps: int,
-        callback: Callback | None = None,
-        progress_bar: bool = False,
-        logger: RunLogger | None = None,
-        video_interval: int | None = None,
-        reset_num_timesteps: bool = True,
-    ) -> PolicyAgent:
-        """Train for ``total_timesteps`` environment steps (summed over environments).
-
-        As in Stable-Baselines3, ``reset_num_timesteps=False`` goes on counting from
-        ``num_timesteps``; it continues a training restored from a checkpoint exactly
-        (its schedules included) when ``total_timesteps`` is what that training had left.
-        Scalars go to ``logger``, a rollout video every ``video_interval`` steps.
-        """
-        progress = Progress(
-            self,
-            total_timesteps,
-            callback,
-            progress_bar,
-            logger,
-            video_interval,
-            reset_num_timesteps,
-        )
-        self._learn(progress)
-        progress.close()
-        return self
-
-    def _learn(self, progress: Progress) -> None:
-        """The learner's loop: collect, update, ``progress.update`` (implemented by each)."""
-        raise NotImplementedError
-
-    def _act(
-        self, obs: Any, state: State, episode_start: torch.Tensor | None, deterministic: bool
-    ) -> tuple[torch.Tensor, State]:
-        """Actions (as the environment takes them) for a batch of tensor observations."""
-        raise NotImplementedError
-
-    def env_action(self, action: torch.Tensor) -> torch.Tensor:
-        """The action sent to the environment, from the one the learner keeps: the action
-        head's ``to_env`` (a Gaussian's ``Box`` samples are clipped to the space's bounds)."""
-        head = getattr(self.policy, "action_head", None)
-        return action if head is None else head.to_env(action)
-
-    def initial_state(self, n: int) -> State:
-        return self.policy.initial_state(n, self.device)
-
-    def predict(
-        self,
-        obs: Any,
-        state: Any = None,
-        episode_start: np.ndarray | torch.Tensor | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray | torch.Tensor, Any]:
-        """Actions for observations (numpy in, numpy out; tensors in, tensors on device out).
-
-        ``obs`` is a batch ``(n, ...)`` or one unbatched observation (then the action is
-        unbatched too). ``state`` is the recurrent state returned by the previous call
-        (``None`` starts fresh); it is reset where ``episode_start`` is true.
-        """
-        deterministic = check_deterministic(deterministic)
-        numpy_in = not is_torch(obs)
-        batched = is_batched(obs, self.observation_space)
-        with torch.inference_mode():
-            x = to_tensor(obs, self.observation_space, self.device)
-            check_finite(x)
-            if not batched:
-                x = unsqueeze(x)
-            n = batch_size(x)
-            start = None
-            if episode_start is not None:
-                start = check_episode_start(episode_start, n, self.device)
-            if state is None:
-                state, start = self.initial_state(n), None
-            else:
-                check_state(state, self.initial_state(n), n)
-            action, state = self._act(x, state, start, deterministic)
-            action = self.env_action(action)
-        if not batched:
-            action = action[0]
-        if numpy_in:
-            action = action.cpu().numpy()
-            if isinstance(self.action_space, (spaces.Discrete, spaces.MultiDiscrete)):
-                action = action.astype(np.int64)
-            return action, state
-        return action, state
-
-    def _log_video(self, logger: RunLogger) -> None:
-        """A rollout GIF of two episodes, where the environment renders ``rgb_array``, and
-        for a memory core the heatmaps of its read and write weightings in one episode."""
-        if not logger.enabled:
-            return
-        self._log_memory(logger)
-        try:
-            frames = rollout_frames(self, episodes=2, seed=0 if self.seed is None else self.seed)
-        except (gym.error.DependencyNotInstalled, NotImplementedError, ValueError) as e:
-            warnings.warn(f"no rollout video for {self.env_id}: {e}", stacklevel=2)
-            return
-        logger.video("rollout/video", frames, self.num_timesteps)
-
-    def _log_memory(self, logger: RunLogger) -> None:
-        """The memory heatmaps of one episode (:func:`memory_image`), if the core has memory."""
-        trace = memory_trace(self, seed=0 if self.seed is None else self.seed)
-        if trace is not None:
-            logger.image("rollout/memory", memory_image(trace), self.num_timesteps)

@@ -1,0 +1,218 @@
+"""What runs an agent without training it: :func:`evaluate` (whole episodes on a batched
+core, the environment's episode metrics), :func:`rollout_frames` (rendered episodes for
+videos), :func:`memory_trace` and :func:`memory_image` (where a memory core read and
+wrote, the NTM paper's picture), and :func:`log_rollout` / :func:`log_memory`, which put
+them in TensorBoard during and after training.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from cogrl.logging import RunLogger, heatmaps
+
+if TYPE_CHECKING:
+    from cogrl.agents.base import Agent
+
+__all__ = [
+    "MemoryTrace",
+    "evaluate",
+    "log_memory",
+    "log_rollout",
+    "memory_image",
+    "memory_trace",
+    "rollout_frames",
+]
+
+
+@torch.no_grad()
+def rollout_frames(
+    agent: Agent,
+    episodes: int = 1,
+    seed: int | None = None,
+    deterministic: bool = True,
+    **env_overrides: Any,
+) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8 of ``episodes`` episodes of ``agent`` on one environment.
+
+    Each frame is the environment's ``rgb_array`` render: for the glimpse tasks, the canvas
+    with the glimpse's patches and the scanpath so far.
+    """
+    core = agent.make_core(1, autoreset=False, render_mode="rgb_array", **env_overrides)
+    obs, _ = core.reset(seed=seed)
+    frames = [core.render(0)]
+    state = None
+    start = torch.ones(1, dtype=torch.bool, device=core.device)
+    for episode in range(episodes):
+        done = False
+        while not done:
+            action, state = agent.predict(obs, state, start, deterministic)
+            obs, _, terminated, truncated, _ = core.step(action)
+            start = torch.zeros_like(start)
+            frames.append(core.render(0))
+            done = bool(terminated[0] | truncated[0])
+        if episode < episodes - 1:
+            obs, _ = core.reset()
+            frames.append(core.render(0))
+            start = torch.ones_like(start)
+    return np.stack(frames)
+
+
+@dataclass
+class MemoryTrace:
+    """One episode of an agent with a memory core, step by step: what it saw, what it did,
+    and where its core read and wrote (:meth:`cogrl.nn.Core.memory_weights`).
+
+    ``inputs`` (T, F) and ``outputs`` (T, A) are the observations and actions flattened
+    (the keys of a ``Dict`` observation in sorted order); ``weights`` maps each weighting's
+    name to (T, heads, locations), taken after each step.
+    """
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    rewards: np.ndarray
+    weights: dict[str, np.ndarray]
+
+
+def _flat_rows(x: Any) -> np.ndarray:
+    """A batch of observations or actions (tensor or dict of tensors) as (B, F) floats."""
+    if isinstance(x, Mapping):
+        return np.concatenate([_flat_rows(x[k]) for k in sorted(x)], axis=1)
+    x = torch.as_tensor(x)
+    return x.reshape(x.shape[0], -1).float().cpu().numpy()
+
+
+def memory_image(trace: MemoryTrace) -> np.ndarray:
+    """The NTM paper's picture of a rollout: inputs, outputs and rewards over time above
+    each weighting of each head over the memory's locations (uint8 RGB)."""
+    panels = [
+        ("input", trace.inputs.T),
+        ("output", trace.outputs.T),
+        ("reward", trace.rewards[None]),
+    ]
+    for name, w in trace.weights.items():
+        for head in range(w.shape[1]):
+            label = name if w.shape[1] == 1 else f"{name} {head}"
+            panels.append((label, w[:, head, :].T))
+    return heatmaps(panels)
+
+
+@torch.no_grad()
+def memory_trace(
+    agent: Agent, seed: int | None = None, deterministic: bool = True, **env_overrides: Any
+) -> MemoryTrace | None:
+    """Run one episode of ``agent`` on one environment and record its core's memory
+    weightings at every step; None where the core has no external memory."""
+    policy = getattr(agent, "policy", None)
+    if policy is None or not hasattr(policy, "memory_weights"):
+        return None
+    core = agent.make_core(1, autoreset=False, **env_overrides)
+    obs, _ = core.reset(seed=seed)
+    state = None
+    start = torch.ones(1, dtype=torch.bool, device=core.device)
+    inputs, outputs, rewards, weights = [], [], [], []
+    done = False
+    while not done:
+        action, state = agent.predict(obs, state, start, deterministic)
+        w = policy.memory_weights(state)
+        if not w:
+            return None
+        inputs.append(_flat_rows(obs)[0])
+        outputs.append(_flat_rows(action)[0])
+        weights.append({k: v[0].float().cpu().numpy() for k, v in w.items()})
+        obs, reward, terminated, truncated, _ = core.step(action)
+        rewards.append(float(reward[0]))
+        start = torch.zeros_like(start)
+        done = bool(terminated[0] | truncated[0])
+    core.close()
+    return MemoryTrace(
+        np.stack(inputs),
+        np.stack(outputs),
+        np.array(rewards, dtype=np.float32),
+        {k: np.stack([w[k] for w in weights]) for k in weights[0]},
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    agent: Agent,
+    episodes: int = 100,
+    num_envs: int = 64,
+    seed: int | None = 0,
+    deterministic: bool = True,
+    **env_overrides: Any,
+) -> dict[str, float]:
+    """Run ``episodes`` whole episodes on a batched core of the agent's environment.
+
+    Returns ``episodes``, ``mean_return``, ``std_return``, ``mean_length`` and the
+    environment's episode metrics (``metadata["episode_metrics"]``, e.g. ``accuracy`` for
+    recognition). Environment overrides select, for example, ``split="test"``.
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    n = min(num_envs, episodes)
+    core = agent.make_core(n, **env_overrides)
+    metrics = dict(core.metadata.get("episode_metrics", {}))
+    obs, _ = core.reset(seed=seed)
+    state = None
+    start = torch.ones(n, dtype=torch.bool, device=core.device)
+    # Each environment contributes its first episodes only, so that the count is exact and
+    # the result does not favour short episodes.
+    quota = torch.full((n,), episodes // n, device=core.device)
+    quota[: episodes % n] += 1
+    returns: list[torch.Tensor] = []
+    lengths: list[torch.Tensor] = []
+    values: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
+    while int(quota.sum()) > 0:
+        action, state = agent.predict(obs, state, start, deterministic)
+        obs, _, terminated, truncated, info = core.step(action)
+        start = terminated | truncated
+        counted = start & (quota > 0)
+        if bool(counted.any()):
+            returns.append(info["episode"]["r"][counted])
+            lengths.append(info["episode"]["l"][counted].float())
+            for name, key in metrics.items():
+                if key in info:
+                    values[name].append(info[key][counted].float())
+            quota -= counted.long()
+    r = torch.cat(returns)
+    result = {
+        "episodes": int(r.numel()),
+        "mean_return": float(r.mean()),
+        "std_return": float(r.std(unbiased=False)),
+        "mean_length": float(torch.cat(lengths).mean()),
+    }
+    for name, parts in values.items():
+        if parts:
+            result[name] = float(torch.cat(parts).mean())
+    return result
+
+
+def log_rollout(agent: Agent, logger: RunLogger) -> None:
+    """A rollout GIF of two episodes, where the environment renders ``rgb_array``, and for
+    a memory core the heatmaps of its read and write weightings in one episode."""
+    if not logger.enabled:
+        return
+    log_memory(agent, logger)
+    seed = 0 if agent.seed is None else agent.seed
+    try:
+        frames = rollout_frames(agent, episodes=2, seed=seed)
+    except (gym.error.DependencyNotInstalled, NotImplementedError, ValueError) as e:
+        warnings.warn(f"no rollout video for {agent.env_id}: {e}", stacklevel=2)
+        return
+    logger.video("rollout/video", frames, agent.num_timesteps)
+
+
+def log_memory(agent: Agent, logger: RunLogger) -> None:
+    """The memory heatmaps of one episode (:func:`memory_image`) as ``rollout/memory``,
+    where the agent's core has an external memory."""
+    trace = memory_trace(agent, seed=0 if agent.seed is None else agent.seed)
+    if trace is not None:
+        logger.image("rollout/memory", memory_image(trace), agent.num_timesteps)
