@@ -36,6 +36,20 @@ Snapshots
     :meth:`BatchedEnv.state_dict` holds CPU tensors and plain values (loadable with
     ``torch.load(weights_only=True)``); a fresh core built with the same arguments that
     loads it continues bit for bit as the original would have.
+
+Reconfiguring a running core
+    The constructor arguments a core lists in ``configurable`` (Copy's ``min_length`` and
+    ``max_length``, DelayedRecall's ``delay``, ...) may change while it runs, per
+    environment: ``core.configure({"max_length": 8})`` (every environment) or
+    ``core.configure({"max_length": lengths}, index=mask)`` with a tensor ``(num_envs,)``.
+    A new value takes effect at the environment's next reset (autoreset or
+    :meth:`BatchedEnv.reset`); episodes in progress are untouched. Values outside what the
+    core was built for (a length its tapes cannot hold, ``min_length > max_length``) are a
+    ValueError naming the value and the bound. :meth:`BatchedEnv.configure` checks on the
+    host (call it between rollouts, not per step); stepping reads the per-environment values
+    as tensors, without host reads. The values are part of :meth:`BatchedEnv.state_dict`.
+    A core never configured draws exactly the episodes it drew before ``configure`` existed.
+    :mod:`cogrl.curriculum` schedules them.
 """
 
 from __future__ import annotations
@@ -135,6 +149,44 @@ def check_num_envs(num_envs: Any) -> int:
     return int(num_envs)
 
 
+def check_configured(
+    name: str,
+    value: torch.Tensor,
+    low: int | float | None = None,
+    high: int | float | None = None,
+    why: str = "",
+) -> None:
+    """ValueError unless every element of ``value`` (a configured argument, one per
+    environment) lies in [low, high] (None: unbounded), naming the argument, the first
+    value out of range, its environment and the bound, with ``why`` after it. For
+    :meth:`BatchedEnv._check_configuration`; it reads ``value`` on the host."""
+    for bound, side in ((low, ">="), (high, "<=")):
+        if bound is None:
+            continue
+        bad = value < bound if side == ">=" else value > bound
+        if not bool(bad.any()):
+            continue
+        env = int(bad.nonzero()[0, 0])
+        got = value[env].item()
+        raise ValueError(
+            f"{name} must be {side} {bound}{f' ({why})' if why else ''}, got {got!r} "
+            f"(environment {env})"
+        )
+
+
+def check_configured_order(
+    low_name: str, low: torch.Tensor, high_name: str, high: torch.Tensor
+) -> None:
+    """ValueError unless ``low <= high`` in every environment (configured ranges)."""
+    bad = low > high
+    if bool(bad.any()):
+        env = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{low_name}={low[env].item()!r} must be <= {high_name}={high[env].item()!r} "
+            f"(environment {env})"
+        )
+
+
 # Bytes the base class keeps per environment (RNG keys and counters, index, episode return,
 # length and finished flag) and those of one step's outputs (reward, flags, info).
 _BASE_BYTES_PER_ENV = 8 + 8 + 8 + 4 + 8 + 1 + 64
@@ -164,6 +216,14 @@ class BatchedEnv:
           ``("train", "test")``; evaluation uses ``"test"``. Default: ``()``, no splits.
         - ``"label_key"`` (recognition tasks): the info key holding the true class at the
           step an episode ends, which supervised terms (RAM's classifier) learn from.
+        - ``"reward_parts"``: K, where the action is K independently scored elements
+          (flattened order) and ``info["reward_parts"]`` (N, K) sums to the reward
+          (learners' ``factored_credit``).
+        - ``"ignored_key"``: the info key (``"action_ignored"``) of a bool (N,) that is true
+          where the action just taken had no effect (learners credit no gradient there).
+        - ``"answer_key"``: the info key (``"answer"``) of the right action at the step just
+          taken, in the action space's batched format, due where ``info["_" + key]``
+          (learners' ``answer_coef``).
     ``reset_options``
         The names of the ``reset(options=...)`` keys the core honours (applied by
         :meth:`_apply_options`); any other is a ValueError. ``None``: any (passed through).
@@ -172,6 +232,11 @@ class BatchedEnv:
         progress, saved by :meth:`state_dict`.
     ``supports_snapshot``
         Whether :meth:`state_dict` works.
+    ``configurable``
+        The constructor arguments :meth:`configure` may change while the core runs (each
+        held as a per-environment tensor, read at resets through :meth:`_configured`). A
+        core that lists some overrides :meth:`_check_configuration` with the bounds it was
+        built for.
 
     ``check_action_values`` (default true) may be turned off on an instance: ``step`` then
     checks only the shape and dtype of actions, not their values (which reading from a GPU
@@ -188,6 +253,7 @@ class BatchedEnv:
     reset_options: ClassVar[tuple[str, ...] | None] = ()
     state_attributes: ClassVar[tuple[str, ...]] = ()
     supports_snapshot: ClassVar[bool] = True
+    configurable: ClassVar[tuple[str, ...]] = ()
     check_action_values: bool = True
     #: The most steps an episode can take, where the task bounds it (None: unbounded).
     #: Learners that run whole episodes (REINFORCE, RAM) step to it without asking the
@@ -264,6 +330,13 @@ class BatchedEnv:
         """Apply ``reset(options=...)`` (keys among ``reset_options``) before the new
         episodes are drawn. Cores without options have nothing to do."""
 
+    def _check_configuration(self, values: Mapping[str, torch.Tensor]) -> None:
+        """ValueError (naming the value and the bound) unless ``values``, the values every
+        environment would draw its next episodes with (each name of ``configurable`` ->
+        tensor (num_envs,)), lie within what the core was built for. It may read them on
+        the host (:meth:`configure` is not called per step); :func:`check_configured` and
+        :func:`check_configured_order` help. The default accepts everything."""
+
     # --- public API ------------------------------------------------------------------------
     def reset(
         self, seed: int | None = None, options: Mapping[str, Any] | None = None
@@ -305,9 +378,10 @@ class BatchedEnv:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a fresh core built with the same arguments needs to continue exactly as
-        this one: the random streams, episode returns and lengths, the finished flags and the
-        ``state_attributes``; as CPU tensors and plain values (``torch.save`` it, and load it
-        with ``torch.load(weights_only=True)``)."""
+        this one: the random streams, episode returns and lengths, the finished flags, the
+        ``state_attributes`` and the values of ``configurable`` (:meth:`configure`); as CPU
+        tensors and plain values (``torch.save`` it, and load it with
+        ``torch.load(weights_only=True)``)."""
         if not self.supports_snapshot:
             raise NotImplementedError(f"{type(self).__name__} cannot snapshot its environments")
         return {
@@ -322,30 +396,34 @@ class BatchedEnv:
             "episode_length": _cpu_copy(self._episode_length),
             "finished": _cpu_copy(self._finished),
             "attributes": {name: _cpu_copy(getattr(self, name)) for name in self.state_attributes},
+            "configuration": {
+                name: _cpu_copy(t) for name, t in self._configuration_tensors().items()
+            },
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from a :meth:`state_dict` of a core of the same class and arguments.
 
         Everything is checked before anything changes: missing or unexpected keys and
-        tensors of the wrong shape or dtype are a ValueError naming them.
+        tensors of the wrong shape or dtype are a ValueError naming them. A state without
+        ``"configuration"`` (saved before :meth:`configure` existed) leaves every environment
+        with the values the core was built with.
         """
         if not self.supports_snapshot:
             raise NotImplementedError(f"{type(self).__name__} cannot load a snapshot")
         name = type(self).__name__
-        _check_keys(
-            "state",
-            state,
-            {
-                "core",
-                "num_envs",
-                "rng",
-                "episode_return",
-                "episode_length",
-                "finished",
-                "attributes",
-            },
-        )
+        expected = {
+            "core",
+            "num_envs",
+            "rng",
+            "episode_return",
+            "episode_length",
+            "finished",
+            "attributes",
+        }
+        if isinstance(state, Mapping) and "configuration" in state:
+            expected.add("configuration")
+        _check_keys("state", state, expected)
         if state["core"] != name or state["num_envs"] != self.num_envs:
             raise ValueError(
                 f"the state is of a {state['core']} of num_envs={state['num_envs']!r}; this core "
@@ -362,6 +440,14 @@ class BatchedEnv:
         }
         for key in self.state_attributes:
             targets[f"attributes.{key}"] = (getattr(self, key), state["attributes"][key])
+        configuration = self._configuration_tensors()
+        if "configuration" in state:
+            _check_keys("state['configuration']", state["configuration"], set(configuration))
+            loaded = state["configuration"]
+        else:
+            loaded = {key: self._built_value(key) for key in configuration}
+        for key, target in configuration.items():
+            targets[f"configuration.{key}"] = (target, loaded[key])
         for key, (target, value) in targets.items():
             if not isinstance(value, torch.Tensor):
                 raise ValueError(f"state {key} must be a tensor, got {type(value).__name__}")
@@ -372,9 +458,40 @@ class BatchedEnv:
                 )
         if not isinstance(state["rng"]["seeded"], bool):
             raise ValueError(f"state rng.seeded must be a bool, got {state['rng']['seeded']!r}")
+        if configuration:
+            self._check_configuration({k: v.to(self.device) for k, v in loaded.items()})
         for target, value in targets.values():
             target.copy_(value)
         self.rng.seeded = state["rng"]["seeded"]
+
+    def configure(self, values: Mapping[str, Any], index: torch.Tensor | Any | None = None) -> None:
+        """Set constructor arguments of ``configurable`` for the next episodes of the
+        environments of ``index``: None (all), a bool mask (num_envs,) or the indices of
+        environments (a 1-D int tensor). Each value is a Python number (those environments
+        alike) or a tensor (num_envs,) (environment ``i`` gets element ``i``).
+
+        A value takes effect at each environment's next reset; episodes in progress keep
+        theirs. Unknown names, values of the wrong type or shape and values outside what
+        the core was built for are a ValueError, raised before anything changes. The checks
+        read the values on the host (once per call): call it between rollouts, not per step.
+        """
+        proposed = self._proposed_configuration(values, index)
+        current = self._configuration_tensors()
+        for name, value in proposed.items():
+            current[name].copy_(value)
+
+    def check_configuration(
+        self, values: Mapping[str, Any], index: torch.Tensor | Any | None = None
+    ) -> None:
+        """The checks of :meth:`configure` (a ValueError where it would raise one), changing
+        nothing."""
+        self._proposed_configuration(values, index)
+
+    def configuration(self) -> dict[str, torch.Tensor]:
+        """The values of ``configurable`` each environment's next episode is drawn with:
+        ``{name: tensor (num_envs,)}`` (copies, on the core's device). Unconfigured, every
+        environment has the value the core was built with."""
+        return {name: t.clone() for name, t in self._configuration_tensors().items()}
 
     def render(self, index: int = 0) -> np.ndarray | None:
         """An RGB frame (H, W, 3) uint8 of environment ``index``."""
@@ -384,6 +501,115 @@ class BatchedEnv:
         """Cores hold only tensors; nothing to release."""
 
     # --- the base's own steps ----------------------------------------------------------------
+    def _configured(self, name: str) -> torch.Tensor:
+        """The live tensor (num_envs,) of ``configurable`` argument ``name``: the value each
+        environment's next episode is drawn with (subclasses read it at resets)."""
+        return self._configuration_tensors()[name]
+
+    def _configuration_tensors(self) -> dict[str, torch.Tensor]:
+        """The per-environment values of ``configurable``, made on first use (after the
+        constructor has set the attributes of the same names) from the values the core was
+        built with."""
+        tensors = self.__dict__.get("_configuration")
+        if tensors is None:
+            tensors = {name: self._built_value(name) for name in self.configurable}
+            self._configuration = tensors
+        return tensors
+
+    def _built_value(self, name: str) -> torch.Tensor:
+        """A tensor (num_envs,) of the value of ``configurable`` argument ``name`` the core
+        was built with (its attribute of that name: an int, float or bool)."""
+        value = getattr(self, name)
+        if isinstance(value, bool):
+            dtype = torch.bool
+        elif isinstance(value, (int, np.integer)):
+            dtype = torch.int64
+        elif isinstance(value, (float, np.floating)):
+            dtype = torch.float32
+        else:
+            raise TypeError(
+                f"{type(self).__name__}.{name} must be a number to be configurable, got {value!r}"
+            )
+        return torch.full((self.num_envs,), value, dtype=dtype, device=self.device)
+
+    def _proposed_configuration(
+        self, values: Mapping[str, Any], index: torch.Tensor | Any | None
+    ) -> dict[str, torch.Tensor]:
+        """The per-environment values ``configure(values, index)`` would leave (every name of
+        ``configurable``), checked; nothing changes."""
+        name = type(self).__name__
+        if not isinstance(values, Mapping):
+            raise ValueError(f"configure takes a mapping {{argument: value}}, got {values!r}")
+        unknown = sorted(str(k) for k in values if k not in self.configurable)
+        if unknown:
+            if self.configurable:
+                what = f"the configurable ones are {list(self.configurable)}"
+            else:
+                what = f"{name} has no configurable arguments"
+            raise ValueError(f"{name} cannot configure {unknown} while running; {what}")
+        mask = self._configuration_mask(index)
+        current = self._configuration_tensors()
+        proposed = dict(current)
+        for key, value in values.items():
+            proposed[key] = torch.where(mask, self._configuration_value(key, value), current[key])
+        self._check_configuration(proposed)
+        return {key: proposed[key] for key in values}
+
+    def _configuration_mask(self, index: torch.Tensor | Any | None) -> torch.Tensor:
+        """``configure``'s ``index`` as a bool mask (num_envs,) on the device."""
+        n = self.num_envs
+        expected = f"None, a bool mask ({n},) or a 1-D tensor of environment indices in [0, {n})"
+        if index is None:
+            return torch.ones(n, dtype=torch.bool, device=self.device)
+        try:
+            t = torch.as_tensor(index, device=self.device)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"index must be {expected}, got {index!r}") from e
+        if t.dtype == torch.bool:
+            if t.shape != (n,):
+                raise ValueError(
+                    f"index must be {expected}; got a bool mask of shape {tuple(t.shape)}"
+                )
+            return t
+        if t.dtype.is_floating_point or t.dtype.is_complex or t.ndim > 1:
+            raise ValueError(f"index must be {expected}, got {index!r}")
+        t = t.reshape(-1).long()
+        if t.numel() and not bool(((t >= 0) & (t < n)).all()):
+            bad = t[(t < 0) | (t >= n)].tolist()
+            raise ValueError(f"index must be {expected}; got environment(s) {bad}")
+        return torch.zeros(n, dtype=torch.bool, device=self.device).index_fill_(0, t, True)
+
+    def _configuration_value(self, key: str, value: Any) -> torch.Tensor:
+        """``value`` for configurable argument ``key`` as a tensor (num_envs,) of its dtype, on
+        the device; ValueError for a value of the wrong type or shape."""
+        n, target = self.num_envs, self._configuration_tensors()[key].dtype
+        kind = {torch.bool: "a bool", torch.int64: "an int"}.get(target, "a real number")
+        expected = f"{kind} or a tensor ({n},) of them"
+        if isinstance(value, torch.Tensor):
+            if value.shape != (n,):
+                raise ValueError(
+                    f"{key} must be {expected}; got a tensor of shape {tuple(value.shape)}"
+                )
+            ok = {
+                torch.bool: value.dtype == torch.bool,
+                torch.int64: not value.dtype.is_floating_point
+                and not value.dtype.is_complex
+                and value.dtype != torch.bool,
+            }.get(target, value.dtype != torch.bool and not value.dtype.is_complex)
+            if not ok:
+                raise ValueError(f"{key} must be {expected}; got a tensor of dtype {value.dtype}")
+            return value.to(device=self.device, dtype=target)
+        if target == torch.bool:
+            ok = isinstance(value, (bool, np.bool_))
+        elif target == torch.int64:
+            ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, (int, float, np.integer, np.floating))
+            ok = ok and not isinstance(value, bool) and bool(np.isfinite(value))
+        if not ok:
+            raise ValueError(f"{key} must be {expected}, got {value!r}")
+        return torch.full((n,), value, dtype=target, device=self.device)
+
     def _check_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
         if options is None:
             return {}

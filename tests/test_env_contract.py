@@ -292,6 +292,39 @@ def test_episode_metrics_are_reported_at_every_episode_end(
     assert ended >= 8
 
 
+@each_entry
+def test_answer_contract_keys_are_reported_where_declared(
+    env_id: str, kwargs: dict[str, Any]
+) -> None:
+    """``metadata["reward_parts"]``, ``["ignored_key"]`` and ``["answer_key"]`` (see
+    tests/test_answer_contract.py) declare info keys reported at every step, in their
+    formats; a task that does not declare one does not report it."""
+    n = 6
+    core = make_core(env_id, num_envs=n, **kwargs)
+    meta = core.metadata
+    parts, ignored, answer = (meta.get(k) for k in ("reward_parts", "ignored_key", "answer_key"))
+    assert ignored in (None, "action_ignored") and answer in (None, "answer")
+    core.reset(seed=0)
+    space = seeded(batch_space(core.single_action_space, n), 0)
+    batched = batch_space(core.single_action_space, n)
+    for _ in range(2 * core.max_episode_steps):
+        action = space.sample()
+        _, reward, *_, info = core.step(action)
+        assert ("reward_parts" in info) == (parts is not None)
+        if parts is not None:
+            assert info["reward_parts"].dtype == torch.float32
+            assert info["reward_parts"].shape == (n, parts)
+            torch.testing.assert_close(info["reward_parts"].sum(1), reward, rtol=0, atol=1e-6)
+        assert ("action_ignored" in info) == (ignored is not None)
+        if ignored is not None:
+            assert info[ignored].dtype == torch.bool and info[ignored].shape == (n,)
+        assert ("answer" in info and "_answer" in info) == (answer is not None)
+        if answer is not None:
+            assert info["_answer"].dtype == torch.bool and info["_answer"].shape == (n,)
+            assert info[answer].dtype == torch.as_tensor(action).dtype
+            assert batched.contains(to_numpy(info[answer]))
+
+
 # --- seeding ------------------------------------------------------------------------------
 
 

@@ -63,6 +63,17 @@ not answered by step ``n_glimpses``. The true label is in ``info["label"]`` (wit
 ``correct`` as the accuracy, and ``metadata["splits"] = ("train", "test")`` that evaluation
 runs on ``split="test"``.
 
+In the discrete mode the core also declares ``metadata["answer_key"] = "answer"`` and
+reports, for learners that supervise answers (RAM's hybrid loss), ``info["answer"]``: the
+action that answers the true class, ``G*G + label`` (int64 (num_envs,)), with mask
+``_answer`` true at the step the episode ends (an answer, or the truncating step, where
+answering would have earned the reward). It is not due at the steps before: there the
+agent looks, and answering at once would earn no more than looking first, so a supervised
+loss there would teach it to answer without looking. At an episode's last step it is the
+finished episode's answer, not the next episode's. In the continuous mode there is no
+``answer_key`` (the answer is class scores, which no likelihood applies to). No action is
+ignored (no ``ignored_key``) and the reward is one score (no ``reward_parts``).
+
 ## Arguments
 
 ```python
@@ -198,6 +209,9 @@ class GlimpseDigits(BatchedEnv):
         self.retina.check_widest()
         super().__init__(num_envs, device, render_mode, autoreset)
         self.split, self.dataset, self.action_mode = split, dataset, action_mode
+        if action_mode == "discrete":
+            # Answers are actions only in the discrete mode (class scores have no likelihood).
+            self.metadata = {**type(self).metadata, "answer_key": "answer"}
 
         data = load_digits(dataset, split, root)
         self.images = torch.as_tensor(np.array(data.images), device=self.device)
@@ -390,6 +404,11 @@ class GlimpseDigits(BatchedEnv):
             "correct": correct,
             "_correct": done,
         }
+        if self.action_mode == "discrete":
+            # The answering action of the true class (a new tensor), due where the episode
+            # ends; not at looks, whose right action the reward does not single out.
+            info["answer"] = self.answer(self.label)
+            info["_answer"] = done
         return reward, terminated, truncated, info
 
     def _observe(self, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -62,6 +62,19 @@ answer, (n_answers,) int64), ``prediction`` (the labels emitted, -1 where none),
 reports ``accuracy`` (sequences right) and ``label_accuracy``; ``metadata["label_key"]``
 is ``"labels"``.
 
+In the discrete mode the core also declares ``metadata["answer_key"] = "answer"`` and
+reports at every step, for learners that supervise answers, ``info["answer"]``: the action
+that emits the label due next (``G*G + c``, ``c`` the label at the position of the next
+emission; int64 (num_envs,)), which earns the reward 1. Its mask ``_answer`` is true at
+the steps that answer (an emission or end-of-sequence, whatever it emitted) and at the
+step the episode ends (also when truncated while looking), false at looks: a look earns no
+less in the end than an early emission, so a supervised loss at looks would teach the agent
+to emit without looking. At an episode's last step it is the finished episode's answer, not
+the next episode's. In the continuous mode there is no ``answer_key`` (the answer is scores,
+which no likelihood applies to). No action is ignored (no ``ignored_key``). There are no
+``reward_parts``: in either mode a step's action is one choice (one emission, or a look),
+and its reward scores that one emission, not independent parts of the action.
+
 ## Arguments
 
 ```python
@@ -285,6 +298,11 @@ class MultiDigits(GlimpseDigits):
             "labels_correct": right.float().mean(1),
             "_labels_correct": done,
         }
+        if self.action_mode == "discrete":
+            # Emitting the label due at this position (a new tensor), due at the steps that
+            # answer (an emission or end-of-sequence) and at the step the episode ends.
+            info["answer"] = self.answer(expected)
+            info["_answer"] = ~look | done
         return reward, terminated, truncated, info
 
     # --- rendering ---------------------------------------------------------------------------

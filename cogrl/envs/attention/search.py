@@ -77,6 +77,19 @@ without one (``max_episode_steps``). At that step ``info`` holds, each with its 
 episode and the mean saccades to the target (counting ``n_glimpses + 1`` for episodes that
 never reached it); ``metadata["splits"] = ("train", "test")``.
 
+In the discrete mode the core also declares ``metadata["answer_key"] = "answer"`` and
+reports, for learners that supervise answers, ``info["answer"]``: the declaration that
+finds the target, ``G*G + a`` with ``a`` the grid cell whose centre lies in the target's
+box (the nearest the box's centre where several do; :meth:`VisualSearch.target_cell`),
+int64 (num_envs,). Its mask ``_answer`` is true at the step the episode ends (a
+declaration, or the truncating step, where declaring there would have earned the reward
+1), where such a cell exists. It is not due at the steps before: declaring at once would
+earn the most, so a supervised loss there would teach the agent to declare without
+searching. At an episode's last step it is the finished episode's answer, not the next
+episode's. In the continuous mode there is no ``answer_key`` (the answer is a continuous
+location). No action is ignored (no ``ignored_key``) and the reward is one score (no
+``reward_parts``).
+
 The target's box is :attr:`VisualSearch.target_box` and every digit's :attr:`VisualSearch.boxes`
 (for baselines that score a location); :meth:`VisualSearch.canvas_images` gives the whole
 canvases. :func:`saliency_search` is the bottom-up baseline: Itti and Koch's (2000)
@@ -289,6 +302,26 @@ class VisualSearch(GlimpseDigits):
         (the test of a declaration), (N,) bool."""
         return _inside(self.corners[:, 0], locations, self.canvas_size)
 
+    def target_cell(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The grid cell (discrete mode) to declare at to find the target, (N,) int64: of
+        the cells whose centres lie in the target's box, the one nearest the box's centre
+        (the first in cell order on a tie); and whether any cell's centre lies in the box,
+        (N,) bool (where none does, no declaration finds the target and the cell is any)."""
+        # The cells are a G x G grid: a centre lies in the box where its column's x and its
+        # row's y do, and the nearest such cell is the nearest column's and row's. Axis by
+        # axis, (N, G) tensors, with the declaration's own float operations (_inside).
+        g, half = self.grid_size, DIGIT_SIZE / 2
+        start = self.corners[:, 0].flip(-1).to(self.cell_locations.dtype)  # (N, 2) as (x, y)
+        nearest = []
+        for axis, centres in ((0, self.cell_locations[:g, 0]), (1, self.cell_locations[::g, 1])):
+            pixel = (centres + 1.0) * (0.5 * self.canvas_size)  # (G,)
+            low = start[:, axis, None]
+            inside = (pixel >= low) & (pixel < low + DIGIT_SIZE)
+            distance = (pixel - (low + half)).abs().masked_fill(~inside, float("inf"))
+            nearest.append((distance.argmin(1), inside.any(1)))
+        (column, x_inside), (row, y_inside) = nearest
+        return row * g + column, x_inside & y_inside
+
     # --- episode sampling ------------------------------------------------------------------
     def _draw_episodes(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """New episodes for the environments of ``index``: canvases (M, C, C) and their
@@ -384,6 +417,11 @@ class VisualSearch(GlimpseDigits):
             "target": self.target.clone(),
             "_target": done,
         }
+        if self.action_mode == "discrete":
+            # The declaration on the target (a new tensor), due where the episode ends.
+            cell, exists = self.target_cell()
+            info["answer"] = cell + self.grid_size**2
+            info["_answer"] = done & exists
         return reward, declare, truncated, info
 
     def _observe(self, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

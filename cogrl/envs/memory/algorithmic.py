@@ -60,6 +60,12 @@ environment draws (and 0, its value at other steps).
 At each output step, the fraction of the output channels the action got right (1 for a
 perfect vector); 0 at input steps. A perfect episode of Copy returns ``length``.
 
+Each channel is scored on its own, so the reward comes in parts:
+``metadata["reward_parts"] = n`` (the action's channels) and, at every step,
+``info["reward_parts"]``, a float32 (num_envs, n) whose part ``i`` is ``1 / n`` where
+channel ``i`` of the action is right at an output step, 0 elsewhere (and 0 at input
+steps). The parts sum to the reward (within float32 rounding, 1e-6).
+
 ## Starting State
 
 Lengths, repeat counts and item counts are drawn uniformly from their ranges, data bits
@@ -74,9 +80,24 @@ and the episode's sizes (``length``; RepeatCopy also ``repeats``; AssociativeRec
 ``items`` instead of ``length``), each with its Gymnasium vector-style mask ``_bit_errors``,
 ``_correct``, ... . ``metadata["episode_metrics"] = {"bit_errors": "bit_errors",
 "accuracy": "correct"}`` tells learners to report the mean bits wrong per sequence and the
-fraction of sequences without error. There are no data splits (``metadata["splits"] ==
-()``): the tasks are generated; generalisation is tested by lengths, counts and item
-counts beyond those trained on, which the arguments set.
+fraction of sequences without error.
+
+At every step ``info`` also reports, for learners that assign credit or supervise answers:
+
+- ``action_ignored`` (bool (num_envs,), no mask; ``metadata["ignored_key"] =
+  "action_ignored"``): true where the action just taken was ignored, at every input
+  step: Copy's sequence and delimiter steps, RepeatCopy's sequence, delimiter and count
+  steps, AssociativeRecall's item and query steps (delimiters included). The action then
+  changes nothing: not the observations, the rewards nor the episode's end.
+- ``answer`` (int8 (num_envs, n), as the action space's batches; ``metadata["answer_key"]
+  = "answer"``): the target vector of the step just taken, the action that earns the full
+  reward 1, with mask ``_answer``, true at output steps (``answer`` is all zeros
+  elsewhere). At the step an episode ends it is the finished episode's target, not the
+  next episode's.
+
+There are no data splits (``metadata["splits"] == ()``): the tasks are generated;
+generalisation is tested by lengths, counts and item counts beyond those trained on, which
+the arguments set.
 
 ## Arguments
 
@@ -94,6 +115,17 @@ need more memory than the device has are a ``ValueError`` raised before anything
 allocated. With a single repeat count (``min_repeats == max_repeats``), RepeatCopy needs
 ``normalise_repeats``: the training range, so that the agent sees the count on the scale it
 learnt.
+
+The ranges may change while the core runs, per environment, for a curriculum
+(:meth:`cogrl.core.BatchedEnv.configure`, :mod:`cogrl.curriculum`): Copy's ``min_length``
+and ``max_length``, RepeatCopy's and its ``min_repeats`` and ``max_repeats``,
+AssociativeRecall's ``min_items`` and ``max_items``, each from the environment's next
+episode on. They stay within what the core was built for: lengths and item counts up to
+the ``max_length`` and ``max_items`` its tapes hold (build it with the largest), repeat
+counts within the built ``[min_repeats, max_repeats]`` (the count channel's bounds;
+the count is normalised by the built range whatever the configured one), ``min <= max``.
+A configured range draws from the same uniforms as a core built with it (its lengths;
+Copy's and RepeatCopy's bits too).
 
 ``render_mode="rgb_array"`` draws the episode so far as in the paper's figures: the inputs
 above, the targets and the agent's outputs below (wrong output bits in red), time running
@@ -115,7 +147,15 @@ import torch
 from gymnasium import spaces
 
 from cogrl.checks import check_int
-from cogrl.core import BatchedEnv, Info, check_memory, check_num_envs, resolve_device
+from cogrl.core import (
+    BatchedEnv,
+    Info,
+    check_configured,
+    check_configured_order,
+    check_memory,
+    check_num_envs,
+    resolve_device,
+)
 
 __all__ = [
     "AlgorithmicTask",
@@ -147,9 +187,10 @@ class AlgorithmicTask(BatchedEnv):
     tapes in padded per-environment tensors (``inputs`` (N, T + 1, C_in), ``targets`` (N,
     T + 1, C_out), ``T = max_episode_steps``; step ``steps``, after the last, is the
     all-zero final observation), so that a step indexes them by the step counter:
-    the same few tensor operations whatever the lengths. It scores outputs, reports
-    ``bit_errors``, ``correct`` and the sizes at episode ends, keeps the agent's outputs
-    for rendering and resets under a mask without host reads (sync-free devices).
+    the same few tensor operations whatever the lengths. It scores outputs (and their
+    parts, channel by channel), reports ``bit_errors``, ``correct`` and the sizes at
+    episode ends and the ignored steps and targets at every step, keeps the agent's
+    outputs for rendering and resets under a mask without host reads (sync-free devices).
     """
 
     metadata: dict[str, Any] = {
@@ -157,6 +198,9 @@ class AlgorithmicTask(BatchedEnv):
         "render_fps": 8,
         "episode_metrics": {"bit_errors": "bit_errors", "accuracy": "correct"},
         "splits": (),
+        "ignored_key": "action_ignored",
+        "answer_key": "answer",
+        # "reward_parts": the output channels, set per instance (see _setup)
     }
     #: The per-episode sizes (int tensors (N,) of the same names) reported in ``info`` at
     #: episode ends.
@@ -191,6 +235,8 @@ class AlgorithmicTask(BatchedEnv):
         ``arguments``), then allocates them. ``draws``: uniforms an episode draws."""
         self.n_inputs, self.n_outputs = n_inputs, n_outputs
         self.max_episode_steps = max_steps
+        # One reward part per output channel (element i of the flattened action).
+        self.metadata = {**type(self).metadata, "reward_parts": n_outputs}
         self._draws = draws
         num_envs = check_num_envs(num_envs)
         check_memory(
@@ -237,13 +283,22 @@ class AlgorithmicTask(BatchedEnv):
         ``episode_sizes`` (M,)."""
         raise NotImplementedError
 
-    def _draw_sizes(self, index: torch.Tensor, ranges: list[tuple[int, int]]) -> torch.Tensor:
+    def _draw_sizes(
+        self, index: torch.Tensor, ranges: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
         """Ints (M, len(ranges)), column j uniform in ``ranges[j]`` (inclusive), from the
-        episode's first draws."""
+        episode's first draws. The bounds are int64 tensors (M,), each environment's own
+        (the configured ranges): the same uniforms, scaled by each environment's range."""
         u = self.rng.uniform(index, len(ranges), start=0).double()
-        low = torch.tensor([lo for lo, _ in ranges], device=self.device)
-        span = torch.tensor([hi - lo + 1 for lo, hi in ranges], device=self.device)
+        low = torch.stack([lo for lo, _ in ranges], dim=1)
+        span = torch.stack([hi - lo + 1 for lo, hi in ranges], dim=1)
         return low + torch.minimum((u * span).long(), span - 1)
+
+    def _configured_range(
+        self, index: torch.Tensor, low: str, high: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The configured range ``(low, high)`` of the environments of ``index`` (M,)."""
+        return self._configured(low)[index], self._configured(high)[index]
 
     def _draw_bits(self, index: torch.Tensor, shape: tuple[int, ...], start: int) -> torch.Tensor:
         """Uniform random bits (M, *shape) as int8, from the draws ``start`` on."""
@@ -288,6 +343,8 @@ class AlgorithmicTask(BatchedEnv):
         # Reward: the fraction of the output channels right, at output steps only.
         right = 1.0 - errors.float() / self.n_outputs
         reward = torch.where(answering, right, torch.zeros_like(right))
+        # The reward's parts, channel by channel (they sum to it within float rounding).
+        parts = (answering[:, None] & (output == target)).float() / self.n_outputs
         self.t += 1
         terminated = self.t >= self.steps
         info: Info = {
@@ -295,6 +352,11 @@ class AlgorithmicTask(BatchedEnv):
             "_bit_errors": terminated,
             "correct": self.bit_errors == 0,
             "_correct": terminated,
+            "reward_parts": parts,
+            "action_ignored": ~answering,
+            # The targets (a new tensor: resets do not touch it); valid at output steps.
+            "answer": target,
+            "_answer": answering,
         }
         for name in self.episode_sizes:
             info[name] = getattr(self, name).clone()
@@ -334,6 +396,7 @@ class Copy(AlgorithmicTask):
 
     episode_sizes = ("length",)
     state_attributes = (*AlgorithmicTask.state_attributes, *episode_sizes)
+    configurable = ("min_length", "max_length")
 
     def __init__(
         self,
@@ -362,8 +425,12 @@ class Copy(AlgorithmicTask):
             arguments={"bits": bits, "max_length": max_length},
         )
 
+    def _check_configuration(self, values: Mapping[str, torch.Tensor]) -> None:
+        _check_lengths(self, values)
+
     def _draw(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        length = self._draw_sizes(index, [(self.min_length, self.max_length)])[:, 0]
+        lengths = self._configured_range(index, "min_length", "max_length")
+        length = self._draw_sizes(index, [lengths])[:, 0]
         sequence = self._draw_bits(index, (self.max_length, self.bits), start=0)
         s, n = self._step_index(), length[:, None]
         answer = (s > n) & (s <= 2 * n)
@@ -385,6 +452,7 @@ class RepeatCopy(AlgorithmicTask):
 
     episode_sizes = ("length", "repeats")
     state_attributes = (*AlgorithmicTask.state_attributes, *episode_sizes)
+    configurable = ("min_length", "max_length", "min_repeats", "max_repeats")
 
     def __init__(
         self,
@@ -424,6 +492,19 @@ class RepeatCopy(AlgorithmicTask):
             arguments={"bits": bits, "max_length": max_length, "max_repeats": max_repeats},
         )
 
+    def _check_configuration(self, values: Mapping[str, torch.Tensor]) -> None:
+        _check_lengths(self, values)
+        # The count channel's bounds in the observation space are those of the built range.
+        why = (
+            f"RepeatCopy was built with repeats in [{self.min_repeats}, {self.max_repeats}], "
+            "the count channel's bounds in its observation space"
+        )
+        check_configured("min_repeats", values["min_repeats"], self.min_repeats, None, why)
+        check_configured("max_repeats", values["max_repeats"], None, self.max_repeats, why)
+        check_configured_order(
+            "min_repeats", values["min_repeats"], "max_repeats", values["max_repeats"]
+        )
+
     def normalised_count(self, repeats: torch.Tensor) -> torch.Tensor:
         """The count channel's value for ``repeats``: ``(R - mean) / std`` of the uniform
         distribution over ``normalise_repeats`` (see the module docstring), float32."""
@@ -441,7 +522,11 @@ class RepeatCopy(AlgorithmicTask):
 
     def _draw(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         sizes = self._draw_sizes(
-            index, [(self.min_length, self.max_length), (self.min_repeats, self.max_repeats)]
+            index,
+            [
+                self._configured_range(index, "min_length", "max_length"),
+                self._configured_range(index, "min_repeats", "max_repeats"),
+            ],
         )
         length, repeats = sizes[:, 0], sizes[:, 1]
         sequence = self._draw_bits(index, (self.max_length, self.bits), start=0)
@@ -468,6 +553,7 @@ class AssociativeRecall(AlgorithmicTask):
 
     episode_sizes = ("items",)
     state_attributes = (*AlgorithmicTask.state_attributes, *episode_sizes)
+    configurable = ("min_items", "max_items")
 
     def __init__(
         self,
@@ -509,6 +595,12 @@ class AssociativeRecall(AlgorithmicTask):
             arguments={"bits": bits, "item_length": item_length, "max_items": max_items},
         )
 
+    def _check_configuration(self, values: Mapping[str, torch.Tensor]) -> None:
+        why = "the max_items AssociativeRecall was built with; its tapes hold no more items"
+        check_configured("min_items", values["min_items"], 2, None, "a query before the last item")
+        check_configured("max_items", values["max_items"], None, self.max_items, why)
+        check_configured_order("min_items", values["min_items"], "max_items", values["max_items"])
+
     def _draw_items(self, index: torch.Tensor) -> torch.Tensor:
         """``max_items`` distinct random items (M, max_items, item_length, bits), int8.
 
@@ -537,7 +629,8 @@ class AssociativeRecall(AlgorithmicTask):
         return items.view(-1, k, self.item_length, self.bits)
 
     def _draw(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        items = self._draw_sizes(index, [(self.min_items, self.max_items)])[:, 0]
+        counts = self._configured_range(index, "min_items", "max_items")
+        items = self._draw_sizes(index, [counts])[:, 0]
         # The query: uniform among items 0 .. K - 2 (never the last), from the second draw.
         u = self.rng.uniform(index, 1, start=1)[:, 0].double()
         query = torch.minimum((u * (items - 1)).long(), items - 2)
@@ -569,6 +662,14 @@ class AssociativeRecall(AlgorithmicTask):
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _check_lengths(core: Copy | RepeatCopy, values: Mapping[str, torch.Tensor]) -> None:
+    """Configured lengths lie in [1, the max_length the core was built with] (its tapes)."""
+    why = f"the max_length {type(core).__name__} was built with; its tapes hold no longer sequences"
+    check_configured("min_length", values["min_length"], 1, None)
+    check_configured("max_length", values["max_length"], None, core.max_length, why)
+    check_configured_order("min_length", values["min_length"], "max_length", values["max_length"])
 
 
 def _check_range(low_name: str, low: int, high_name: str, high: int) -> None:

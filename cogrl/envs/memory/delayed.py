@@ -35,6 +35,17 @@ step ``info["correct"]`` (with mask ``info["_correct"]``) says whether the answe
 ``metadata["episode_metrics"] = {"accuracy": "correct"}`` tells learners to report its mean.
 There are no data splits (``metadata["splits"] == ()``).
 
+At every step ``info`` also reports, for learners that assign credit or supervise answers:
+
+- ``action_ignored`` (bool (num_envs,), no mask; ``metadata["ignored_key"] =
+  "action_ignored"``): true at the cue step and the blank steps, whose action changes
+  nothing (not the observations, the rewards nor the episode's end); false at the query
+  step.
+- ``answer`` (int64 (num_envs,), a ``Discrete(n_choices)`` action;
+  ``metadata["answer_key"] = "answer"``): the cue, the action that earns the reward 1,
+  with mask ``_answer``, true at the query step only. At that step (the episode's last) it
+  is the finished episode's cue, not the next episode's.
+
 ## Arguments
 
 ```python
@@ -43,6 +54,11 @@ gym.make("cogrl/DelayedRecall-v0", delay=3, n_choices=2, render_mode=None)
 
 - ``delay``: blank steps between the cue and the query (an int >= 0).
 - ``n_choices``: how many cues there are (an int >= 2).
+
+``delay`` may change while the core runs, per environment, for a curriculum
+(``core.configure({"delay": d})``, :meth:`cogrl.core.BatchedEnv.configure`): from 0 up to
+the delay the core was built with, which bounds its episodes (``max_episode_steps = delay +
+2``). A new delay applies from the environment's next episode.
 
 ``render_mode="rgb_array"`` draws the episode so far as the algorithmic tasks do: the
 observations above, the right answer and the agent's answer (red when wrong) below, time
@@ -55,6 +71,7 @@ running to the right.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -62,7 +79,14 @@ import torch
 from gymnasium import spaces
 
 from cogrl.checks import check_int
-from cogrl.core import BatchedEnv, Info, check_memory, check_num_envs, resolve_device
+from cogrl.core import (
+    BatchedEnv,
+    Info,
+    check_configured,
+    check_memory,
+    check_num_envs,
+    resolve_device,
+)
 from cogrl.envs.memory.algorithmic import check_env_index, render_tape
 
 __all__ = ["DelayedRecall"]
@@ -75,9 +99,13 @@ class DelayedRecall(BatchedEnv):
         **BatchedEnv.metadata,
         "episode_metrics": {"accuracy": "correct"},
         "splits": (),
+        "ignored_key": "action_ignored",
+        "answer_key": "answer",
     }
-    # The episodes in progress: the cue, the step counter, the agent's answer (-1: none yet).
-    state_attributes = ("cue", "t", "answer")
+    # The episodes in progress: the cue, the step counter, the agent's answer (-1: none yet)
+    # and the episode's delay (the configured delay at its reset).
+    state_attributes = ("cue", "t", "answer", "episode_delay")
+    configurable = ("delay",)
 
     def __init__(
         self,
@@ -106,6 +134,12 @@ class DelayedRecall(BatchedEnv):
         self.cue = torch.zeros(n, dtype=torch.int64, device=self.device)
         self.t = torch.zeros(n, dtype=torch.int64, device=self.device)
         self.answer = torch.full((n,), -1, dtype=torch.int64, device=self.device)
+        self.episode_delay = torch.full((n,), self.delay, dtype=torch.int64, device=self.device)
+
+    def _check_configuration(self, values: Mapping[str, torch.Tensor]) -> None:
+        why = f"the delay DelayedRecall was built with; its episodes last {self.delay + 2} steps"
+        check_configured("delay", values["delay"], 0, None)
+        check_configured("delay", values["delay"], None, self.delay, why)
 
     def _draw_cue(self, index: torch.Tensor) -> torch.Tensor:
         # The episode's first draw (as the test suite's version drew its bit).
@@ -115,27 +149,38 @@ class DelayedRecall(BatchedEnv):
         self.cue[index] = self._draw_cue(index)
         self.t[index] = 0
         self.answer[index] = -1
+        self.episode_delay[index] = self._configured("delay")[index]
 
     def _reset_where(self, mask: torch.Tensor) -> None:
         # Sync-free: draw for every environment, keep the draws where ``mask`` is set.
         torch.where(mask, self._draw_cue(self._all), self.cue, out=self.cue)
         self.t.masked_fill_(mask, 0)
         self.answer.masked_fill_(mask, -1)
+        delay = self._configured("delay")
+        torch.where(mask, delay, self.episode_delay, out=self.episode_delay)
 
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Info]:
-        query = self.t == self.delay + 1
+        query = self.t == self.episode_delay + 1
         correct = query & (action == self.cue)
         torch.where(query, action, self.answer, out=self.answer)
         self.t += 1
-        info: Info = {"correct": correct, "_correct": query}
+        info: Info = {
+            "correct": correct,
+            "_correct": query,
+            "action_ignored": ~query,
+            # The cue (a copy: resets overwrite self.cue in place); due at the query step.
+            "answer": self.cue.clone(),
+            "_answer": query,
+        }
         return correct.float(), query, torch.zeros_like(query), info
 
     def _observe(self, index: torch.Tensor | None = None) -> torch.Tensor:
         t = self.t if index is None else self.t[index]
         cue = self.cue if index is None else self.cue[index]
+        delay = self.episode_delay if index is None else self.episode_delay[index]
         first = t == 0
         shown = torch.nn.functional.one_hot(cue, self.n_choices).bool() & first[:, None]
-        flags = torch.stack([first, t == self.delay + 1], dim=1)
+        flags = torch.stack([first, t == delay + 1], dim=1)
         return torch.cat([shown, flags], dim=1).float()
 
     def memory_estimate(self, num_envs: int) -> int:
@@ -148,16 +193,18 @@ class DelayedRecall(BatchedEnv):
 
     def render(self, index: int = 0) -> np.ndarray:
         """Environment ``index``'s episode so far: the observations above, the cue as the
-        target and the agent's answer (once given) below, one column per step."""
+        target and the agent's answer (once given) below, one column per step (as many
+        columns as the longest episode, whatever the episode's configured delay)."""
         check_env_index(index, self.num_envs)
-        steps, k = self.delay + 2, self.n_choices
+        columns, k = self.delay + 2, self.n_choices
         t, cue, answer = int(self.t[index]), int(self.cue[index]), int(self.answer[index])
-        inputs = np.zeros((steps, k + 2), np.float32)
+        steps = int(self.episode_delay[index]) + 2  # this episode's
+        inputs = np.zeros((columns, k + 2), np.float32)
         inputs[0, cue] = inputs[0, k] = inputs[steps - 1, k + 1] = 1.0
-        targets = np.zeros((steps, k), np.int8)
+        targets = np.zeros((columns, k), np.int8)
         targets[steps - 1, cue] = 1
-        outputs = np.zeros((steps, k), np.int8)
-        answered = np.zeros(steps, bool)
+        outputs = np.zeros((columns, k), np.int8)
+        answered = np.zeros(columns, bool)
         if answer >= 0:
             outputs[steps - 1, answer] = 1
             answered[steps - 1] = True

@@ -52,11 +52,21 @@ answered), masked by ``_correct``, ``_answer`` and ``_prediction``. The core dec
 ``metadata["episode_metrics"] = {"accuracy": "correct"}``, ``metadata["label_key"] =
 "answer"`` and ``metadata["splits"] = ("train", "test")``.
 
+``answer`` is also the right action, for learners that supervise answers
+(``metadata["answer_key"] = "answer"``): an int64 (num_envs,) ``Discrete(vocab_size)``
+action, the word that earns the reward 1, due where ``_answer`` is true, at the question
+step only (at story steps it holds the question's answer too, but no answer is due). At
+the question step (the episode's last) it is the finished episode's answer, not the next
+episode's. At every step ``info["action_ignored"]`` (bool (num_envs,), no mask;
+``metadata["ignored_key"] = "action_ignored"``) is true at the story steps, whose action
+changes nothing (not the observations, the rewards nor the episode's end), and false at
+the question step.
+
 ## Arguments
 
 ```python
 gym.make("cogrl/StoryQA-v0", task=1, split="train", training_stories=1000, root=None,
-         max_sentences=None, max_words=None, render_mode=None)
+         max_sentences=None, max_words=None, tasks=None, render_mode=None)
 ```
 
 - ``task``: with ``root=None`` one of the generated tasks 1 (single supporting fact),
@@ -77,6 +87,13 @@ gym.make("cogrl/StoryQA-v0", task=1, split="train", training_stories=1000, root=
 - ``max_words``: the length of ``words``; ``None`` is the longest sentence or question
   of the task (train and test, so both splits have the same spaces). A value shorter than
   that is a ValueError: sentences are never cut.
+- ``tasks``: ``None`` (default) holds ``task`` only. A list of tasks (including ``task``)
+  holds them all, so that the task may change while the core runs, per environment, for a
+  curriculum (e.g. tasks 1, 2, 3: one, two, three supporting facts):
+  ``core.configure({"task": 2})`` (:meth:`cogrl.core.BatchedEnv.configure`) draws that
+  environment's next questions from task 2. The spaces then fit every task held: the
+  longest sentence of them all, and with ``root`` the words of them all. ``task`` is the
+  one every environment starts with; ``core.data`` is its split.
 
 The vocabulary is the same for both splits of a task: for generated stories one fixed
 vocabulary for all generated tasks; for files, every word and answer of the task's train
@@ -91,7 +108,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,6 +135,20 @@ def _story_data(task: int, split: str, training_stories: int, root: str | None) 
     return load_babi(root, task, split, TRAINING_STORIES[training_stories])
 
 
+def _check_tasks(tasks: Any, task: int, known: Sequence[int]) -> tuple[int, ...]:
+    """``tasks`` (the tasks a core holds, to switch among while running) as a tuple of
+    distinct ints among ``known`` that includes ``task``; None is ``(task,)``."""
+    if tasks is None:
+        return (task,)
+    expected = f"None or a list of distinct tasks among {list(known)} that includes task={task}"
+    ok = isinstance(tasks, (list, tuple)) and len(tasks) > 0
+    ok = ok and all(not isinstance(k, bool) and isinstance(k, (int, np.integer)) for k in tasks)
+    ok = ok and len(set(tasks)) == len(tasks) and all(k in known for k in tasks)
+    if not ok or task not in tasks:
+        raise ValueError(f"tasks must be {expected}, got {tasks!r}")
+    return tuple(int(k) for k in tasks)
+
+
 def _encode(rows: Sequence[Sequence[str]], index: dict[str, int], width: int) -> np.ndarray:
     """Rows of words as ids (len(rows), width) int64, padded with 0 at the end."""
     lengths = np.fromiter(map(len, rows), np.int64, len(rows))
@@ -142,10 +173,14 @@ class StoryQA(BatchedEnv):
         "render_fps": 2,
         "episode_metrics": {"accuracy": "correct"},
         "label_key": "answer",
+        "answer_key": "answer",
+        "ignored_key": "action_ignored",
         "splits": SPLITS,
     }
     # The episodes in progress (see BatchedEnv.state_dict).
     state_attributes = ("question_index", "t", "given_answer")
+    # The task of each environment's next episodes, among ``tasks`` (see configure).
+    configurable = ("task",)
     # Attributes the gym.make and gym.make_vec adapters expose (env.unwrapped.vocab).
     public_attributes = ("vocab", "decode")
 
@@ -161,13 +196,15 @@ class StoryQA(BatchedEnv):
         root: str | os.PathLike | None = None,
         max_sentences: int | None = None,
         max_words: int | None = None,
+        tasks: Sequence[int] | None = None,
     ) -> None:
-        tasks = babi.GENERATED_TASKS if root is None else BABI_TASKS
+        known = babi.GENERATED_TASKS if root is None else BABI_TASKS
         check_int("task", task)
-        if task not in tasks:
+        if task not in known:
             where = "generated stories (root=None)" if root is None else "bAbI's files"
             more = "; any of 1 to 20 with root=<bAbI folder>" if root is None else ""
-            raise ValueError(f"task must be one of {tasks} for {where}, got {task!r}{more}")
+            raise ValueError(f"task must be one of {known} for {where}, got {task!r}{more}")
+        held = _check_tasks(tasks, int(task), known)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         check_int("training_stories", training_stories)
@@ -185,40 +222,71 @@ class StoryQA(BatchedEnv):
         super().__init__(num_envs, device, render_mode, autoreset)
         self.task, self.split, self.training_stories = int(task), split, int(training_stories)
         self.root = None if root is None else os.fspath(root)
+        self.tasks = held
 
-        both = {s: _story_data(self.task, s, self.training_stories, self.root) for s in SPLITS}
+        # Both splits of every task held (the spaces fit them all), the chosen split's used.
+        splits = {
+            k: {s: _story_data(k, s, self.training_stories, self.root) for s in SPLITS}
+            for k in held
+        }
+        both = splits[self.task]
         data = self.data = both[split]
-        if len(data) == 0:
-            raise ValueError(f"task {task} split {split!r} holds no questions")
+        for k in held:
+            if len(splits[k][split]) == 0:
+                raise ValueError(f"task {k} split {split!r} holds no questions")
+        every = [d for by_split in splits.values() for d in by_split.values()]
         if self.root is None:
             self.vocab = list(babi.VOCABULARY)
         else:
-            self.vocab = [PAD, *sorted(both["train"].words() | both["test"].words())]
+            self.vocab = [PAD, *sorted(set().union(*(d.words() for d in every)))]
         self.word_index = {w: i for i, w in enumerate(self.vocab)}
 
-        longest = max(len(w) for d in both.values() for w in (*d.sentences, *d.questions))
+        longest = max(len(w) for d in every for w in (*d.sentences, *d.questions))
         if max_words is not None and max_words < longest:
+            named = f"task {task}" if len(held) == 1 else f"tasks {list(held)}"
             raise ValueError(
                 f"max_words={max_words} is shorter than the longest sentence or question of "
-                f"task {task} ({longest} words); sentences are never cut: use None or >= {longest}"
+                f"{named} ({longest} words); sentences are never cut: use None or >= {longest}"
             )
         self.max_words = longest if max_words is None else int(max_words)
 
-        # The split as tensors, encoded once; one padding row after the sentences keeps the
-        # gather of a story with no sentence in range.
-        sentences = _encode([*data.sentences, ()], self.word_index, self.max_words)
-        start, length = data.story_start, data.story_length
-        if self.max_sentences is not None:  # only the most recent max_sentences are shown
-            start = start + np.maximum(length - self.max_sentences, 0)
-            length = np.minimum(length, self.max_sentences)
+        # The split as tensors, encoded once: the held tasks' questions one task after the
+        # other (task k's from question _task_first[k] on), their sentences likewise; one
+        # padding row after the sentences keeps the gather of a story with no sentence in
+        # range.
+        sentence_rows: list[Sequence[str]] = []
+        question_rows: list[Sequence[str]] = []
+        answers: list[str] = []
+        starts, lengths, first, count = [], [], [], []
+        for k in held:
+            d = splits[k][split]
+            start, length = d.story_start + len(sentence_rows), d.story_length
+            if self.max_sentences is not None:  # only the most recent max_sentences are shown
+                start = start + np.maximum(length - self.max_sentences, 0)
+                length = np.minimum(length, self.max_sentences)
+            first.append(len(answers))
+            count.append(len(d))
+            sentence_rows.extend(d.sentences)
+            question_rows.extend(d.questions)
+            answers.extend(d.answers)
+            starts.append(start)
+            lengths.append(length)
+        sentences = _encode([*sentence_rows, ()], self.word_index, self.max_words)
+        start, length = np.concatenate(starts), np.concatenate(lengths)
         as_tensor = functools.partial(torch.tensor, dtype=torch.int64, device=self.device)
         self.sentence_words = as_tensor(sentences)
-        self.question_words = as_tensor(_encode(data.questions, self.word_index, self.max_words))
-        self.answers = as_tensor([self.word_index[a] for a in data.answers])
+        self.question_words = as_tensor(_encode(question_rows, self.word_index, self.max_words))
+        self.answers = as_tensor([self.word_index[a] for a in answers])
         self.story_start = as_tensor(start)
         self.story_length = as_tensor(length)
         self.n_questions = len(data)
         self.max_episode_steps = int(length.max()) + 1
+        # Where each held task's questions lie: task -> slot (-1: not held) -> first, count.
+        slots = np.full(max(held) + 1, -1)
+        slots[list(held)] = np.arange(len(held))
+        self._task_slot = as_tensor(slots)
+        self._task_first = as_tensor(first)
+        self._task_count = as_tensor(count)
 
         vocab_size = len(self.vocab)
         self.single_observation_space = spaces.Dict(
@@ -244,8 +312,23 @@ class StoryQA(BatchedEnv):
         return " ".join(self.vocab[i] for i in ids if i != 0)
 
     # --- episodes ----------------------------------------------------------------------------
+    def _check_configuration(self, values: Mapping[str, torch.Tensor]) -> None:
+        task = values["task"]
+        held = torch.isin(task, torch.tensor(self.tasks, device=self.device))
+        if not bool(held.all()):
+            env = int((~held).nonzero()[0, 0])
+            raise ValueError(
+                f"task must be one of the tasks this StoryQA holds, tasks={list(self.tasks)}, got "
+                f"{task[env].item()!r} (environment {env}); build it with tasks=[...] naming "
+                "every task to switch among while running"
+            )
+
     def _draw_questions(self, index: torch.Tensor) -> torch.Tensor:
-        return self.rng.integers(index, 1, self.n_questions)[:, 0]
+        # A question of each environment's configured task: the same uniform draw, scaled by
+        # the number of questions of the task (a single task: as it always drew).
+        slot = self._task_slot[self._configured("task")[index]]
+        count = self._task_count[slot]
+        return self._task_first[slot] + self.rng.integers(index, 1, count)[:, 0]
 
     def _reset_envs(self, index: torch.Tensor) -> None:
         self.question_index[index] = self._draw_questions(index)
@@ -270,6 +353,8 @@ class StoryQA(BatchedEnv):
         info = {
             "correct": correct,
             "_correct": asking,
+            "action_ignored": ~asking,
+            # A new tensor (a gather): the finished episode's answer even after autoreset.
             "answer": answer,
             "_answer": asking,
             "prediction": action,
