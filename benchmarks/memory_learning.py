@@ -24,6 +24,10 @@ otherwise.
   the delay + 2, rounded up to 16), so that the gradient from the answer reaches the cue;
   MemN2N gets a memory of 512 steps (its default 50 would hold no cue past delay 48).
 
+``--set KEY=VALUE`` sets a hyperparameter of every run over the preset's (as ``cogrl train
+--set``): ``--set answer_coef=1`` gives the answer-supervised row of a benchmark, whose
+section title then names it (pure reinforcement is the default).
+
     python benchmarks/memory_learning.py copy --steps 1000000 --write
     python benchmarks/memory_learning.py recall --steps 500000 --write
     python benchmarks/memory_learning.py story --steps 200000 --write
@@ -148,7 +152,7 @@ def recall_benchmark(args) -> list[str]:
         "|---|" + "---|" * len(RECALL_ITEMS) + "---|",
     ]
     for core in args.cores or ("ntm", "lstm"):
-        agent = make_agent("cogrl/AssociativeRecall-v0", core, args.seed)
+        agent = make_agent("cogrl/AssociativeRecall-v0", core, args.seed, **parse_sets(args.set))
         seconds = train(agent, args.steps)
         cells = []
         for n in RECALL_ITEMS:
@@ -170,7 +174,9 @@ def story_benchmark(args) -> list[str]:
             cells = []
             for core in cores:
                 env_kwargs = {"task": task, "training_stories": size}
-                agent = make_agent("cogrl/StoryQA-v0", core, args.seed, env_kwargs)
+                agent = make_agent(
+                    "cogrl/StoryQA-v0", core, args.seed, env_kwargs, **parse_sets(args.set)
+                )
                 seconds = train(agent, args.steps)
                 r = evaluate(agent, episodes=1000, seed=EVAL_SEED, split="test")
                 print(
@@ -201,7 +207,7 @@ def delayed_benchmark(args) -> list[str]:
                 {"delay": delay},
                 n_steps=n_steps,
                 batch_size=16 * n_steps,
-                **memory,
+                **{**memory, **parse_sets(args.set)},
             )
             train(agent, args.steps)
             r = evaluate(agent, episodes=args.episodes, seed=EVAL_SEED, delay=delay)
@@ -235,12 +241,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-length", type=int, default=20, help="copy: train on 1..N")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="copy: a hyperparameter"
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter"
     )
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     title, run = BENCHMARKS[args.benchmark]
+    if args.set:
+        title += f" ({', '.join(args.set)})"
     command = " ".join(["python benchmarks/memory_learning.py", *sys.argv[1:]])
     lines = [
         f"## Memory tasks: {title}",

@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from cogrl.checkpoint import read_checkpoint
 from cogrl.checks import check_int
 from cogrl.envs import GymVectorCore, cogrl_env_ids, env_kind, make_core
 from cogrl.logging import RunLogger, write_mp4
+from cogrl.nn import PolicyConfig
 from cogrl.runs import (
     CHECKPOINT_NAME,
     DEFAULT_ROOT,
@@ -191,6 +192,29 @@ def has_preset(agent: str, env_id: str) -> bool:
     return env_id in PRESETS.get(agent, {})
 
 
+def without_old_core_settings(
+    preset_hp: Mapping[str, Any], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The preset's hyperparameters without the policy settings of its core where ``given``
+    switches to another core (``--set policy.core=lstm`` on Copy, whose preset's NTM has
+    ``memory_size``): they belong to the core the user replaced. A note names them."""
+    policy, new = preset_hp.get("policy"), given.get("policy")
+    if not isinstance(policy, Mapping) or not isinstance(new, Mapping):
+        return dict(preset_hp)
+    if "core" not in new or new["core"] == policy.get("core"):
+        return dict(preset_hp)
+    own = {f.name for f in fields(PolicyConfig)}
+    dropped = sorted(k for k in policy if k not in own)
+    if not dropped:
+        return dict(preset_hp)
+    print(
+        f"note: policy.core={new['core']} replaces the preset's {policy.get('core')!r}; "
+        f"its settings {dropped} are dropped",
+        file=sys.stderr,
+    )
+    return {**preset_hp, "policy": {k: v for k, v in policy.items() if k in own}}
+
+
 def build_agent(spec: RunSpec) -> Agent:
     """The agent ``spec`` asks for (resolving its agent name, preset and steps into
     ``spec``); a :class:`SpecError` if anything about it is wrong."""
@@ -213,7 +237,10 @@ def build_agent(spec: RunSpec) -> Agent:
     if spec.preset:
         # Per-environment defaults (cogrl.agents.presets) under the spec's own settings.
         found = preset(spec.agent, spec.env)
-        hyperparameters = merge_settings(found.hyperparameters, hyperparameters)
+        hyperparameters = merge_settings(
+            without_old_core_settings(found.hyperparameters, hyperparameters),
+            hyperparameters,
+        )
         env_kwargs = {**found.env_kwargs, **env_kwargs}
         if spec.steps is None:
             spec.steps = found.timesteps

@@ -617,3 +617,15 @@ def test_eval_prints_every_episode_metric_and_takes_env_arguments(tmp_path: Path
     assert code == 2 and "environment arguments only" in err
     code, _, err = run_cli("eval", run, "--set", "env.max_length=0")
     assert code == 2 and "max_length" in err
+
+
+def test_switching_the_presets_core_drops_that_cores_settings(capsys) -> None:
+    from cogrl.runner import without_old_core_settings
+
+    preset_hp = {"num_envs": 4, "policy": {"core": "ntm", "memory_size": 128, "core_size": 100}}
+    kept = without_old_core_settings(preset_hp, {"policy": {"core": "lstm"}})
+    assert kept == {"num_envs": 4, "policy": {"core": "ntm", "core_size": 100}}
+    assert "['memory_size']" in capsys.readouterr().err
+    # The same core, or no core given: the preset's settings stay.
+    assert without_old_core_settings(preset_hp, {"policy": {"core": "ntm"}}) == preset_hp
+    assert without_old_core_settings(preset_hp, {"policy": {"memory_size": 8}}) == preset_hp

@@ -116,8 +116,9 @@ def skip_reason(words: list[str]) -> str | None:
 
 def small(block_or_words: str | list[str]) -> str | list[str]:
     """The example with small step counts: ``learn(N)`` and ``--steps N`` (of ``cogrl train``
-    and ``cogrl sweep``) at most :data:`SMALL_STEPS`, ``train(N)`` at most :data:`SMALL_GRADIENT_STEPS`; a ``cogrl train``
-    without ``--steps`` gets ``--steps SMALL_STEPS``."""
+    and ``cogrl sweep``) at most :data:`SMALL_STEPS`, ``train(N)`` at most
+    :data:`SMALL_GRADIENT_STEPS`; a ``cogrl train`` without ``--steps`` gets ``--steps
+    SMALL_STEPS``."""
     if isinstance(block_or_words, str):
 
         def cap(match: re.Match, limit: int) -> str:

@@ -1,9 +1,9 @@
 """Checkpoints and resume: a killed training run continues exactly where it stopped.
 
-For PPO, DQN (with its replay) and RAM on a batched core, a ``cogrl train`` killed with
-SIGKILL at a random moment after its first checkpoint and resumed with ``--resume`` ends
-with the same weights and logs the same scalars after the resume point as an
-uninterrupted run with the same seed (CPU, one thread). SIGTERM leaves a resumable run;
+For PPO, DQN (with its replay), RAM and PPO with a curriculum on a batched core, a ``cogrl
+train`` killed with SIGKILL at a random moment after its first checkpoint and resumed with
+``--resume`` ends with the same weights and logs the same scalars after the resume point as
+an uninterrupted run with the same seed (CPU, one thread). SIGTERM leaves a resumable run;
 a checkpoint cut short by a kill is never the one loaded; a run driven to divergence stops
 with a message naming the step and the quantity and keeps its last finite checkpoint.
 """
@@ -44,6 +44,17 @@ RUNS = {
         "--env", ENV, "--agent", "ram", "--steps", "49152", "--num-envs", "32",
         "--set", "policy.core_size=32", "--set", "policy.hidden_sizes=[32]",
         "--checkpoint-every", "2048",
+    ],
+    # A curriculum that advances twice (its level and draws are in the checkpoint), with
+    # factored credit and whole episodes (the kept steps of unfinished episodes too).
+    "ppo-curriculum": [
+        "--env", "cogrl/Copy-v0", "--agent", "ppo", "--steps", "32768", "--num-envs", "32",
+        "--set", "n_steps=16", "--set", "batch_size=128", "--set", "n_epochs=4",
+        "--set", "policy.core=gru", "--set", "policy.core_size=32",
+        "--set", "env.max_length=4", "--set", "factored_credit=true",
+        "--set", "whole_episodes=true",
+        "--set", "curriculum=max_length=1,2,4; metric=bit_errors<=2.0; window=50; mix=true",
+        "--checkpoint-every", "1024",
     ],
 }  # fmt: skip
 COMMON = ["--seed", "3", "--device", "cpu", "--threads", "1", "--video-interval", "0",

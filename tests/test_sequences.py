@@ -157,6 +157,7 @@ def test_an_update_replays_the_rollouts_log_probs_and_values(agent_name, sequenc
         assert bool((~segments.fresh & (segments.begin > 0)).any())  # cut mid-episode
     everything = torch.arange(segments.count)
     with torch.no_grad():
-        log_prob, _, value, rows = agent.evaluate_actions(rollout, everything)
-    torch.testing.assert_close(log_prob, rollout.log_probs.flatten()[rows])
-    torch.testing.assert_close(value, rollout.values.flatten()[rows])
+        replayed = agent.evaluate_actions(rollout, everything)
+    rows = replayed.rows
+    torch.testing.assert_close(replayed.log_prob, rollout.log_probs.flatten()[rows])
+    torch.testing.assert_close(replayed.value, rollout.values.flatten()[rows])

@@ -16,10 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from cogrl.agents.base import register_agent
-from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
+from cogrl.agents.on_policy import (
+    OnPolicyAgent,
+    OnPolicyConfig,
+    explained_variance,
+    masked_mean,
+    per_part,
+)
 from cogrl.agents.training import Progress, adam, gradient_step, standardize
 from cogrl.checks import check_choice
 
@@ -66,17 +71,31 @@ class A2C(OnPolicyAgent):
             rollout = self.collect_rollout()
             units = N * T if rollout.segments is None else rollout.segments.count
             everything = torch.arange(units, device=self.device)
-            log_prob, entropy, value, rows = self.evaluate_actions(rollout, everything)
-            advantages = rollout.advantages.flatten()[rows]
-            returns = rollout.returns.flatten()[rows]
-            values_old = rollout.values.flatten()[rows]
+            ev = self.evaluate_actions(rollout, everything)
+            rows = ev.rows
+            advantages = rollout.advantages.flatten(0, 1)[rows]
+            returns = rollout.returns.flatten(0, 1)[rows]
+            # Steps whose action the environment ignored get no policy gradient.
+            acted = self.acted_weights(rollout, rows)
             if c.normalize_advantage:
-                advantages = standardize(advantages)
-            # Policy gradient: grad J = E[grad log pi(a_t|s_t) A_t].
-            policy_loss = -(log_prob * advantages).mean()
-            value_loss = F.mse_loss(value, returns)
-            entropy_loss = -entropy.mean()
+                weights = None if acted is None else per_part(acted, advantages)
+                advantages = standardize(
+                    advantages, None if weights is None else weights.expand_as(advantages)
+                )
+            # Policy gradient: grad J = E[grad log pi(a_t|s_t) A_t]; with factored credit
+            # sum_k grad log pi(a_t^k|s_t) A_t^k, each part by its own advantage.
+            credit = ev.log_prob * advantages
+            if self.parts:
+                credit = credit.sum(-1)
+            policy_loss = -masked_mean(credit, acted)
+            value_loss = self.value_loss(rollout, rows, ev.value, returns)
+            entropy_loss = -masked_mean(ev.entropy, acted)
             loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
+            answer_stats = {}
+            if self.answer_key is not None:
+                answer_loss = self.answer_loss(rollout, rows, ev.params)
+                loss = loss + c.answer_coef * answer_loss
+                answer_stats["train/answer_loss"] = answer_loss.detach()
 
             norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
             self.guard.after_update(self.num_timesteps + N * T, loss, norm)
@@ -85,8 +104,11 @@ class A2C(OnPolicyAgent):
                 "train/policy_loss": policy_loss.detach(),
                 "train/value_loss": value_loss.detach(),
                 "train/entropy": -entropy_loss.detach(),
-                "train/explained_variance": explained_variance(values_old, returns),
+                "train/explained_variance": explained_variance(
+                    rollout.own(rollout.values), rollout.own(rollout.returns)
+                ),
                 "train/grad_norm": norm,
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+                **answer_stats,
             }
             keep_going = progress.update(N * T, stats)

@@ -34,6 +34,7 @@ from torch import nn
 from cogrl.agents.training import EpisodeStats, NumericsGuard, Progress, RunContext, adam
 from cogrl.checkpoint import atomic_save, read_checkpoint
 from cogrl.core import BatchedEnv, check_memory, resolve_device
+from cogrl.curriculum import Curriculum
 from cogrl.envs import core_spec, make_core
 from cogrl.logging import RunLogger
 from cogrl.nn import PolicyConfig, State
@@ -92,7 +93,14 @@ class Hyperparameters:
     A learner with a policy has a ``policy`` field (:class:`~cogrl.nn.PolicyConfig`, with the
     learner's own defaults); ``policy={...}`` given to :meth:`from_dict` sets some of its
     fields over those defaults.
+
+    Every learner takes ``curriculum``: a schedule of the training environments' arguments
+    in :func:`cogrl.curriculum.parse_curriculum`'s text form (``"max_length=2,4,8,16,20;
+    metric=bit_errors<=0.1; window=500; mix=true"``), or None. Evaluation runs on the
+    environment's own arguments.
     """
+
+    curriculum: str | None = None
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Hyperparameters:
@@ -245,6 +253,10 @@ class Agent(ABC):
         self.generator = self._make_generator()
         self.episodes = self._episode_stats()
         self._setup()
+        #: The curriculum of the training environments (made with them), or None.
+        self.curriculum: Curriculum | None = None
+        if self.config.curriculum is not None:
+            self._check_curriculum(self.config.curriculum)
 
     # --- construction hooks -----------------------------------------------------------------------
     def _probe_spaces(self) -> None:
@@ -360,14 +372,45 @@ class Agent(ABC):
         (which, on a GPU, would wait for every queued kernel at each step)."""
         core = self.make_core(num_envs)
         core.check_action_values = False
+        if self.config.curriculum is not None:
+            # Before the first reset: the first episodes are drawn at the first level.
+            seed = 0 if self.seed is None else self.seed
+            self.curriculum = Curriculum.from_text(core, self.config.curriculum, seed=seed)
         return core
+
+    def _check_curriculum(self, text: Any) -> None:
+        """A ValueError now, before any training, for a curriculum that cannot run on this
+        environment (a bad text, an argument it cannot change while running)."""
+        if not isinstance(text, str):
+            raise ValueError(f"curriculum must be a text (or None), got {text!r}")
+        probe = self.make_core(1)
+        try:
+            Curriculum.from_text(probe, text)
+        except ValueError as e:
+            raise ValueError(f"curriculum for {self.env_id}: {e}") from None
+        finally:
+            probe.close()
+
+    def _record_episodes(self, info: Mapping[str, Any]) -> None:
+        """After every step of the training environments: the finished episodes into the
+        episode statistics and, where there is one, the curriculum."""
+        self.episodes.update(info)
+        if self.curriculum is not None:
+            self.curriculum.observe(info)
+
+    def _reset_training_envs(self, seed: int | None = None) -> Any:
+        """Reset every training environment (``seed`` as ``reset``'s); their observations."""
+        obs, _ = self._env.reset(seed=seed)
+        if self.curriculum is not None:
+            self.curriculum.on_reset()
+        return obs
 
     def _start_stepping(self, num_envs: int) -> None:
         """The training environments of a learner that steps them continuously (A2C, PPO,
         DQN), made on the first ``learn`` call and kept after, with the observation,
         recurrent state and episode starts the loop steps from."""
         self._env = self.make_training_core(num_envs)
-        self._obs, _ = self._env.reset(seed=self.seed)
+        self._obs = self._reset_training_envs(self.seed)
         self._state = self.initial_state(num_envs)
         self._episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
 
@@ -376,7 +419,7 @@ class Agent(ABC):
         (REINFORCE, RAM, DRAM, the classifier), made on the first ``learn`` call."""
         if self._env is None:
             self._env = self.make_training_core(num_envs)
-            self._env.reset(seed=self.seed)
+            self._reset_training_envs(self.seed)
         return self._env
 
     # --- the state of a training run, for checkpoints ----------------------------------------
@@ -393,6 +436,7 @@ class Agent(ABC):
             "episodes": self.episodes.state_dict(),
             "loop": self._loop_state(include_replay),
             "env": None,
+            "curriculum": None if self.curriculum is None else self.curriculum.state_dict(),
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -421,6 +465,8 @@ class Agent(ABC):
         self.progress = None if state["progress"] is None else dict(state["progress"])
         self.episodes.load_state_dict(state["episodes"])
         self._load_loop_state(state["loop"], state["env"])
+        if self.curriculum is not None and state.get("curriculum") is not None:
+            self.curriculum.load_state_dict(state["curriculum"])
 
     def _restore_env(self, num_envs: int, env: Mapping[str, Any] | None) -> Any:
         """Make the training environments and restore their snapshot ``env`` (returns
@@ -437,8 +483,7 @@ class Agent(ABC):
             stacklevel=3,
         )
         seed = None if self.seed is None else self.seed + self.num_timesteps
-        obs, _ = self._env.reset(seed=seed)
-        return obs
+        return self._reset_training_envs(seed)
 
     def _stepping_state(self) -> dict[str, Any]:
         """What :meth:`_start_stepping` set up, as it stands between two updates."""

@@ -221,7 +221,7 @@ class Classifier(Agent):
         keep_going = progress.remaining > 0
         while keep_going:
             # --- N canvases, classified, and their episodes answered to the end -------------
-            obs, _ = env.reset()
+            obs = self._reset_training_envs()
             logits = self._logits(obs)  # (N, A, K), with gradients
             answers = logits.detach().argmax(-1)
             labels = torch.zeros(N, A, dtype=torch.int64, device=self.device)
@@ -236,7 +236,7 @@ class Classifier(Agent):
                 if self.label_key in info:
                     labels = torch.where(ended[:, None], info[self.label_key].view(N, A), labels)
                     labelled |= ended
-                self.episodes.update({**info, "_episode": info["_episode"] & active})
+                self._record_episodes({**info, "_episode": info["_episode"] & active})
                 active &= ~ended
                 t += 1
             if self._episode_steps is None:

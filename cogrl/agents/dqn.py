@@ -16,6 +16,12 @@ The Bellman target of a sampled transition is
   ``K = n_step`` or fewer where the episode ends first (the replay sums the K steps).
 - ``prioritized``: proportional prioritised replay (Schaul et al. 2016), priorities
   ``|delta| + eps``, importance weights annealed from ``beta0`` to 1.
+- ``answer_coef``: where the environment reveals the right action (``metadata
+  ["answer_key"]``), DQfD's large-margin supervised loss (Hester et al. 2018)
+  ``J_E = max_a [Q(s, a) + l(a*, a)] - Q(s, a*)``, ``l = answer_margin`` for ``a != a*``,
+  at the steps where an answer was due, weighted ``answer_coef``; the replay keeps the
+  answers. It pushes the answer's Q-value above the others' by the margin; 0 (default)
+  is pure reinforcement.
 - a recurrent ``core`` (``"gru"``, ``"lstm"``): R2D2 (Kapturowski et al. 2019). The replay
   stores each step's recurrent state; the learner samples sequences of ``burn_in +
   sequence_length`` steps, unrolls the core from the stored state (zeros, when it learns
@@ -44,6 +50,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from cogrl.agents.base import Agent, Hyperparameters, register_agent
+from cogrl.agents.on_policy import check_answer_key
 from cogrl.agents.training import Progress, gradient_step
 from cogrl.checks import check_bools, check_int, check_number
 from cogrl.core import BatchedEnv
@@ -61,6 +68,10 @@ from cogrl.nn.state import state_size
 from cogrl.replay import ReplayBuffer
 
 __all__ = ["DQN"]
+
+#: What the replay keeps for answer supervision: the revealed answer (as a Q-value index)
+#: and whether one was due at the step.
+ANSWER_EXTRAS = {"answer": ((), torch.int64), "answer_due": ((), torch.float32)}
 
 
 @register_agent("dqn")
@@ -88,6 +99,8 @@ class DQN(Agent):
         - ``policy``: a :class:`~cogrl.nn.PolicyConfig` (by default an MLP of (256, 256)
           with ReLU, no core); recurrent cores learn on ``sequence_length`` steps after
           ``burn_in`` steps.
+        - ``answer_coef``, ``answer_margin``: DQfD's supervised loss on revealed answers
+          (see above; 0.8 is DQfD's margin).
         """
 
         num_envs: int = 16
@@ -115,6 +128,8 @@ class DQN(Agent):
         )
         sequence_length: int = 8
         burn_in: int = 4
+        answer_coef: float = 0.0
+        answer_margin: float = 0.8
 
         def __post_init__(self) -> None:
             for name in (
@@ -132,6 +147,8 @@ class DQN(Agent):
             check_int("burn_in", self.burn_in, low=0)
             check_number("learning_rate", self.learning_rate, low_open=True)
             check_number("gamma", self.gamma, high=1.0)
+            check_number("answer_coef", self.answer_coef)
+            check_number("answer_margin", self.answer_margin)
             check_number("tau", self.tau, high=1.0, low_open=True)
             for name in ("exploration_fraction", "exploration_initial_eps"):
                 check_number(name, getattr(self, name), high=1.0)
@@ -176,6 +193,7 @@ class DQN(Agent):
 
     def _setup(self) -> None:
         c = self.config
+        self.answer_key = check_answer_key(c.answer_coef, self.env_metadata, self.env_id)
         self.target = copy.deepcopy(self.policy)
         self.target.requires_grad_(False)
         self.recurrent = self.policy.recurrent
@@ -188,6 +206,12 @@ class DQN(Agent):
             raise ValueError(
                 f"the shared replay is written by {replay.num_envs} environments per step, "
                 f"but this agent steps num_envs={c.num_envs}"
+            )
+        if self.answer_key is not None and not set(ANSWER_EXTRAS) <= set(replay.extra_specs):
+            raise ValueError(
+                f"answer_coef={c.answer_coef} learns from the answers the replay keeps, but "
+                f"the shared replay declares no {sorted(ANSWER_EXTRAS)} extras: make it with "
+                "this agent's make_replay()"
             )
         self.replay = replay
         # Time steps per environment one sample reads: an n-step window, or a sequence.
@@ -206,9 +230,11 @@ class DQN(Agent):
     def make_replay(self) -> ReplayBuffer:
         """A replay for this agent's environments (also to share with other agents)."""
         c = self.config
-        extras = None
+        extras = {}
         if self.recurrent:
-            extras = {"state": ((self._state_size,), torch.float32)}
+            extras["state"] = ((self._state_size,), torch.float32)
+        if self.answer_key is not None:
+            extras.update(ANSWER_EXTRAS)
         return ReplayBuffer(
             c.buffer_size,
             c.num_envs,
@@ -217,7 +243,7 @@ class DQN(Agent):
             device=self.device,
             prioritized=c.prioritized,
             alpha=c.alpha,
-            extras=extras,
+            extras=extras or None,
         )
 
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -228,9 +254,10 @@ class DQN(Agent):
         spec = self.replay.extra_specs.get("state")
         return self.recurrent and spec is not None and spec[0] == (self._state_size,)
 
-    def _extras(self, state_before: State) -> dict[str, torch.Tensor]:
+    def _extras(self, state_before: State, info: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The extras this step writes: the core's state before the step where the replay
-        keeps it, zeros for extras another agent sharing the replay declared."""
+        keeps it, the revealed answer where this agent learns from answers, zeros for
+        extras another agent sharing the replay declared."""
         N = self.config.num_envs
         extras = {}
         for name, (shape, dtype) in self.replay.extra_specs.items():
@@ -239,6 +266,9 @@ class DQN(Agent):
             extras["state"] = pack_state(
                 self.policy.torso.core.reset(state_before, self._episode_start)
             )
+        if self.answer_key is not None:
+            extras["answer"] = info[self.answer_key].long() - self.policy.start
+            extras["answer_due"] = info["_" + self.answer_key].float()
         return extras
 
     def _act(self, obs, state, episode_start, deterministic, epsilon: float = 0.0):
@@ -311,12 +341,12 @@ class DQN(Agent):
             if "final_obs" in info:
                 real_next = _where(done, info["final_obs"], next_obs)
             with torch.no_grad():  # a learned initial state must not enter the replay's graph
-                extras = self._extras(state_before)
+                extras = self._extras(state_before, info)
             # The values come from this agent's core and policy: no checks (host reads).
             self.replay.add(
                 obs, action, reward, real_next, terminated, truncated, extras, check=False
             )
-            self.episodes.update(info)
+            self._record_episodes(info)
             self._obs, self._episode_start = next_obs, done
             self._since_train += N
             self._since_target += N
@@ -391,7 +421,8 @@ class DQN(Agent):
         )
         empty = self.initial_state(c.batch_size)
         action = (batch.action - self.policy.start).long()
-        q = self.policy.step(batch.obs, empty)[0].gather(1, action[:, None]).squeeze(1)
+        q_all = self.policy.step(batch.obs, empty)[0]
+        q = q_all.gather(1, action[:, None]).squeeze(1)
         with torch.no_grad():
             next_q = self.target.step(batch.next_obs, empty)[0]
             if c.double_q:
@@ -405,6 +436,11 @@ class DQN(Agent):
             y = batch.reward + batch.discount * next_value
         td = q - y
         loss = (batch.weights * F.huber_loss(q, y, reduction="none")).mean()
+        answer_stats = {}
+        if self.answer_key is not None:
+            answer_loss = self._margin_loss(q_all, batch.extras)
+            loss = loss + c.answer_coef * answer_loss
+            answer_stats["train/answer_loss"] = answer_loss.detach()
         norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
         self.guard.after_update(step, loss, norm)
         if c.prioritized:
@@ -414,6 +450,7 @@ class DQN(Agent):
             "train/q_mean": q.detach().mean(),
             "train/td_error": td.detach().abs().mean(),
             "train/grad_norm": norm,
+            **answer_stats,
         }
 
     def _train_sequences(self, step: int) -> dict[str, float]:
@@ -447,7 +484,8 @@ class DQN(Agent):
                     index_state(obs, slice(0, burn)), state, seq.episode_start[:burn]
                 )
         h, _ = torso.sequence(index_state(obs, slice(burn, L)), state, seq.episode_start[burn:])
-        q = self.policy.q(h).gather(2, action[..., None]).squeeze(2)
+        q_all = self.policy.q(h)
+        q = q_all.gather(2, action[..., None]).squeeze(2)
 
         with torch.no_grad():
             segments = Segments.split(seq.episode_start)
@@ -463,6 +501,13 @@ class DQN(Agent):
             y = seq.reward[after] + c.gamma * (~seq.terminated[after]).float() * next_value[after]
         mask = seq.mask[after]
         loss = (mask * F.huber_loss(q, y, reduction="none")).sum() / mask.sum().clamp(min=1)
+        answer_stats = {}
+        if self.answer_key is not None:
+            extras = {k: seq.extras[k][burn:] for k in ANSWER_EXTRAS}
+            extras["answer_due"] = extras["answer_due"] * mask
+            answer_loss = self._margin_loss(q_all, extras)
+            loss = loss + c.answer_coef * answer_loss
+            answer_stats["train/answer_loss"] = answer_loss.detach()
         norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
         self.guard.after_update(step, loss, norm)
         td = ((q - y).detach().abs() * mask).sum() / mask.sum().clamp(min=1)
@@ -471,7 +516,18 @@ class DQN(Agent):
             "train/q_mean": (q.detach() * mask).sum() / mask.sum().clamp(min=1),
             "train/td_error": td,
             "train/grad_norm": norm,
+            **answer_stats,
         }
+
+    def _margin_loss(self, q: torch.Tensor, extras: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """DQfD's large-margin loss ``max_a [Q(s, a) + l(a*, a)] - Q(s, a*)`` averaged over
+        the steps where an answer ``a*`` was due; ``q`` is (..., n), the extras (...)."""
+        answer, due = extras["answer"].long(), extras["answer_due"]
+        margin = torch.full_like(q, self.config.answer_margin)
+        margin.scatter_(-1, answer[..., None], 0.0)
+        q_answer = q.gather(-1, answer[..., None]).squeeze(-1)
+        loss = (q + margin).max(-1).values - q_answer
+        return (loss * due).sum() / due.sum().clamp(min=1)
 
     @staticmethod
     def _next_q(net: QNetwork, seq: Any, start_state: State, segments: Segments) -> torch.Tensor:

@@ -12,6 +12,12 @@ none. Environments whose episode ended early idle (their steps are counted but m
 until the longest episode of the batch ends, so an update holds N complete episodes, as
 the estimator needs. A supervised term may be added to the loss (RAM's classifier).
 
+As the actor-critic learners (:mod:`cogrl.agents.on_policy`), it uses what the environment
+declares: steps whose action it ignores (``metadata["ignored_key"]``) are not credited;
+with factored credit (``metadata["reward_parts"] = K``) each part of the action has its
+own reward-to-go and the baseline ``b_t / K``; with ``answer_coef > 0`` the revealed
+right action's negative log-likelihood (``metadata["answer_key"]``) joins the loss.
+
 A learner on :class:`EpisodicAgent` says what differs through these hooks:
 
 - :meth:`EpisodicAgent._objective`: the update's :class:`Objective` (discount, baseline,
@@ -35,6 +41,7 @@ from typing import Any, NamedTuple
 import torch
 
 from cogrl.agents.base import Agent
+from cogrl.agents.on_policy import check_answer_key, check_credit_parts, check_factorises
 from cogrl.agents.training import Progress, gradient_step, standardize
 from cogrl.core import BatchedEnv, sync_free
 from cogrl.nn import ActorCriticPolicy, State, map_state
@@ -56,6 +63,9 @@ class Objective(NamedTuple):
     max_grad_norm: float | None  #: gradient clipping by global norm
     max_episode_steps: int  #: an episode is cut (not learned from) after this many steps
     baseline_rate: float  #: rate of the running mean (baseline="mean")
+    factored_credit: bool = False  #: a reward-to-go per part of the action
+    answer_coef: float = 0.0  #: weight of the revealed answer's negative log-likelihood
+    mask_ignored_actions: bool = True  #: no credit where the environment ignored the action
 
 
 class EpisodicAgent(Agent):
@@ -64,6 +74,19 @@ class EpisodicAgent(Agent):
     policy: ActorCriticPolicy
 
     def _setup(self) -> None:
+        s, meta = self._objective(), self.env_metadata
+        self.parts = check_credit_parts(s.factored_credit, meta, self.env_id)
+        if self.parts:
+            if not self.replay_episodes:
+                raise ValueError(f"factored_credit is not available for {self.name}")
+            check_factorises(self.policy.action_head, self.parts, self.action_space)
+        self.answer_key = check_answer_key(s.answer_coef, meta, self.env_id)
+        if self.answer_key is not None and not self.replay_episodes:
+            raise ValueError(
+                f"{self.name} learns its answers with its own classifier: set its "
+                "answer_coef, which weighs that term"
+            )
+        self.ignored_key = meta.get("ignored_key") if s.mask_ignored_actions else None
         # The running mean of returns (baseline="mean"), float64 as a Python float would be,
         # kept on the device so that updating it reads nothing on the host.
         self.running_return = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -88,9 +111,10 @@ class EpisodicAgent(Agent):
 
     def _replay(
         self, observations: list[Any], actions: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """log pi(a_t|s_t), the entropy and V(s_t), each (T, N), for the N episodes that
-        started together from the initial state."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log pi(a_t|s_t) ((T, N), or (T, N, K) per part with factored credit), the
+        entropy and V(s_t) (T, N), and the action parameters (T * N, ...), for the N
+        episodes that started together from the initial state."""
         obs = map_state(lambda *steps: torch.stack(steps), *observations)
         T, N = len(actions), actions[0].shape[0]
         no_restart = torch.zeros(T, N, dtype=torch.bool, device=self.device)
@@ -98,8 +122,11 @@ class EpisodicAgent(Agent):
         head = self.policy.action_head
         params = params.flatten(0, 1)
         action = torch.stack(actions).flatten(0, 1)
-        log_prob = head.log_prob(params, action).view(T, N)
-        return log_prob, head.entropy(params).view(T, N), value
+        if self.parts:
+            log_prob = head.log_prob_parts(params, action).view(T, N, self.parts)
+        else:
+            log_prob = head.log_prob(params, action).view(T, N)
+        return log_prob, head.entropy(params).view(T, N), value, params
 
     def _policy_step(
         self, obs: Any, state: State
@@ -169,11 +196,11 @@ class EpisodicAgent(Agent):
         keep_going = progress.remaining > 0
         while keep_going:
             # --- N whole episodes, started together ------------------------------------------
-            obs, _ = env.reset()
+            obs = self._reset_training_envs()
             state = self.initial_state(N)
             active = torch.ones(N, dtype=torch.bool, device=self.device)
             log_probs, entropies, values, rewards, masks, extras = [], [], [], [], [], []
-            observations, actions = [], []
+            observations, actions, acted, answers, due = [], [], [], [], []
             t = 0
             while t < s.max_episode_steps and self._any_active(active, t, free, bound):
                 if self.replay_episodes:
@@ -189,40 +216,54 @@ class EpisodicAgent(Agent):
                     values.append(value)
                     extras.append(extra)
                 obs, reward, terminated, truncated, info = env.step(action)
-                rewards.append(reward * active)
+                if self.parts:
+                    rewards.append(info["reward_parts"] * active[:, None])
+                else:
+                    rewards.append(reward * active)
                 masks.append(active.float())
-                self.episodes.update({**info, "_episode": info["_episode"] & active})
+                if self.ignored_key is not None:
+                    acted.append((~info[self.ignored_key]).float())
+                if self.answer_key is not None:
+                    answers.append(info[self.answer_key])
+                    due.append((info["_" + self.answer_key] & active).float())
+                self._record_episodes({**info, "_episode": info["_episode"] & active})
                 active = active & ~(terminated | truncated)
                 t += 1
             mask = torch.stack(masks)  # (T, N): 1 on each environment's first episode
             if self.replay_episodes:
-                log_prob, entropy, value = self._replay(observations, actions)
+                log_prob, entropy, value, params = self._replay(observations, actions)
             else:
                 log_prob, value = torch.stack(log_probs), torch.stack(values)
                 entropy = None if entropies[0] is None else torch.stack(entropies)
 
-            # Reward-to-go G_t = r_t + gamma G_{t+1}, backwards within each episode.
-            returns = torch.empty_like(mask)
-            g = torch.zeros(N, device=self.device)
+            # Reward-to-go G_t = r_t + gamma G_{t+1}, backwards within each episode (per
+            # part with factored credit: (T, N, K)).
+            returns = torch.empty(t, *rewards[0].shape, device=self.device)
+            g = torch.zeros_like(rewards[0])
             for k in reversed(range(t)):
                 g = rewards[k] + s.gamma * g
                 returns[k] = g
+            total = returns.sum(-1) if self.parts else returns  # what the baselines predict
             if s.baseline == "learned":
                 baseline = value.detach()
             elif s.baseline == "mean":
-                baseline = self.running_return.to(returns.dtype).expand_as(returns)
+                baseline = self.running_return.to(total.dtype).expand_as(total)
             else:
-                baseline = torch.zeros_like(returns)
+                baseline = torch.zeros_like(total)
             credited = self._credited_steps(mask)
+            if acted:
+                credited = credited * torch.stack(acted)
             count = credited.sum().clamp(min=1)
-            advantage = returns - baseline
+            # Factored credit: part k's advantage is G_t^k - b_t / K (they sum to G_t - b_t).
+            advantage = returns - (baseline[..., None] / self.parts if self.parts else baseline)
+            weights = credited[..., None].expand_as(advantage) if self.parts else credited
             if s.normalize_advantage:
-                advantage = standardize(advantage, credited)
+                advantage = standardize(advantage, weights)
 
             # grad J = (1/N) sum_n sum_t grad log pi(a_t|s_t) (G_t - b_t), here divided by
             # the number of steps rather than episodes (the same direction; Adam is
             # insensitive to the scale), plus the entropy bonus.
-            policy_loss = -(log_prob * advantage * credited).sum() / count
+            policy_loss = -(log_prob * advantage * weights).sum() / count
             loss = s.policy_coef * policy_loss
             if entropy is not None:
                 entropy_mean = (entropy * credited).sum() / count
@@ -230,13 +271,21 @@ class EpisodicAgent(Agent):
             value_loss = torch.zeros((), device=self.device)
             if s.baseline == "learned":
                 # The baseline regresses on the return: MSE(b_t, G_t).
-                value_loss = ((value - returns).pow(2) * credited).sum() / count
+                value_loss = ((value - total).pow(2) * credited).sum() / count
                 loss = loss + s.value_coef * value_loss
             supervised_loss, supervised_stats = self._supervised_loss(extras, info, mask)
             loss = loss + supervised_loss
+            if self.answer_key is not None:
+                # Answer supervision: -log pi(a*_t|s_t) where a right action a* was due.
+                answer = torch.stack(answers).flatten(0, 1)
+                nll = -self.policy.action_head.log_prob(params, answer).view(t, N)
+                weight = torch.stack(due)
+                answer_loss = (nll * weight).sum() / weight.sum().clamp(min=1)
+                loss = loss + s.answer_coef * answer_loss
+                supervised_stats = {**supervised_stats, "train/answer_loss": answer_loss.detach()}
             norm = gradient_step(self.optimizer, loss, s.max_grad_norm)
             self.guard.after_update(self.num_timesteps + N * t, loss, norm)
-            episode_return = returns[0].mean().double()
+            episode_return = total[0].mean().double()
             self.running_return += s.baseline_rate * (episode_return - self.running_return)
 
             stats = {

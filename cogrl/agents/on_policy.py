@@ -13,15 +13,34 @@ Recurrent policies: the rollout keeps the policy's state at its first step and t
 from the rollout's first state (the segments that begin there) or from the initial state
 (those that begin an episode), all at once through the core (sb3-contrib's RecurrentPPO
 pads its sequences the same way).
+
+What the environment declares (docs/architecture.md, "An environment") the rollout uses:
+
+- ``metadata["ignored_key"]``: steps whose action the environment ignores (Copy's input
+  phase) get no policy gradient and no entropy bonus, and do not enter advantage
+  standardisation (``mask_ignored_actions``, on by default); the critic still learns
+  their values.
+- ``metadata["reward_parts"] = K`` with ``factored_credit=True``: each part of the
+  action (each bit of a ``MultiBinary`` output, each position of a ``MultiDiscrete`` one)
+  is credited with its own reward. GAE runs per part, with the baseline ``V(s) / K``
+  (``part_values=False``: one critic of the whole reward; the parts' advantages sum to
+  the scalar one) or a value per part (``part_values=True``: a critic of K outputs, each
+  regressed on its part's return); PPO takes one probability ratio per part and clips
+  each. With K = 1 it is the scalar update.
+- ``metadata["answer_key"]`` with ``answer_coef > 0``: the negative log-likelihood of the
+  revealed right action under the policy's action head, at the steps where one was due,
+  is added to the loss with weight ``answer_coef`` (answer supervision: the RAM paper's
+  hybrid loss, here for any action head).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from cogrl.agents.base import Agent, Hyperparameters
 from cogrl.agents.training import adam
@@ -37,8 +56,9 @@ from cogrl.nn import (
 )
 from cogrl.nn.policies import flatten_time
 from cogrl.nn.sequences import Segments
+from cogrl.nn.state import leaves
 
-__all__ = ["OnPolicyAgent", "OnPolicyConfig", "Rollout"]
+__all__ = ["Evaluation", "OnPolicyAgent", "OnPolicyConfig", "Rollout", "masked_mean", "per_part"]
 
 
 @dataclass
@@ -61,6 +81,21 @@ class OnPolicyConfig(Hyperparameters):
       sb3-contrib's RecurrentPPO).
     - ``policy``: a :class:`~cogrl.nn.PolicyConfig` (encoder, core, heads); by default an
       MLP of (64, 64) with tanh, no core, one torso each for actor and critic.
+    - ``factored_credit``: credit each part of the action with its part of the reward
+      (the environment must declare ``metadata["reward_parts"]``, and the action head
+      factorise over as many parts); ``part_values``: a value per part instead of one
+      shared baseline.
+    - ``answer_coef``: weight of the answer's negative log-likelihood where the
+      environment reveals the right action (``metadata["answer_key"]``); 0 is pure
+      reinforcement.
+    - ``mask_ignored_actions``: no policy gradient at steps whose action the environment
+      says it ignored (``metadata["ignored_key"]``).
+    - ``whole_episodes``: recurrent policies replay every episode from its first step,
+      also one that began in an earlier rollout: the steps it took there are kept (up to
+      the environment's ``max_episode_steps``) and replayed before this rollout's, without
+      a loss of their own, so that an answer's gradient reaches the inputs the core
+      stored earlier in the episode (Copy's writes). Without it, a segment that goes on
+      from the previous rollout starts from that rollout's last state, detached.
     """
 
     num_envs: int = 16
@@ -75,6 +110,11 @@ class OnPolicyConfig(Hyperparameters):
     normalize_advantage: bool = True
     sequence_length: int | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    factored_credit: bool = False
+    part_values: bool = False
+    answer_coef: float = 0.0
+    mask_ignored_actions: bool = True
+    whole_episodes: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_envs", "n_steps"):
@@ -88,7 +128,23 @@ class OnPolicyConfig(Hyperparameters):
         check_number("vf_coef", self.vf_coef)
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low_open=True)
-        check_bools(self, "anneal_lr", "normalize_advantage")
+        check_bools(
+            self,
+            "anneal_lr",
+            "normalize_advantage",
+            "factored_credit",
+            "part_values",
+            "mask_ignored_actions",
+            "whole_episodes",
+        )
+        if self.whole_episodes and self.sequence_length is not None:
+            raise ValueError(
+                "whole_episodes=True replays each episode from its start; it cannot be "
+                f"combined with sequence_length={self.sequence_length} (truncated pieces)"
+            )
+        check_number("answer_coef", self.answer_coef)
+        if self.part_values and not self.factored_credit:
+            raise ValueError("part_values=True needs factored_credit=True (values of parts)")
 
 
 @dataclass
@@ -104,9 +160,20 @@ class Rollout:
     episode_starts: torch.Tensor
     initial_state: State  # the policy's state before the first step (or, with
     # sequence_length, before every step: (T, N, ...) leaves)
-    advantages: torch.Tensor
-    returns: torch.Tensor
+    advantages: torch.Tensor  # (T, N), or (T, N, K) with factored credit
+    returns: torch.Tensor  # the value targets, (T, N) or (T, N, K) with part values
     segments: Segments | None = None  # recurrent policies: the rollout cut at episode starts
+    acted: torch.Tensor | None = None  # (T, N) float: 0 where the action was ignored
+    answers: Any = None  # (T, N, ...) the right actions revealed (answer supervision)
+    answer_due: torch.Tensor | None = None  # (T, N) float: 1 where an answer was due
+    # whole_episodes: the steps before the rollout's (P of them) are prepended to every
+    # time-major tensor, which is then (P + T, N, ...); ``learned`` (P + T, N) is 0 there.
+    learned: torch.Tensor | None = None
+    prefix: int = 0  # P
+
+    def own(self, x: torch.Tensor) -> torch.Tensor:
+        """The rollout's own steps of a time-major tensor, without the prepended ones."""
+        return x[self.prefix :]
 
 
 def _alloc(x: Any, n: int) -> Any:
@@ -131,7 +198,20 @@ class OnPolicyAgent(Agent):
     policy: ActorCriticPolicy
 
     def _build_policy(self) -> ActorCriticPolicy:
-        return ActorCriticPolicy(self.observation_space, self.action_space, self.config.policy)
+        c, meta = self.config, self.env_metadata
+        self.parts = check_credit_parts(c.factored_credit, meta, self.env_id)
+        self.answer_key = check_answer_key(c.answer_coef, meta, self.env_id)
+        self.ignored_key = meta.get("ignored_key") if c.mask_ignored_actions else None
+        # A value per part where there are several (with one part it is the shared value).
+        self.part_values = c.part_values and self.parts > 1
+        policy = ActorCriticPolicy(
+            self.observation_space,
+            self.action_space,
+            self.config.policy,
+            value_parts=self.parts if self.part_values else 1,
+        )
+        check_factorises(policy.action_head, self.parts, self.action_space)
+        return policy
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         return adam(self.policy.parameters(), lr=self.config.learning_rate, eps=1e-5)
@@ -143,23 +223,52 @@ class OnPolicyAgent(Agent):
         return action, state
 
     # --- rollouts -------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        self._history: dict[str, Any] | None = None  # whole_episodes: the earlier steps
+
     def _start(self) -> None:
         """The training environments, made on the first ``learn`` call and kept after."""
         if self._env is None:
             self._start_stepping(self.config.num_envs)
+            self._history = self._empty_history() if self._keeps_history() else None
+
+    def _keeps_history(self) -> bool:
+        return self.config.whole_episodes and self.policy.recurrent
+
+    def _empty_history(self) -> dict[str, Any]:
+        """No earlier steps: room for ``max_episode_steps`` observations per environment
+        (an unfinished episode has taken fewer), and their count (N,)."""
+        bound = getattr(self._env, "max_episode_steps", None)
+        if bound is None:
+            raise ValueError(
+                f"whole_episodes=True keeps each unfinished episode's steps, which needs "
+                f"episodes of a bounded length; {self.env_id} declares no max_episode_steps"
+            )
+        return {
+            "obs": _alloc(self._obs, int(bound)),
+            "length": torch.zeros(self.config.num_envs, dtype=torch.int64, device=self.device),
+        }
 
     def _loop_state(self, include_replay: bool) -> dict[str, Any]:
-        return {} if self._env is None else self._stepping_state()
+        if self._env is None:
+            return {}
+        return {**self._stepping_state(), "history": self._history}
 
     def _load_loop_state(self, loop, env) -> None:
         if loop:
             self._restore_stepping(self.config.num_envs, loop, env)
+            history = loop.get("history")
+            self._history = None
+            if self._keeps_history():
+                # A core that could not be snapshot starts new episodes: no earlier steps.
+                fresh = history is None or env is None
+                self._history = self._empty_history() if fresh else self.to_device(history)
 
     @torch.no_grad()
     def collect_rollout(self) -> Rollout:
         """Step every environment ``n_steps`` times with the current policy; GAE on top."""
         c, env, head = self.config, self._env, self.policy.action_head
-        T = c.n_steps
+        T, N, K = c.n_steps, env.num_envs, self.parts
         obs, state, start = self._obs, self._state, self._episode_start
         initial_state = state
         # With sequence_length, a segment may begin at any step: keep every step's state.
@@ -167,11 +276,16 @@ class OnPolicyAgent(Agent):
         if store:
             initial_state = map_state(lambda s: _alloc(s, T), state)
         obs_buf = _alloc(obs, T)
-        starts = torch.empty((T, env.num_envs), dtype=torch.bool, device=self.device)
-        values = torch.empty((T, env.num_envs), device=self.device)
-        rewards = torch.empty_like(values)
-        log_probs = torch.empty_like(values)
+        starts = torch.empty((T, N), dtype=torch.bool, device=self.device)
+        values = torch.empty((T, N, K) if self.part_values else (T, N), device=self.device)
+        # Factored credit keeps each part's reward and log-probability: (T, N, K).
+        rewards = torch.empty((T, N, K) if K else (T, N), device=self.device)
+        log_probs = torch.empty_like(rewards)
         dones = torch.empty_like(starts)
+        acted = None if self.ignored_key is None else torch.ones(T, N, device=self.device)
+        answers, answer_due = None, None
+        if self.answer_key is not None:
+            answer_due = torch.zeros(T, N, device=self.device)
         actions = None
         for t in range(T):
             _write(obs_buf, t, obs)
@@ -183,33 +297,50 @@ class OnPolicyAgent(Agent):
             if actions is None:
                 actions = _alloc(action, T)
             actions[t] = action
-            log_probs[t] = head.log_prob(params, action)
+            log_probs[t] = (
+                head.log_prob_parts(params, action) if K else head.log_prob(params, action)
+            )
             values[t] = value
             obs, reward, terminated, truncated, info = env.step(self.env_action(action))
+            if K:
+                reward = info["reward_parts"]
             # A time limit is not a failure: bootstrap r + gamma V(final obs) (SB3's way).
             cut = truncated & ~terminated
             # On the CPU, skip the extra forward pass where nothing was cut; on a GPU, asking
             # would wait for the queued kernels, so every row is valued and masked.
             if "final_obs" in info and (sync_free(self.device) or bool(cut.any())):
                 _, final_value, _ = self.policy.step(info["final_obs"], state)
-                reward = reward + c.gamma * final_value * cut
+                reward = reward + c.gamma * self._part_values(final_value) * per_part(cut, reward)
             rewards[t] = reward
+            if acted is not None:
+                acted[t] = (~info[self.ignored_key]).float()
+            if answer_due is not None:
+                revealed = info[self.answer_key]
+                if answers is None:
+                    answers = _alloc(revealed, T)
+                answers[t] = revealed
+                answer_due[t] = info["_" + self.answer_key].float()
             start = terminated | truncated
             dones[t] = start
-            self.episodes.update(info)
+            self._record_episodes(info)
         _, last_value, _ = self.policy.step(obs, state, start)
         self._obs, self._state, self._episode_start = obs, state, start
 
-        # GAE(lambda), backwards in time.
-        advantages = torch.empty_like(values)
+        # GAE(lambda), backwards in time (per part with factored credit).
+        baseline = self._part_values(values)
+        last_value = self._part_values(last_value)
+        advantages = torch.empty_like(rewards)
         gae = torch.zeros_like(last_value)
         for t in reversed(range(T)):
-            next_value = last_value if t == T - 1 else values[t + 1]
-            not_done = (~dones[t]).float()
-            delta = rewards[t] + c.gamma * next_value * not_done - values[t]
+            next_value = last_value if t == T - 1 else baseline[t + 1]
+            not_done = per_part((~dones[t]).float(), rewards[t])
+            delta = rewards[t] + c.gamma * next_value * not_done - baseline[t]
             gae = delta + c.gamma * c.gae_lambda * not_done * gae
             advantages[t] = gae
-        return Rollout(
+        returns = advantages + baseline
+        if K and not self.part_values:
+            returns = returns.sum(-1)  # one critic: its target is the whole return
+        rollout = Rollout(
             obs=obs_buf,
             actions=actions,
             log_probs=log_probs,
@@ -219,16 +350,90 @@ class OnPolicyAgent(Agent):
             episode_starts=starts,
             initial_state=detach_state(initial_state),
             advantages=advantages,
-            returns=advantages + values,
+            returns=returns,
             segments=(Segments.split(starts, c.sequence_length) if self.policy.recurrent else None),
+            acted=acted,
+            answers=answers,
+            answer_due=answer_due,
         )
+        if self._history is None:
+            return rollout
+        return self._prepend_history(rollout, start)
+
+    def _prepend_history(self, rollout: Rollout, next_start: torch.Tensor) -> Rollout:
+        """``whole_episodes``: the rollout with each unfinished episode's earlier steps in
+        front, and the history updated to the episodes that go on into the next rollout.
+
+        The P = max(length) earlier steps are right-aligned before step 0: column n holds
+        its ``length[n]`` steps at P - length[n] .. P - 1, the first of them an episode
+        start (replayed from the initial state); the steps before are filler, a segment of
+        its own, never learned from.
+        """
+        history, T = self._history, rollout.dones.shape[0]
+        N = rollout.dones.shape[1]
+        length = history["length"]
+        P = int(length.max())  # one host read per rollout
+        device = self.device
+        j = torch.arange(P, device=device)[:, None]
+        k = j - (P - length)[None, :]  # index into the history, < 0 for filler
+        column = torch.arange(N, device=device)[None, :].expand(P, N)
+        prefix_obs = map_state(lambda h: h[k.clamp(min=0), column], history["obs"])
+        prefix_start = (k == 0) | (j == 0)
+        ext_start = torch.cat([prefix_start, rollout.episode_starts])
+
+        def pad(x: Any) -> Any:  # P leading steps of zeros
+            if x is None:
+                return None
+            return map_state(lambda t: torch.cat([t.new_zeros((P, *t.shape[1:])), t]), x)
+
+        ext_obs = map_state(lambda a, b: torch.cat([a, b]), prefix_obs, rollout.obs)
+        learned = torch.cat([torch.zeros(P, N, device=device), torch.ones(T, N, device=device)])
+        # The history for the next rollout: each column's steps since its last episode
+        # start, none where the next step starts an episode.
+        index = torch.arange(P + T, device=device)[:, None].expand(P + T, N)
+        last_start = torch.where(ext_start, index, 0).max(0).values
+        kept = torch.where(next_start, 0, P + T - last_start)
+        H = leaves(history["obs"])[0].shape[0]
+        h = torch.arange(H, device=device)[:, None]
+        source = (last_start[None, :] + h).clamp(max=P + T - 1)
+        column = torch.arange(N, device=device)[None, :].expand(H, N)
+        self._history = {
+            "obs": map_state(lambda x: x[source, column], ext_obs),
+            "length": kept,
+        }
+        return Rollout(
+            obs=ext_obs,
+            actions=pad(rollout.actions),
+            log_probs=pad(rollout.log_probs),
+            values=pad(rollout.values),
+            rewards=pad(rollout.rewards),
+            dones=torch.cat([torch.zeros(P, N, dtype=torch.bool, device=device), rollout.dones]),
+            episode_starts=ext_start,
+            initial_state=rollout.initial_state,
+            advantages=pad(rollout.advantages),
+            returns=pad(rollout.returns),
+            segments=Segments.split(ext_start),
+            acted=pad(rollout.acted),
+            answers=pad(rollout.answers),
+            answer_due=pad(rollout.answer_due),
+            learned=learned,
+            prefix=P,
+        )
+
+    def _part_values(self, value: torch.Tensor) -> torch.Tensor:
+        """Values as GAE's baseline: as they are without factored credit or with a value
+        per part; otherwise the shared value split evenly over the K parts, ``V(s) / K``
+        (..., K), so that the parts' advantages sum to the scalar advantage."""
+        if not self.parts or self.part_values:
+            return value
+        return (value / self.parts)[..., None].expand(*value.shape, self.parts)
 
     def minibatches(self, rollout: Rollout, batch_size: int) -> list[torch.Tensor]:
         """A random split of the rollout into minibatches of about ``batch_size``
         transitions: of single transitions, or (recurrent policies) of whole segments."""
         segments = rollout.segments
         if segments is None:
-            units = rollout.values.numel()
+            units = rollout.dones.numel()
             order = torch.randperm(units, generator=self.generator, device=self.device)
             return list(order.split(batch_size))
         order = torch.randperm(segments.count, generator=self.generator, device=self.device)
@@ -238,16 +443,12 @@ class OnPolicyAgent(Agent):
         sizes = torch.unique_consecutive(ends // batch_size, return_counts=True)[1]
         return list(order.split(sizes.tolist()))
 
-    def evaluate_actions(
-        self, rollout: Rollout, index: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Log-probabilities, entropies and values of the rollout's actions under the current
-        policy, for ``index``: flat transition indices (feedforward policies) or segment
-        numbers (recurrent policies, replayed whole; see :meth:`minibatches`).
-
-        Returns ``(log_prob, entropy, value, rows)`` where ``rows`` selects the matching
-        entries of any flattened (T * N) rollout tensor.
-        """
+    def evaluate_actions(self, rollout: Rollout, index: torch.Tensor) -> Evaluation:
+        """Log-probabilities (per part, with factored credit), entropies, values and action
+        parameters of the rollout's actions under the current policy, for ``index``: flat
+        transition indices (feedforward policies) or segment numbers (recurrent policies,
+        replayed whole; see :meth:`minibatches`). ``rows`` selects the matching entries of
+        any flattened (T * N) rollout tensor."""
         head = self.policy.action_head
         if rollout.segments is None:
             rows = index
@@ -265,7 +466,101 @@ class OnPolicyAgent(Agent):
                 index_state(flatten_time(rollout.obs), rows), state, segments
             )
         action = rollout.actions.flatten(0, 1)[rows]
-        return head.log_prob(params, action), head.entropy(params), value, rows
+        if self.parts:
+            log_prob = head.log_prob_parts(params, action)
+        else:
+            log_prob = head.log_prob(params, action)
+        return Evaluation(log_prob, head.entropy(params), value, rows, params)
+
+    def answer_loss(self, rollout: Rollout, rows: torch.Tensor, params: Any) -> torch.Tensor:
+        """Answer supervision: ``-log pi(a*|s)`` of the revealed right action ``a*``,
+        averaged over the steps of ``rows`` where one was due (0 where none was)."""
+        due = rollout.answer_due.flatten()[rows]
+        answer = index_state(flatten_time(rollout.answers), rows)
+        nll = -self.policy.action_head.log_prob(params, answer)
+        return (nll * due).sum() / due.sum().clamp(min=1)
+
+    def acted_weights(self, rollout: Rollout, rows: torch.Tensor) -> torch.Tensor | None:
+        """1 for the steps of ``rows`` whose action the policy gradient credits, 0 for
+        those the environment ignored and for steps replayed from earlier rollouts (None
+        where every step counts)."""
+        if rollout.acted is not None:
+            return rollout.acted.flatten()[rows]  # 0 on the replayed steps too
+        return None if rollout.learned is None else rollout.learned.flatten()[rows]
+
+    def value_loss(
+        self, rollout: Rollout, rows: torch.Tensor, value: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """The critic's squared error on the steps of ``rows``, but those replayed from
+        earlier rollouts (their targets were learned then)."""
+        if rollout.learned is None:
+            return F.mse_loss(value, target)
+        squared = (value - target).pow(2)
+        if squared.ndim > 1:  # a value per part
+            squared = squared.mean(-1)
+        return masked_mean(squared, rollout.learned.flatten()[rows])
+
+
+class Evaluation(NamedTuple):
+    """What :meth:`OnPolicyAgent.evaluate_actions` gives for a minibatch."""
+
+    log_prob: torch.Tensor  # (B,), or (B, K) per part with factored credit
+    entropy: torch.Tensor  # (B,)
+    value: torch.Tensor  # (B,), or (B, K) with part values
+    rows: torch.Tensor  # the minibatch's rows of a flattened (T * N) rollout tensor
+    params: torch.Tensor  # the action head's parameters, for the answer's likelihood
+
+
+def masked_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The mean of ``x`` (B,) over the entries weighted 1 (all, without weights)."""
+    if weights is None:
+        return x.mean()
+    return (x * weights).sum() / weights.sum().clamp(min=1)
+
+
+def per_part(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` (N,) shaped to broadcast against ``like``: (N,), or (N, K) per part."""
+    return x[..., None] if like.ndim > x.ndim else x
+
+
+def check_credit_parts(factored: bool, metadata: Mapping[str, Any], env_id: str) -> int:
+    """The number of reward parts factored credit splits the reward into (0: no factored
+    credit); a ValueError where the environment declares none."""
+    if not factored:
+        return 0
+    parts = metadata.get("reward_parts")
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise ValueError(
+            f"factored_credit=True needs an environment that reports its reward by parts "
+            f"(metadata['reward_parts'] = K and info['reward_parts']); {env_id} declares "
+            f"{parts!r}. Use factored_credit=False"
+        )
+    return parts
+
+
+def check_factorises(head: Any, parts: int, action_space: Any) -> None:
+    """A ValueError unless the action distribution factorises over the reward's parts."""
+    if parts and head.parts != parts:
+        raise ValueError(
+            f"factored_credit: the environment's reward has {parts} parts, but the action "
+            f"distribution of {action_space} factorises over {head.parts}; factored credit "
+            "needs one independent action part per reward part (MultiBinary, MultiDiscrete)"
+        )
+
+
+def check_answer_key(answer_coef: float, metadata: Mapping[str, Any], env_id: str) -> str | None:
+    """The info key of the revealed answers where ``answer_coef > 0``; a ValueError where
+    the environment reveals none."""
+    if answer_coef == 0:
+        return None
+    key = metadata.get("answer_key")
+    if key is None:
+        raise ValueError(
+            f"answer_coef={answer_coef} needs an environment that reveals the right action "
+            f"(metadata['answer_key']); {env_id} does not. Use answer_coef=0 (pure "
+            "reinforcement)"
+        )
+    return key
 
 
 def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from cogrl.agents.base import register_agent
-from cogrl.agents.on_policy import OnPolicyAgent, OnPolicyConfig, explained_variance
+from cogrl.agents.on_policy import (
+    OnPolicyAgent,
+    OnPolicyConfig,
+    explained_variance,
+    masked_mean,
+    per_part,
+)
 from cogrl.agents.training import Progress, gradient_step, standardize
 from cogrl.checks import check_int, check_number
 
@@ -74,41 +79,59 @@ class PPO(OnPolicyAgent):
             if c.anneal_lr:
                 progress.anneal(self.optimizer, c.learning_rate)
             rollout = self.collect_rollout()
-            flat_adv = rollout.advantages.flatten()
-            flat_ret = rollout.returns.flatten()
-            flat_logp = rollout.log_probs.flatten()
-            flat_val = rollout.values.flatten()
+            # Flattened (T * N, ...): per part (T * N, K) with factored credit.
+            flat_adv = rollout.advantages.flatten(0, 1)
+            flat_ret = rollout.returns.flatten(0, 1)
+            flat_logp = rollout.log_probs.flatten(0, 1)
+            flat_val = rollout.values.flatten(0, 1)
             # Logged: the losses, entropy and clip fraction as means over the update's
             # minibatches; approx_kl and grad_norm as the last minibatch's (approx_kl is
             # what target_kl judges after each epoch).
             clip_fractions, approx_kl = [], torch.zeros(())
-            losses, policy_losses, value_losses, entropies = [], [], [], []
+            losses, policy_losses, value_losses, entropies, answer_losses = [], [], [], [], []
             for _epoch in range(c.n_epochs):
                 for index in self.minibatches(rollout, c.batch_size):
-                    new_logp, entropy, value, rows = self.evaluate_actions(rollout, index)
+                    ev = self.evaluate_actions(rollout, index)
+                    rows, value = ev.rows, ev.value
+                    # Steps whose action the environment ignored get no policy gradient.
+                    acted = self.acted_weights(rollout, rows)
                     adv = flat_adv[rows]
                     if c.normalize_advantage:
-                        adv = standardize(adv)
+                        weights = None if acted is None else per_part(acted, adv).expand_as(adv)
+                        adv = standardize(adv, weights)
                     # Clipped surrogate: L = E[min(rho A, clip(rho, 1-eps, 1+eps) A)],
-                    # rho = pi(a|s) / pi_old(a|s).
-                    log_ratio = new_logp - flat_logp[rows]
+                    # rho = pi(a|s) / pi_old(a|s); with factored credit one rho and one A per
+                    # part, the clipped terms summed over the parts.
+                    log_ratio = ev.log_prob - flat_logp[rows]
                     ratio = log_ratio.exp()
-                    policy_loss = -torch.min(
+                    surrogate = torch.min(
                         ratio * adv, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * adv
-                    ).mean()
+                    )
+                    if self.parts:
+                        surrogate = surrogate.sum(-1)
+                    policy_loss = -masked_mean(surrogate, acted)
                     if c.clip_range_vf is not None:
                         old = flat_val[rows]
                         value = old + (value - old).clamp(-c.clip_range_vf, c.clip_range_vf)
-                    value_loss = F.mse_loss(value, flat_ret[rows])
-                    entropy_loss = -entropy.mean()
+                    value_loss = self.value_loss(rollout, rows, value, flat_ret[rows])
+                    entropy_loss = -masked_mean(ev.entropy, acted)
                     loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
+                    if self.answer_key is not None:
+                        answer_loss = self.answer_loss(rollout, rows, ev.params)
+                        loss = loss + c.answer_coef * answer_loss
+                        answer_losses.append(answer_loss.detach())
 
                     norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
                     self.guard.after_update(self.num_timesteps + N * T, loss, norm)
                     with torch.no_grad():
-                        # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator).
-                        approx_kl = ((ratio - 1) - log_ratio).mean()
-                        clip_fractions.append(((ratio - 1).abs() > c.clip_range).float().mean())
+                        # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator),
+                        # summed over the parts: the KL of the whole action.
+                        kl = (ratio - 1) - log_ratio
+                        approx_kl = masked_mean(kl.sum(-1) if self.parts else kl, acted)
+                        clipped = ((ratio - 1).abs() > c.clip_range).float()
+                        clip_fractions.append(
+                            masked_mean(clipped.mean(-1) if self.parts else clipped, acted)
+                        )
                         losses.append(loss.detach())
                         policy_losses.append(policy_loss.detach())
                         value_losses.append(value_loss.detach())
@@ -124,8 +147,12 @@ class PPO(OnPolicyAgent):
                 "train/entropy": entropies.mean(),
                 "train/approx_kl": approx_kl,
                 "train/clip_fraction": torch.stack(clip_fractions).mean(),
-                "train/explained_variance": explained_variance(flat_val, flat_ret),
+                "train/explained_variance": explained_variance(
+                    rollout.own(rollout.values), rollout.own(rollout.returns)
+                ),
                 "train/grad_norm": norm,
                 "train/learning_rate": self.optimizer.param_groups[0]["lr"],
             }
+            if answer_losses:
+                stats["train/answer_loss"] = torch.stack(answer_losses).mean()
             keep_going = progress.update(N * T, stats)

@@ -79,6 +79,10 @@ class RAM(EpisodicAgent):
           ``"gru"``; ``"lstm"``; any registered core) of ``core_size``; ``location_std``,
           the std of the location policy's Gaussian (before tanh).
         - ``reinforce_coef``, ``baseline_coef``: weights of the REINFORCE and baseline terms.
+        - ``answer_coef``: weight of the classifier's term, the true label's negative
+          log-likelihood (answer supervision, which the paper's hybrid loss is: 1 by
+          default; 0 leaves the classifier untrained, pure reinforcement of the
+          locations with a classifier that does not learn).
         - ``max_grad_norm``: gradient clipping (``None`` for none).
         """
 
@@ -88,11 +92,12 @@ class RAM(EpisodicAgent):
         reinforce_coef: float = 1.0
         baseline_coef: float = 1.0
         max_grad_norm: float | None = 1.0
+        answer_coef: float = 1.0
 
         def __post_init__(self) -> None:
             check_int("num_envs", self.num_envs)
             check_number("learning_rate", self.learning_rate, low_open=True)
-            for name in ("reinforce_coef", "baseline_coef"):
+            for name in ("reinforce_coef", "baseline_coef", "answer_coef"):
                 check_number(name, getattr(self, name))
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
@@ -189,7 +194,7 @@ class RAM(EpisodicAgent):
         logits, label = extras[-1]["logits"], info[self.label_key]
         classifier_loss = F.cross_entropy(logits, label)
         accuracy = (logits.argmax(-1) == label).float().mean()
-        return classifier_loss, {
+        return self.config.answer_coef * classifier_loss, {
             "train/classifier_loss": classifier_loss.detach(),
             "train/accuracy": accuracy,
             "train/location_std": self.policy.location.std,

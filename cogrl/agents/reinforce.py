@@ -45,6 +45,10 @@ class REINFORCE(EpisodicAgent):
           not learned from), so an environment without a time limit cannot stall learning.
         - ``policy``: a :class:`~cogrl.nn.PolicyConfig` (by default an MLP of (64, 64) with
           tanh, no core).
+        - ``factored_credit``, ``answer_coef``, ``mask_ignored_actions``: as PPO's (see
+          :mod:`cogrl.agents.episodic`): a reward-to-go per part of the action, the
+          revealed answer's likelihood (0: pure reinforcement), no credit at steps whose
+          action the environment ignored.
         """
 
         num_envs: int = 16
@@ -58,6 +62,9 @@ class REINFORCE(EpisodicAgent):
         max_grad_norm: float | None = 1.0
         max_episode_steps: int = 10_000
         policy: PolicyConfig = field(default_factory=PolicyConfig)
+        factored_credit: bool = False
+        answer_coef: float = 0.0
+        mask_ignored_actions: bool = True
 
         def __post_init__(self) -> None:
             for name in ("num_envs", "max_episode_steps"):
@@ -70,7 +77,8 @@ class REINFORCE(EpisodicAgent):
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
             check_choice("baseline", self.baseline, {"learned", "mean", "none"})
-            check_bools(self, "normalize_advantage")
+            check_bools(self, "normalize_advantage", "factored_credit", "mask_ignored_actions")
+            check_number("answer_coef", self.answer_coef)
 
     config: Config
 
@@ -90,4 +98,7 @@ class REINFORCE(EpisodicAgent):
             max_grad_norm=c.max_grad_norm,
             max_episode_steps=c.max_episode_steps,
             baseline_rate=c.baseline_rate,
+            factored_credit=c.factored_credit,
+            answer_coef=c.answer_coef,
+            mask_ignored_actions=c.mask_ignored_actions,
         )

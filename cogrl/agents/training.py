@@ -384,9 +384,14 @@ class Progress:
         # TensorBoard gets one every LOG_INTERVAL steps, and the last.
         if now - c["last_log"] >= LOG_INTERVAL or finished:
             agent.guard.check(agent.modules(), now)
+            curriculum = agent.curriculum
+            if curriculum is not None:
+                # Judged once per logging interval: moves on one level at most.
+                curriculum.update()
             fps = (now - self.start_steps) / max(elapsed, 1e-9)
             values = {
                 **agent.episodes.summary(),
+                **({} if curriculum is None else curriculum.scalars()),
                 **{k: _host(v) for k, v in stats.items()},
                 "time/fps": fps,
             }
@@ -405,6 +410,8 @@ class Progress:
         keep_going = not finished
         if self.callback is not None:
             info = {**agent.episodes.summary(), **{k: _host(v) for k, v in stats.items()}}
+            if agent.curriculum is not None:
+                info.update(agent.curriculum.scalars())
             info.update(timesteps=float(now), **{"time/elapsed": elapsed})
             if self.callback(agent, info) is False:
                 keep_going = False

@@ -80,6 +80,15 @@ class ActionHead(nn.Module):
     def log_prob(self, params: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    #: The independent parts the distribution factorises over (``log_prob`` is the sum of
+    #: :meth:`log_prob_parts` over them): 1 unless a head says otherwise.
+    parts = 1
+
+    def log_prob_parts(self, params: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """``log pi(a_k | s)`` of each of the :attr:`parts` (..., parts), summing to
+        :meth:`log_prob`: per-part credit (``factored_credit``) takes one ratio per part."""
+        return self.log_prob(params, action)[..., None]
+
     def entropy(self, params: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -125,6 +134,7 @@ class MultiCategoricalHead(ActionHead):
         self.nvec = [int(n) for n in nvec]
         self.shape = (len(self.nvec),) if shape is None else tuple(int(s) for s in shape)
         self.fc = nn.Linear(input_size, sum(self.nvec))
+        self.parts = len(self.nvec)
 
     def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return torch.split(params, self.nvec, dim=-1)
@@ -138,6 +148,13 @@ class MultiCategoricalHead(ActionHead):
         parts = self._split(params)
         action = action.reshape(*params.shape[:-1], len(self.nvec))
         return sum(categorical_log_prob(p, action[..., i]) for i, p in enumerate(parts))
+
+    def log_prob_parts(self, params, action):
+        parts = self._split(params)
+        action = action.reshape(*params.shape[:-1], len(self.nvec))
+        return torch.stack(
+            [categorical_log_prob(p, action[..., i]) for i, p in enumerate(parts)], -1
+        )
 
     def entropy(self, params):
         return sum(categorical_entropy(p) for p in self._split(params))
@@ -155,6 +172,7 @@ class BernoulliHead(ActionHead):
         super().__init__()
         self.fc = nn.Linear(input_size, n)
         self.shape = (n,) if shape is None else tuple(int(s) for s in shape)
+        self.parts = n
 
     def sample(self, params, generator=None):
         u = torch.rand(params.shape, generator=generator, device=params.device)
@@ -163,8 +181,11 @@ class BernoulliHead(ActionHead):
 
     def log_prob(self, params, action):
         # log p(a) = a log sigmoid(z) + (1 - a) log sigmoid(-z) = -BCE(z, a)
+        return self.log_prob_parts(params, action).sum(-1)
+
+    def log_prob_parts(self, params, action):
         a = action.reshape(params.shape).to(params.dtype)
-        return -F.binary_cross_entropy_with_logits(params, a, reduction="none").sum(-1)
+        return -F.binary_cross_entropy_with_logits(params, a, reduction="none")
 
     def entropy(self, params):
         p = torch.sigmoid(params)
@@ -280,11 +301,12 @@ class TanhGaussianHead(ActionHead):
 
 
 class ValueHead(nn.Module):
-    """A scalar per row, ``Linear(h)`` (B,): a state value or RAM's baseline ``b_t``."""
+    """A scalar per row, ``Linear(h)`` (B,): a state value or RAM's baseline ``b_t``; with
+    ``size > 1``, one value per part of a factored reward (B, size)."""
 
-    def __init__(self, input_size: int) -> None:
+    def __init__(self, input_size: int, size: int = 1) -> None:
         super().__init__()
-        self.fc = nn.Linear(input_size, 1)
+        self.fc = nn.Linear(input_size, size)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.fc(h).squeeze(-1)

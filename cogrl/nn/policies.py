@@ -243,7 +243,8 @@ class ActorCriticPolicy(nn.Module):
 
     The recurrent state is ``(actor_state, critic_state)`` in both cases (the critic's is
     an empty tensor when the torso is shared). Settings come from ``config`` with
-    ``overrides`` (fields of :class:`PolicyConfig`) on top.
+    ``overrides`` (fields of :class:`PolicyConfig`) on top. ``value_parts > 1`` gives the
+    critic one value per part of a factored reward: values are then (B, value_parts).
     """
 
     def __init__(
@@ -251,6 +252,7 @@ class ActorCriticPolicy(nn.Module):
         observation_space: spaces.Space,
         action_space: spaces.Space,
         config: PolicyConfig | None = None,
+        value_parts: int = 1,
         **overrides: Any,
     ) -> None:
         super().__init__()
@@ -259,7 +261,7 @@ class ActorCriticPolicy(nn.Module):
         self.critic_torso = None if config.share_torso else make_torso(observation_space, config)
         hidden = self.actor_torso.hidden_size
         self.action_head = make_action_head(action_space, hidden, config.log_std_init)
-        self.value_head = ValueHead(hidden)
+        self.value_head = ValueHead(hidden, value_parts)
         self.recurrent = self.actor_torso.recurrent
         if config.ortho_init:
             # Orthogonal initialisation as in the PPO paper's code, SB3 and CleanRL: gain
