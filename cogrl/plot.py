@@ -605,17 +605,25 @@ def plot(
     metrics = choose_metrics(runs, metric)
     groups = group_runs(runs, group_by)
     rng = np.random.default_rng(seed)
-    axes = X_AXES if x == "both" else (x,)
+    axes = list(X_AXES if x == "both" else (x,))
     notes = []
     for group in groups:
         group.metric = metrics[group.env]
-        for axis in axes:
+        for axis in list(axes):
             scalars = [run.scalars[group.metric] for run in group.runs]
             curves = [(curve.x(axis), curve.values) for curve in scalars]
             try:
                 grid = common_grid(curves, points)
             except ValueError as e:
                 names = ", ".join(r.path.name for r in group.runs)
+                if axis == "time" and x == "both":
+                    # Runs on a busy machine (or very short ones) may share no span of wall
+                    # time; the steps figure still says everything, so it is drawn alone.
+                    axes.remove("time")
+                    for other in groups:
+                        other.curves.pop("time", None)
+                    notes.append(f"no wall-time figure: {group.env} {group.label} ({names}): {e}")
+                    continue
                 hint = " (wall time; --x steps draws against steps only)" if axis == "time" else ""
                 raise ValueError(f"{group.env} {group.label} ({names}): {e}{hint}") from None
             values = interpolate(curves, grid)

@@ -46,6 +46,7 @@ def fake_run(
     agent: str = "ppo",
     hyperparameters: dict | None = None,
     scalars: dict[str, list[tuple[int, float]]] | None = None,
+    delay: float = 1.0,
 ) -> Path:
     """A run folder as `cogrl train` writes one (config.json, TensorBoard scalars), without
     training: each scalar tag's (step, value) points as given."""
@@ -67,7 +68,7 @@ def fake_run(
     start = time.time()
     for tag, points in scalars.items():
         for step, value in points:
-            writer.add_scalar(tag, value, step, walltime=start + 1 + step / 1000)
+            writer.add_scalar(tag, value, step, walltime=start + delay + step / 1000)
     writer.close()
     return folder
 
@@ -309,6 +310,24 @@ def test_a_group_of_runs_of_different_lengths_stops_where_the_shortest_does(
         "CartPole-v1 ppo: the curves end at step 500, where the shortest of its 2 runs ends "
         "(the longest: 1,000)"
     ]
+
+
+def test_runs_that_share_no_wall_time_are_drawn_against_steps_with_a_note(
+    tmp_path: Path,
+) -> None:
+    # The second run's first point comes after the first run's last, in wall time (a busy
+    # machine, or a slow start), over the same steps.
+    fake_run(tmp_path / "runs" / "a", seed=0)
+    fake_run(tmp_path / "runs" / "b", seed=1, delay=5.0)
+    result = plot.plot([tmp_path / "runs"], out=tmp_path / "o", resamples=50)
+    (group,) = result.groups
+    assert set(group.curves) == {"steps"}
+    assert any(note.startswith("no wall-time figure: CartPole-v1") for note in result.notes)
+    assert (tmp_path / "o" / "learning_curves_steps.png").is_file()
+    assert not (tmp_path / "o" / "learning_curves_time.png").exists()
+    # Asked for wall time alone, it is an error that says why.
+    with pytest.raises(ValueError, match="share no x"):
+        plot.plot([tmp_path / "runs"], out=tmp_path / "p", x="time", resamples=50)
 
 
 @pytest.fixture(scope="module")
