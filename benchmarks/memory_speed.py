@@ -21,11 +21,26 @@ Goal (issue 9): at 1024 environments, >= 100x the anchor's sequences per second.
 
     python benchmarks/memory_speed.py --pytorch-ntm /tmp/pytorch-ntm          # ~6 minutes
     python benchmarks/memory_speed.py --pytorch-ntm /tmp/pytorch-ntm --write  # + BENCHMARKS.md
+
+``--preset`` measures instead PPO on ``cogrl/Copy-v0`` with the Copy preset's settings
+(``COPY_PPO``: 64 steps per rollout, 10 epochs of 512-step minibatches, Adam at 3e-3, gamma
+and GAE lambda 0, no entropy bonus; the preset's factored credit and whole episodes left at
+PPO's defaults, off) at ``--envs`` environments (default 256), for each of ``--cores``: the
+preset's policy (core_size 100, an MLP encoder of 64, actor and critic sharing the torso),
+its NTM for ``ntm`` (128 x 20, one head of each kind), the other cores at their defaults.
+A first rollout and update warm up; then whole updates run until ``--seconds`` have passed
+(at least one), and steps/s is their steps over their wall time; steps per CPU second,
+over this process's CPU time, is less disturbed by other work on the machine, whose load
+average each line gives before and after the measurement. It prints only: compare two
+versions by the same command on each, one after the other.
+
+    python benchmarks/memory_speed.py --preset --cores ntm dnc --seconds 60   # ~10 minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -45,6 +60,17 @@ CORES = {
     "memn2n": {},
 }
 ENVS = (1, 64, 1024)
+# The Copy preset's PPO settings that --preset measures (the preset may change: pinned here).
+COPY_PPO = {
+    "n_steps": 64,
+    "n_epochs": 10,
+    "batch_size": 512,
+    "learning_rate": 3e-3,
+    "gamma": 0.0,
+    "gae_lambda": 0.0,
+    "ent_coef": 0.0,
+}
+COPY_POLICY = {"core_size": 100, "hidden_sizes": [64], "share_torso": True}
 COPY_MEAN_STEPS = 2 * 10.5 + 1  # lengths uniform in 1..20: sequence, delimiter, answer
 
 
@@ -68,6 +94,31 @@ def cogrl_steps_per_second(core: str, num_envs: int, seconds: float) -> float:
         agent.learn(rollout, reset_num_timesteps=False)
         steps += rollout
     return steps / (time.perf_counter() - start)
+
+
+def preset_steps_per_second(core: str, num_envs: int, seconds: float) -> tuple[float, float]:
+    """PPO's steps per second on Copy with the preset's settings (``COPY_PPO``) at
+    ``num_envs`` environments: per second of wall time, and per CPU second of this process."""
+    agent = cogrl.agents.make(
+        "ppo",
+        "cogrl/Copy-v0",
+        device="cpu",
+        seed=0,
+        num_envs=num_envs,
+        policy={**COPY_POLICY, "core": core, **CORES[core]},
+        **COPY_PPO,
+    )
+    rollout = num_envs * COPY_PPO["n_steps"]
+    agent.learn(rollout)  # warm-up: first allocations, first update
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
+    while steps == 0 or time.perf_counter() - start < seconds:
+        agent.learn(rollout, reset_num_timesteps=False)
+        steps += rollout
+    return steps / (time.perf_counter() - start), steps / (time.process_time() - cpu)
+
+
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def pytorch_ntm_sequences_per_second(folder: Path, seconds: float) -> float:
@@ -111,13 +162,30 @@ def pytorch_ntm_sequences_per_second(folder: Path, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pytorch-ntm", type=Path, required=True, help="folder with its ntm/")
+    parser.add_argument("--pytorch-ntm", type=Path, help="folder with its ntm/")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cores", nargs="+", default=list(CORES), choices=list(CORES))
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md")
+    parser.add_argument(
+        "--preset", action="store_true", help="PPO with the Copy preset's settings, see above"
+    )
+    parser.add_argument("--envs", type=int, default=256, help="environments for --preset")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.preset:
+        print(f"cogrl from {Path(cogrl.__file__).parent}, {args.threads} thread(s)", flush=True)
+        for core in args.cores:
+            before = load()
+            sps, cpu = preset_steps_per_second(core, args.envs, args.seconds)
+            print(
+                f"{core} {args.envs} envs, Copy preset: {sps:,.1f} steps/s, {cpu:,.1f} steps "
+                f"per CPU second (load average before {before}, after {load()})",
+                flush=True,
+            )
+        return
+    if args.pytorch_ntm is None:
+        parser.error("--pytorch-ntm is required (except with --preset)")
 
     anchor = pytorch_ntm_sequences_per_second(args.pytorch_ntm, args.seconds)
     print(f"pytorch-ntm batch 1: {anchor:.1f} sequences/s", file=sys.stderr, flush=True)

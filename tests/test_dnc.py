@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import cogrl.agents
 from cogrl.agents.evaluation import memory_image, memory_trace
-from cogrl.nn import DNCCore, PolicyConfig, make_core, make_torso
+from cogrl.nn import Core, DNCCore, PolicyConfig, make_core, make_torso
 from cogrl.nn.dnc import (
     EPSILON,
     DNCState,
@@ -486,3 +486,103 @@ def test_ppo_trains_a_dnc_policy_end_to_end():
     assert trace.weights["read"].shape == (T, 2, 8)
     assert trace.weights["write"].shape == (T, 1, 8)
     assert memory_image(trace).ndim == 3
+
+
+# --- the fused sequence ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def float64():
+    """Double precision, for comparisons tighter than float32's rounding."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+def moved_state(core: DNCCore, rows: int) -> DNCState:
+    """A state in the middle of an episode: used locations, links, weightings, each a leaf
+    that wants its gradient."""
+    torch.manual_seed(3)
+    state = core.initial_state(rows)
+    N = core.memory_size
+
+    def weighting(like: torch.Tensor, total: float = 1.0) -> torch.Tensor:
+        return total * torch.softmax(2 * torch.randn_like(like), -1)
+
+    state = DNCState(
+        controller=tuple(0.5 * torch.randn_like(c) for c in state.controller),
+        memory=0.5 * torch.randn_like(state.memory),
+        usage=torch.rand_like(state.usage),
+        link=torch.rand_like(state.link) / N * (1 - torch.eye(N)),
+        precedence=weighting(state.precedence, 0.9),
+        read_weights=weighting(state.read_weights),
+        write_weights=weighting(state.write_weights, 0.8),
+        read_vectors=0.5 * torch.randn_like(state.read_vectors),
+    )
+    for s in leaves(state):
+        s.requires_grad_()
+    return state
+
+
+def stepped(core: DNCCore, x: torch.Tensor, state, lengths=None):
+    """The reference: Core.sequence, stepping forward() under autograd."""
+    return Core.sequence(core, x, state, lengths)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"read_heads": 1},
+        {"read_heads": 3, "clip_value": 0.3},  # the controller's output and cell clipped
+    ],
+)
+@pytest.mark.parametrize("lengths", [None, torch.tensor([7, 2, 4, 0])])
+def test_fused_sequence_is_stepping_forward_in_values_and_gradients(float64, settings, lengths):
+    torch.manual_seed(0)
+    core = DNCCore(5, 12, memory_size=6, word_size=3, **settings)
+    x = torch.randn(7, 4, 5)
+    results = []
+    for run in (DNCCore.sequence, stepped):
+        core.zero_grad()
+        inputs, state = x.clone().requires_grad_(), moved_state(core, 4)
+        h, last = run(core, inputs, state, lengths)
+        torch.manual_seed(5)
+        weights = torch.randn_like(h)
+        if lengths is not None:  # outputs past the end are unspecified
+            weights = weights * (torch.arange(7)[:, None] < lengths).unsqueeze(-1)
+        loss = (weights * h).sum() + sum((torch.randn_like(s) * s).sum() for s in leaves(last))
+        loss.backward()
+        grads = [
+            inputs.grad,
+            *(p.grad for p in core.parameters()),
+            *(s.grad for s in leaves(state)),
+        ]
+        results.append(((weights != 0) * h, leaves(last), grads))
+    (h, last, grads), (h_ref, last_ref, grads_ref) = results
+    torch.testing.assert_close(h, h_ref, rtol=1e-10, atol=1e-12)
+    for got, want in zip(last, last_ref, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    for got, want in zip(grads, grads_ref, strict=True):
+        assert want.abs().sum() > 0
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_fused_sequence_in_float32_without_gradients_or_host_reads(monkeypatch):
+    torch.manual_seed(0)
+    core = DNCCore(3, 8, memory_size=6, word_size=2, read_heads=2, clip_value=20.0)
+    x = torch.randn(12, 4, 3)
+    state = core.initial_state(4)
+    with _HostReads() as mode:
+        for name in ("tolist", "numpy"):
+            monkeypatch.setattr(torch.Tensor, name, lambda *a, _n=name, **k: mode.reads.append(_n))
+        h, last = core.sequence(x, state)
+        h.sum().backward()
+    assert mode.reads == []
+    close(h, stepped(core, x, state)[0])
+    with torch.no_grad():
+        h_free, last_free = core.sequence(x, state)
+    torch.testing.assert_close(h_free, h)
+    for a, b in zip(leaves(last_free), leaves(last), strict=True):
+        torch.testing.assert_close(a, b)

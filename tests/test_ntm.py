@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import cogrl.agents
-from cogrl.nn import NTMCore, PolicyConfig, make_core
+from cogrl.nn import Core, NTMCore, PolicyConfig, make_core
 from cogrl.nn.ntm import NTMState
 from cogrl.nn.state import index_state, leaves, pack_state, unpack_state
 
@@ -247,6 +247,100 @@ def test_feedforward_controller_remembers_through_its_memory_alone():
     assert not torch.allclose(h[3], h2[3])
     # Each step's output is a function of that step's input and the previous state.
     torch.testing.assert_close(core(x[0], state)[0], h[0])
+
+
+# The fused sequence
+
+
+def stepped(core: NTMCore, x: torch.Tensor, state, lengths=None):
+    """The reference: Core.sequence, stepping forward() under autograd."""
+    return Core.sequence(core, x, state, lengths)
+
+
+def moved_state(core: NTMCore, rows: int) -> NTMState:
+    """A state away from the initial one that still depends on the learned initial reads
+    and weightings (as the replayed segments' starts do), rows 0, 2, ... restarted."""
+    torch.manual_seed(3)
+    state = core.reset(core.initial_state(rows), torch.arange(rows) % 2 == 0)
+    lstm = isinstance(state.controller, tuple)
+    return state._replace(
+        controller=tuple(c + torch.randn_like(c) for c in state.controller)
+        if lstm
+        else state.controller,
+        memory=state.memory + 0.3 * torch.randn_like(state.memory),
+        reads=state.reads + 0.3 * torch.randn_like(state.reads),
+        read_weights=torch.softmax(
+            state.read_weights.log() + torch.randn_like(state.read_weights), -1
+        ),
+        write_weights=torch.softmax(
+            state.write_weights.log() + torch.randn_like(state.write_weights), -1
+        ),
+    )
+
+
+def values_and_gradients(core, run, x, lengths=None):
+    """Outputs (past each sequence's end masked out), the final state, and the gradients
+    of a random function of both with respect to x and every parameter."""
+    x = x.clone().requires_grad_()
+    core.zero_grad()
+    h, last = run(core, x, moved_state(core, x.shape[1]), lengths)
+    torch.manual_seed(5)
+    weights = torch.randn_like(h)
+    if lengths is not None:  # outputs past the end are unspecified
+        weights = weights * (torch.arange(x.shape[0])[:, None] < lengths).unsqueeze(-1)
+    loss = (weights * h).sum() + sum((torch.randn_like(s) * s).sum() for s in leaves(last))
+    loss.backward()
+    grads = {"x": x.grad, **{n: p.grad for n, p in core.named_parameters()}}
+    return (h * (weights != 0)).detach(), [s.detach() for s in leaves(last)], grads
+
+
+@pytest.fixture
+def float64():
+    """Double precision, for comparisons tighter than float32's rounding."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"read_heads": 2, "write_heads": 3, "shift_range": 2},
+        {"read_heads": 1, "write_heads": 1, "shift_range": 0},
+        {"controller": "feedforward"},
+        {"clip": 0.05},  # most head parameters and outputs clipped
+        {"clip": None},
+    ],
+)
+@pytest.mark.parametrize("lengths", [None, torch.tensor([6, 2, 4, 0])])
+def test_fused_sequence_is_stepping_forward_in_values_and_gradients(float64, settings, lengths):
+    core = small(**settings)
+    x = 3 * torch.randn(6, 4, 5)
+    h, last, grads = values_and_gradients(core, NTMCore.sequence, x, lengths)
+    h_ref, last_ref, grads_ref = values_and_gradients(core, stepped, x, lengths)
+    torch.testing.assert_close(h, h_ref, rtol=1e-10, atol=1e-12)
+    for got, want in zip(last, last_ref, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    for name, want in grads_ref.items():
+        assert want is not None and want.abs().sum() > 0, name
+        torch.testing.assert_close(grads[name], want, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_fused_sequence_in_float32_and_without_gradients():
+    core = make_core("ntm", 6, 16, memory_size=32, memory_width=8)
+    x = torch.randn(20, 5, 6)
+    state = core.initial_state(5)
+    h, last = core.sequence(x, state)
+    h_ref, last_ref = stepped(core, x, state)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        h_free, last_free = core.sequence(x, state)
+    torch.testing.assert_close(h_free, h)
+    for a, b, c in zip(leaves(last_free), leaves(last), leaves(last_ref), strict=True):
+        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
 
 
 # Inside the learners

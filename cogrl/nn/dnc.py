@@ -29,6 +29,12 @@ rather than the paper's text, the docstring says so: the usage nudged away from 
 allocation's product, and the optional ``clip_value``. Where the two differ, this follows
 the paper: strengths are ``oneplus`` (DeepMind's are a softplus), and the usage is
 differentiable with respect to the last write weighting (DeepMind stops that gradient).
+
+:meth:`DNCCore.sequence`, which learners replay their sequences through, runs the steps
+fused: the same function as stepping :meth:`DNCCore.forward`, as one autograd node whose
+backward is written out by hand (the module's last section). Up to float rounding: where
+two locations' usages are within rounding of each other, the free list may order them
+either way, as stepping itself does for the same rows in another batch.
 """
 
 from __future__ import annotations
@@ -38,10 +44,12 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from cogrl.checks import check_int, check_number
 from cogrl.nn.cores import Core, register_core
-from cogrl.nn.memory import content_address, read, write
+from cogrl.nn.memory import EPS, content_address, read, write
+from cogrl.nn.sequences import rows_ending
 
 __all__ = [
     "EPSILON",
@@ -406,7 +414,487 @@ class DNCCore(Core):
         y = self._clip(self.output(torch.cat([h, state.read_vectors], dim=-1)))
         return y, state
 
+    def sequence(
+        self, x: torch.Tensor, state: DNCState, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, DNCState]:
+        """:meth:`forward` over L steps of ``x`` (L, S, F), fused (see the module's last
+        section): the same function, with one autograd node for the whole recurrence."""
+        L, S = x.shape[:2]
+        C, F_in, cell = self.controller_size, x.shape[-1], self.controller
+        # The controller's input projection W_x x_t + b for all L steps at once; the
+        # recurrent inputs [h_{t-1}, r_{t-1}] go in the loop.
+        xg = F.linear(x, cell.weight_ih[:, :F_in], cell.bias_ih + cell.bias_hh)
+        recurrent = torch.cat([cell.weight_hh, cell.weight_ih[:, F_in:]], dim=1)
+        order = self._interface_order(x.device)
+        h0, c0 = state.controller
+        parts = (c0, torch.cat([h0, state.read_vectors], dim=-1), *state[1:-1])
+        z, c, last, *memory = _FusedSteps.apply(
+            self._dims(),
+            xg,
+            recurrent,
+            self.interface.weight[order],
+            self.interface.bias[order],
+            rows_ending(lengths, L, S, x.device),
+            *(s.to(xg.dtype) for s in parts),  # the state's, promoted as forward() would
+        )
+        # z_t = [h_t, r_t]: the output layer, all steps at once.
+        y = self._clip(self.output(z))
+        return y, DNCState((last[:, :C], c), *memory, last[:, C:])
+
+    def _dims(self) -> _Dims:
+        return _Dims(self.controller_size, self.read_heads, self.word_size, self.clip_value)
+
+    def _interface_order(self, device: torch.device) -> torch.Tensor:
+        """The rows of ``interface`` regrouped by activation (see :class:`_Dims`)."""
+        R, W = self.read_heads, self.word_size
+        # split_interface's parts, in the paper's order, as index ranges.
+        rows = torch.arange(interface_size(R, W)).split([R * W, R, W, 1, W, W, R, 1, 1, 3 * R])
+        rk, rs, wk, ws, e, v, f, a, g, modes = rows
+        return torch.cat([rk, wk, v, rs, ws, e, f, a, g, modes]).to(device)
+
     def memory_weights(self, state: DNCState) -> dict[str, torch.Tensor]:
         """The read weightings (B, R, N) and the write weighting (B, 1, N) of the last
         step."""
         return {"read": state.read_weights, "write": state.write_weights.unsqueeze(1)}
+
+
+# --- the fused sequence ----------------------------------------------------------------------
+#
+# As the NTM's (cogrl.nn.ntm, whose last section says why): DNCCore.sequence runs the same
+# steps as forward() as one autograd node, _FusedSteps. _forward runs them without
+# autograd, writing every step's tensors into per-sequence buffers; _backward goes back
+# through them by hand, each equation's derivative in reverse order; the controller's
+# input projection, the output layer, the activations' derivatives and the weight
+# gradients run once for all steps.
+
+
+class _Dims(NamedTuple):
+    """What the fused steps need of the core. The interface layer arrives with its rows
+    regrouped by activation (``DNCCore._interface_order``): none (the read keys, the write
+    key, the write vector), oneplus (the read strengths, the write strength), sigmoid (the
+    erase vector, the free gates, the allocation gate, the write gate) and softmax (the
+    read modes)."""
+
+    controller: int  # C
+    read_heads: int  # R
+    width: int  # W
+    clip: float | None
+
+    def groups(self) -> tuple[int, int, int]:
+        """Where the identity, oneplus and sigmoid groups of the interface end."""
+        R, W = self.read_heads, self.width
+        raw_end = R * W + 2 * W
+        oneplus_end = raw_end + R + 1
+        return raw_end, oneplus_end, oneplus_end + W + R + 2
+
+
+class _Interface(NamedTuple):
+    """The interface's parts, each a tuple of per-step views: of the regrouped interface
+    vector (keys, write vector) and of its oneplus and sigmoid groups, activated
+    (strengths, erase vector, gates)."""
+
+    read_keys: tuple  # (S, R, W)
+    write_key: tuple  # (S, 1, W)
+    write_vector: tuple  # (S, 1, W)
+    read_strengths: tuple  # (S, R, 1)
+    write_strength: tuple  # (S, 1, 1)
+    erase: tuple  # (S, 1, W)
+    free_gates: tuple  # (S, R, 1)
+    allocation_gate: tuple  # (S, 1)
+    write_gate: tuple  # (S, 1)
+
+
+def _interface(xi: torch.Tensor, act: torch.Tensor, R: int, W: int) -> _Interface:
+    raw_end = R * W + 2 * W
+    sig = R + 1  # where the sigmoid group starts in act
+    return _Interface(
+        xi[..., : R * W].unflatten(-1, (R, W)).unbind(0),
+        xi[..., R * W : R * W + W].unsqueeze(-2).unbind(0),
+        xi[..., R * W + W : raw_end].unsqueeze(-2).unbind(0),
+        act[..., :R, None].unbind(0),
+        act[..., R, None, None].unbind(0),
+        act[..., sig : sig + W].unsqueeze(-2).unbind(0),
+        act[..., sig + W : sig + W + R, None].unbind(0),
+        act[..., sig + W + R, None].unbind(0),
+        act[..., sig + W + R + 1, None].unbind(0),
+    )
+
+
+class _FusedSteps(torch.autograd.Function):
+    """The DNC's recurrence over L steps as one autograd node.
+
+    In: the controller's input projections ``xg`` (L, S, 4C) (biases included), its
+    recurrent weights (4C, C + R W) for ``[h_{t-1}, r_{t-1}]``, the regrouped interface
+    layer (:class:`_Dims`), ``ends`` (:func:`cogrl.nn.sequences.rows_ending`) and the
+    state: the LSTM's cell, ``z = [h, r]`` (S, C + R W), memory, usage, link, precedence,
+    read and write weightings. Out: ``z_t = [h_t, r_t]`` (L, S, C + R W) and each row's
+    final state, in that order.
+    """
+
+    @staticmethod
+    def forward(ctx, dims, xg, recurrent, interface_weight, interface_bias, ends, *state):
+        ctx.set_materialize_grads(False)
+        save = any(ctx.needs_input_grad)
+        z, finals, saved = _forward(
+            dims, xg, recurrent, interface_weight, interface_bias, ends, state, save
+        )
+        if save:
+            ctx.dims, ctx.ends, ctx.saved = dims, ends, saved
+            ctx.save_for_backward(recurrent, interface_weight, z, *state)
+        return (z, *finals)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dz, *d_finals):
+        recurrent, interface_weight, z, *state = ctx.saved_tensors
+        grads = _backward(
+            ctx.dims, ctx.ends, ctx.saved, recurrent, interface_weight, z, state, dz, d_finals
+        )
+        return (None, *grads[:4], None, *grads[4:])
+
+
+_STATE = ("cell", "z", "memory", "usage", "link", "precedence", "read_weights", "write_weights")
+
+
+def _forward(dims, xg, recurrent, interface_weight, interface_bias, ends, state, save):
+    """The steps of :meth:`DNCCore.forward`. With ``save``, every step's tensors stay in
+    per-sequence buffers for :func:`_backward` (returned as a dict); without, two steps'
+    worth are reused in turn."""
+    L, S = xg.shape[:2]
+    C, R, W, clip = dims
+    c0, z0, M0 = state[:3]
+    N = M0.shape[1]
+    raw_end, oneplus_end, sigmoid_end = dims.groups()
+    recurrent_t, interface_t = recurrent.t(), interface_weight.t()
+    slots = L if save else 2
+    new = xg.new_empty
+    z = new(L, S, C + R * W)
+    b = {
+        "gates": new(slots, S, 4 * C),  # the LSTM's, after their sigmoid
+        "g": new(slots, S, C),  # tanh(gate g)
+        "cell_tanh": new(slots, S, C),  # tanh of the cell before its clip
+        "xi": new(slots, S, interface_weight.shape[0]),  # the interface vector
+        "act": new(slots, S, sigmoid_end - raw_end),  # its oneplus and sigmoid groups
+        "factors": new(slots, S, R, N),  # 1 - f^i w^{r,i}_{t-1}
+        "psi": new(slots, S, N),
+        "kept": new(slots, S, N),  # u_{t-1} + w^w_{t-1} - u_{t-1} w^w_{t-1}
+        "sorted": new(slots, S, N),  # the nudged usage in free-list order
+        "phi": torch.empty(slots, S, N, dtype=torch.long, device=xg.device),  # the free list
+        "before": new(slots, S, N),  # prod_{i<j} of the sorted usage
+        "allocation": new(slots, S, N),
+        "write_content": new(slots, S, N),  # c^w
+        "mix": new(slots, S, N),  # g^a a + (1 - g^a) c^w
+        "key_sq": new(slots, S, R + 1),  # |k|^2 + EPS of the read keys, the write key
+        "write_denominator": new(slots, S, 1, N),
+        "write_cosine": new(slots, S, 1, N),
+        "read_denominator": new(slots, S, R, N),
+        "read_cosine": new(slots, S, R, N),
+        "modes_in": new(slots, S, R, 3, N),  # the backward, content and forward weightings
+        # The state before each step and after the last (index t: before step t), and
+        # sqrt(|M(i)|^2 + EPS) of each memory.
+        "cell": new(slots + 1, S, C),
+        "memory": new(slots + 1, S, N, W),
+        "norm": new(slots + 1, S, 1, N),
+        "usage": new(slots + 1, S, N),
+        "link": new(slots + 1, S, N, N),
+        "precedence": new(slots + 1, S, N),
+        "read_weights": new(slots + 1, S, R, N),
+        "write_weights": new(slots + 1, S, N),
+    }
+    if clip is not None:
+        b["h_raw"], b["c_raw"] = new(slots, S, C), new(slots, S, C)
+    for name, s0 in zip(_STATE, state, strict=True):
+        if name != "z":
+            b[name][0] = s0
+    torch.linalg.vecdot(M0, M0, out=b["norm"][0, :, 0]).add_(EPS).sqrt_()
+    v = {name: buf.unbind(0) for name, buf in b.items()}
+    gate_in, gate_f, gate_o = (b["gates"][..., j * C : (j + 1) * C].unbind(0) for j in (0, 1, 3))
+    xi, act = b["xi"], b["act"]
+    x_oneplus = xi[..., raw_end:oneplus_end].unbind(0)
+    x_sigmoid = xi[..., oneplus_end:sigmoid_end].unbind(0)
+    x_modes = xi[..., sigmoid_end:].unflatten(-1, (R, 3)).unbind(0)
+    a_oneplus, a_sigmoid = act[..., : R + 1].unbind(0), act[..., R + 1 :].unbind(0)
+    face = _interface(xi, act, R, W)
+    reads = z[..., C:].unflatten(-1, (R, W)).unbind(0)
+    off_diagonal = 1 - torch.eye(N, dtype=xg.dtype, device=xg.device)
+    erased = torch.empty_like(M0)  # v - e M, the write's temporary
+    modes = []
+
+    finals = [torch.empty_like(s) for s in state]
+    now = state
+    for t in range(-1, L):
+        if t >= 0:
+            i = t % slots  # this step's tensors and the state before it
+            j = i + 1 if save else 1 - i  # the state after it
+            z_prev, z_t = (z0 if t == 0 else z[t - 1]), z[t]
+            c_prev, M_prev, u_prev = v["cell"][i], v["memory"][i], v["usage"][i]
+            link_prev, p_prev = v["link"][i], v["precedence"][i]
+            wr_prev, ww_prev = v["read_weights"][i], v["write_weights"][i]
+
+            # The LSTM controller on [x_t, r_{t-1}] and h_{t-1}; its output and cell clipped.
+            pre = torch.addmm(xg[t], z_prev, recurrent_t)
+            torch.sigmoid(pre, out=v["gates"][i])
+            g = torch.tanh(pre[:, 2 * C : 3 * C], out=v["g"][i])
+            c_raw = v["cell"][j] if clip is None else v["c_raw"][i]
+            torch.addcmul(gate_f[i] * c_prev, gate_in[i], g, out=c_raw)
+            cell_tanh = torch.tanh(c_raw, out=v["cell_tanh"][i])
+            if clip is None:
+                h = torch.mul(gate_o[i], cell_tanh, out=z_t[:, :C])
+            else:
+                h_raw = torch.mul(gate_o[i], cell_tanh, out=v["h_raw"][i])
+                h = torch.clamp(h_raw, -clip, clip, out=z_t[:, :C])
+                torch.clamp(c_raw, -clip, clip, out=v["cell"][j])
+
+            # The interface vector, each kind through its activation at once.
+            torch.addmm(interface_bias, h, interface_t, out=v["xi"][i])
+            torch.add(F.softplus(x_oneplus[i]), 1, out=a_oneplus[i])
+            torch.sigmoid(x_sigmoid[i], out=a_sigmoid[i])
+            read_modes = torch.softmax(x_modes[i], dim=-1)  # (S, R, 3)
+
+            # Dynamic memory allocation: retention psi, usage u, allocation weighting a.
+            factors = torch.mul(face.free_gates[i], wr_prev, out=v["factors"][i])
+            psi = torch.prod(factors.neg_().add_(1), 1, out=v["psi"][i])
+            kept = torch.addcmul(u_prev + ww_prev, u_prev, ww_prev, value=-1, out=v["kept"][i])
+            u = torch.mul(kept, psi, out=v["usage"][j])
+            nudged = torch.mul(u, 1 - EPSILON).add_(EPSILON)
+            sorted_u, phi = torch.sort(
+                nudged, dim=-1, stable=True, out=(v["sorted"][i], v["phi"][i])
+            )
+            before = v["before"][i]
+            before[:, 0] = 1
+            torch.cumprod(sorted_u[:, :-1], -1, out=before[:, 1:])
+            sorted_a = torch.addcmul(before, sorted_u, before, value=-1)  # (1 - u) before
+            a = v["allocation"][i].zero_().scatter_(-1, phi, sorted_a)
+
+            # The write weighting from the allocation and a content lookup on M_{t-1}.
+            key_sq = v["key_sq"][i]
+            key = face.write_key[i]
+            torch.linalg.vecdot(key, key, out=key_sq[:, R:]).add_(EPS)
+            denominator = torch.mul(
+                key_sq[:, R:, None].sqrt(), v["norm"][i], out=v["write_denominator"][i]
+            )
+            cosine = torch.bmm(key, M_prev.transpose(1, 2), out=v["write_cosine"][i])
+            content = v["write_content"][i]
+            content.copy_(
+                torch.softmax(face.write_strength[i] * cosine.div_(denominator), -1)[:, 0]
+            )
+            mix = torch.lerp(content, a, face.allocation_gate[i], out=v["mix"][i])
+            ww = torch.mul(face.write_gate[i], mix, out=v["write_weights"][j])
+
+            # Erase and write, M_t = M_{t-1} + w^w (v - e M_{t-1}) (cogrl.nn.memory.write).
+            M = v["memory"][j]
+            torch.addcmul(face.write_vector[i], face.erase[i], M_prev, value=-1, out=erased)
+            torch.addcmul(M_prev, ww.unsqueeze(-1), erased, out=M)
+            norm = v["norm"][j]
+            torch.linalg.vecdot(M, M, out=norm[:, 0]).add_(EPS).sqrt_()
+
+            # Temporal linkage: L_t from p_{t-1}, then p_t.
+            link = v["link"][j]
+            torch.mul(1 - ww.unsqueeze(-1) - ww.unsqueeze(-2), link_prev, out=link)
+            link.addcmul_(ww.unsqueeze(-1), p_prev.unsqueeze(-2)).mul_(off_diagonal)
+            p = torch.addcmul(ww, 1 - ww.sum(-1, keepdim=True), p_prev, out=v["precedence"][j])
+
+            # Read M_t: each head's content lookup and the link's two directions, mixed.
+            keys = face.read_keys[i]
+            torch.linalg.vecdot(keys, keys, out=key_sq[:, :R]).add_(EPS)
+            denominator = torch.mul(key_sq[:, :R, None].sqrt(), norm, out=v["read_denominator"][i])
+            cosine = torch.bmm(keys, M.transpose(1, 2), out=v["read_cosine"][i])
+            modes_in = v["modes_in"][i]
+            torch.bmm(wr_prev, link, out=modes_in[:, :, 0])  # backward: L^T w^r
+            modes_in[:, :, 1] = torch.softmax(face.read_strengths[i] * cosine.div_(denominator), -1)
+            torch.bmm(wr_prev, link.transpose(1, 2), out=modes_in[:, :, 2])  # forward: L w^r
+            wr = v["read_weights"][j]
+            torch.matmul(read_modes.unsqueeze(-2), modes_in, out=wr.unsqueeze(-2))
+            torch.bmm(wr, M, out=reads[t])
+            if save:
+                modes.append(read_modes)
+            now = (v["cell"][j], z_t, M, u, link, p, wr, ww)
+        rows = ends.get(t)
+        if rows is not None:
+            for final, value in zip(finals, now, strict=True):
+                final[rows] = value[rows]
+    if not save:
+        return z, finals, None
+    b.update(modes=modes, off_diagonal=off_diagonal)
+    return z, finals, b
+
+
+def _backward(dims, ends, b, recurrent, interface_weight, z, state, dz, d_finals):
+    """The gradients of :func:`_forward`'s inputs, back through time. Step t turns the
+    gradients of what it leaves (its output ``z_t``, which the next step's controller
+    also reads, and the rest of the state) into those of the state before it."""
+    L, S = z.shape[:2]
+    C, R, W, clip = dims
+    raw_end, oneplus_end, sigmoid_end = dims.groups()
+
+    # What the chain rule multiplies by that does not recur, for all steps at once.
+    gates, g, cell_tanh = b["gates"], b["g"], b["cell_tanh"]
+    # d c_t / d h_t through the output gate, o (1 - tanh(c)^2); d [c_t, h_t] / d gates:
+    # sigma' of gates i, f, o and 1 - g^2 of gate g, times g, c_{t-1}, i and tanh(c).
+    out_gate = gates[..., 3 * C :] * (1 - cell_tanh.square())
+    gate_derivative = gates * (1 - gates)
+    gate_derivative[..., 2 * C : 3 * C] = 1 - g.square()
+    gate_derivative *= torch.cat([g, b["cell"][:-1], gates[..., :C], cell_tanh], -1)
+    c_kept = None
+    if clip is not None:
+        # A clip passes the gradient where it did not bind.
+        h_kept = b["h_raw"] == z[..., :C]
+        out_gate *= h_kept
+        gate_derivative[..., 3 * C :] *= h_kept
+        c_kept = (b["c_raw"] == b["cell"][1:]).unbind(0)
+    out_gates, gate_derivatives = out_gate.unbind(0), gate_derivative.unbind(0)
+    forget = gates[..., C : 2 * C].unbind(0)
+    # oneplus' = sigmoid of its input, sigmoid' = s (1 - s).
+    xi, act = b["xi"], b["act"]
+    act_derivative = torch.cat(
+        [torch.sigmoid(xi[..., raw_end:oneplus_end]), act[..., R + 1 :] * (1 - act[..., R + 1 :])],
+        -1,
+    ).unbind(0)
+    face = _interface(xi, act, R, W)
+    v = {name: buf.unbind(0) for name, buf in b.items() if isinstance(buf, torch.Tensor)}
+    modes, off_diagonal = b["modes"], b["off_diagonal"]
+
+    d_gates = z.new_empty(L, S, 4 * C)
+    d_xi = z.new_empty(L, S, interface_weight.shape[0])
+    d_gate_steps, d_xi_steps = d_gates.unbind(0), d_xi.unbind(0)
+    d_xi_acts = d_xi[..., raw_end:sigmoid_end].unbind(0)
+    d_xi_modes = d_xi[..., sigmoid_end:].unflatten(-1, (R, 3)).unbind(0)
+    dz_steps = None if dz is None else dz.unbind(0)
+    # The gradients of the state after step t, in the state's order.
+    d_c, d_z, d_M, d_u, d_link, d_p, d_wr, d_ww = (torch.zeros_like(s) for s in state)
+    for t in range(L - 1, -2, -1):
+        rows = ends.get(t)
+        if rows is not None:
+            grads = (d_c, d_z, d_M, d_u, d_link, d_p, d_wr, d_ww)
+            for grad, final in zip(grads, d_finals, strict=True):
+                if final is not None:
+                    grad.index_add_(0, rows, final[rows])
+        if t < 0:
+            break
+        d_out = d_z if dz_steps is None else d_z + dz_steps[t]
+        d_r = d_out[:, C:].unflatten(-1, (R, W))
+        M, M_prev = v["memory"][t + 1], v["memory"][t]
+        wr, wr_prev = v["read_weights"][t + 1], v["read_weights"][t]
+        ww, ww_prev = v["write_weights"][t + 1], v["write_weights"][t]
+        link, link_prev, p_prev = v["link"][t + 1], v["link"][t], v["precedence"][t]
+        modes_in, read_modes, key_sq = v["modes_in"][t], modes[t], v["key_sq"][t]
+
+        # The read r_t = w^r M_t, with w^r = pi_1 b + pi_2 c^r + pi_3 f.
+        d_wr = torch.baddbmm(d_wr, d_r, M.transpose(1, 2))
+        d_modes = torch.matmul(modes_in, d_wr.unsqueeze(-1)).squeeze(-1)  # (S, R, 3)
+        d_back, d_content, d_forth = (read_modes.unsqueeze(-1) * d_wr.unsqueeze(-2)).unbind(-2)
+        # The directions b = L^T w^r_{t-1} and f = L w^r_{t-1}.
+        d_wr_prev = torch.bmm(d_back, link.transpose(1, 2)).baddbmm_(d_forth, link)
+        d_link = torch.baddbmm(
+            d_link,
+            torch.cat([wr_prev, d_forth], 1).transpose(1, 2),
+            torch.cat([d_back, wr_prev], 1),
+        )
+        # The read heads' content lookup on M_t: softmax, the cosine's dot product and norms.
+        content, cosine = modes_in[:, :, 1], v["read_cosine"][t]
+        d_logits = d_content - torch.linalg.vecdot(d_content, content).unsqueeze(-1)
+        d_logits *= content
+        d_read_strengths = torch.linalg.vecdot(d_logits, cosine)
+        d_cosine = d_logits.mul_(face.read_strengths[t])
+        d_dot = d_cosine / v["read_denominator"][t]
+        along = d_cosine.mul_(cosine)
+        keys = face.read_keys[t]
+        key_scale = along.sum(-1, keepdim=True).div_(key_sq[:, :R, None])
+        d_read_keys = torch.baddbmm(keys * key_scale, d_dot, M, beta=-1)
+        d_M = torch.baddbmm(
+            d_M, torch.cat([wr, d_dot], 1).transpose(1, 2), torch.cat([d_r, keys], 1)
+        )
+        norm_scale = along.sum(1, keepdim=True).div_(v["norm"][t + 1].square())
+        d_M.addcmul_(M, norm_scale.transpose(1, 2), value=-1)
+
+        # The precedence p_t = (1 - sum w^w) p_{t-1} + w^w.
+        d_p_prev = d_p * (1 - ww.sum(-1, keepdim=True))
+        d_ww = d_ww + d_p - torch.linalg.vecdot(d_p, p_prev).unsqueeze(-1)
+        # The link L_t = (1 - w^w_i - w^w_j) L_{t-1} + w^w_i p_{t-1, j}, off the diagonal.
+        d_link = d_link.mul_(off_diagonal)
+        moved = d_link * link_prev
+        d_ww += torch.bmm(d_link, p_prev.unsqueeze(-1)).squeeze(-1)
+        d_ww -= moved.sum(-1) + moved.sum(-2)
+        d_p_prev += torch.bmm(ww.unsqueeze(1), d_link).squeeze(1)
+        d_link_prev = d_link.mul_(1 - ww.unsqueeze(-1) - ww.unsqueeze(-2))
+        # The write M_t = M_{t-1} + w^w (v - e M_{t-1}).
+        erase = face.erase[t]
+        d_keep = d_M * M_prev
+        d_write_vector = torch.bmm(ww.unsqueeze(1), d_M)
+        d_erase = torch.bmm(ww.unsqueeze(1), d_keep).neg_()
+        d_ww += torch.bmm(face.write_vector[t], d_M.transpose(1, 2)).squeeze(1)
+        d_ww -= torch.bmm(erase, d_keep.transpose(1, 2)).squeeze(1)
+        d_M = torch.addcmul(d_M, ww.unsqueeze(-1), d_M * erase, value=-1)
+
+        # The write weighting w^w = g^w (c^w + g^a (a - c^w)).
+        content, allocation = v["write_content"][t], v["allocation"][t]
+        d_write_gate = torch.linalg.vecdot(d_ww, v["mix"][t])
+        d_mix = d_ww * face.write_gate[t]
+        d_allocation_gate = torch.linalg.vecdot(d_mix, allocation - content)
+        d_allocation = d_mix * face.allocation_gate[t]
+        d_content = d_mix - d_allocation
+        # The write key's content lookup on M_{t-1}.
+        cosine = v["write_cosine"][t][:, 0]
+        d_logits = d_content - torch.linalg.vecdot(d_content, content).unsqueeze(-1)
+        d_logits *= content
+        d_write_strength = torch.linalg.vecdot(d_logits, cosine)
+        d_cosine = d_logits.mul_(face.write_strength[t][:, 0])
+        d_dot = (d_cosine / v["write_denominator"][t][:, 0]).unsqueeze(1)
+        along = d_cosine.mul_(cosine)
+        key = face.write_key[t]
+        key_scale = along.sum(-1, keepdim=True).div_(key_sq[:, R:]).unsqueeze(-1)
+        d_write_key = torch.baddbmm(key * key_scale, d_dot, M_prev, beta=-1)
+        d_M.baddbmm_(d_dot.transpose(1, 2), key)
+        d_M.addcmul_(M_prev, along.div_(v["norm"][t][:, 0].square()).unsqueeze(-1), value=-1)
+
+        # The allocation a[phi_j] = (1 - u[phi_j]) prod_{i<j} u[phi_i] of the nudged usage:
+        # the exclusive cumulative product's derivative sums the later terms over u[phi_i].
+        sorted_u, phi, before = v["sorted"][t], v["phi"][t], v["before"][t]
+        d_sorted_a = d_allocation.gather(-1, phi)
+        later = (d_sorted_a * (1 - sorted_u) * before).flip(-1).cumsum(-1).flip(-1)
+        d_sorted = (d_sorted_a * before).neg_()
+        d_sorted[:, :-1] += later[:, 1:] / sorted_u[:, :-1]
+        d_u_t = torch.zeros_like(d_sorted).scatter_(-1, phi, d_sorted).mul_(1 - EPSILON).add_(d_u)
+        # The usage u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} w^w_{t-1}) psi_t, and the retention
+        # psi_t = prod_i (1 - f^i w^{r,i}_{t-1}): each factor times the product of the others.
+        d_psi = d_u_t * v["kept"][t]
+        d_kept = d_u_t * v["psi"][t]
+        d_u = d_kept * (1 - ww_prev)
+        d_ww_prev = d_kept * (1 - v["usage"][t])
+        factors = v["factors"][t]
+        ones = torch.ones_like(factors[:, :1])
+        others = torch.cat([ones, factors[:, :-1]], 1).cumprod(1)
+        others *= torch.cat([ones, factors.flip(1)[:, :-1]], 1).cumprod(1).flip(1)
+        d_factors = others.mul_(d_psi.unsqueeze(1))
+        d_free_gates = torch.linalg.vecdot(d_factors, wr_prev).neg_()
+        d_wr_prev.addcmul_(d_factors, face.free_gates[t], value=-1)
+
+        # The interface: its raw, oneplus, sigmoid and softmax parts, then h_t.
+        parts = [
+            d_read_keys, d_write_key, d_write_vector, d_read_strengths, d_write_strength,
+            d_erase, d_free_gates, d_allocation_gate, d_write_gate,
+        ]  # fmt: skip
+        torch.cat([p.reshape(S, -1) for p in parts], 1, out=d_xi_steps[t][:, :sigmoid_end])
+        d_xi_acts[t].mul_(act_derivative[t])
+        d_modes.sub_(torch.linalg.vecdot(d_modes, read_modes).unsqueeze(-1))
+        torch.mul(d_modes, read_modes, out=d_xi_modes[t])
+        d_h = torch.addmm(d_out[:, :C], d_xi_steps[t], interface_weight)
+
+        # The controller.
+        d_c_raw = d_c if c_kept is None else d_c * c_kept[t]
+        d_c_raw = torch.addcmul(d_c_raw, d_h, out_gates[t])
+        d_G = d_gate_steps[t]
+        torch.cat([d_c_raw, d_c_raw, d_c_raw, d_h], 1, out=d_G).mul_(gate_derivatives[t])
+        d_c = d_c_raw * forget[t]
+        d_z = torch.mm(d_G, recurrent)
+        d_link, d_p, d_wr, d_ww = d_link_prev, d_p_prev, d_wr_prev, d_ww_prev
+
+    h = z[..., :C]
+    z_in = torch.cat([state[1].unsqueeze(0), z[:-1]])
+    d_recurrent = d_gates.flatten(0, 1).t() @ z_in.flatten(0, 1)
+    d_interface_weight = d_xi.flatten(0, 1).t() @ h.flatten(0, 1)
+    d_interface_bias = d_xi.sum((0, 1))
+    return (
+        d_gates, d_recurrent, d_interface_weight, d_interface_bias,
+        d_c, d_z, d_M, d_u, d_link, d_p, d_wr, d_ww,
+    )  # fmt: skip

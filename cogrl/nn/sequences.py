@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Segments"]
+__all__ = ["Segments", "rows_ending"]
 
 
 @dataclass(frozen=True)
@@ -141,3 +141,18 @@ class Segments:
     def end(self) -> torch.Tensor:
         """Each segment's last step (S,)."""
         return self.begin + self.lengths.to(self.begin.device) - 1
+
+
+def rows_ending(
+    lengths: torch.Tensor | None, steps: int, rows: int, device: torch.device | str = "cpu"
+) -> dict[int, torch.Tensor]:
+    """``{t: the rows whose sequence ends after step t}`` for a padded batch of ``rows``
+    sequences of ``lengths`` (on the CPU; ``None``: all ``steps`` long), t = -1 for empty
+    ones: where a core that runs all ``steps`` for every row takes each row's final state
+    (:meth:`cogrl.nn.Core.sequence`)."""
+    if lengths is None:
+        return {steps - 1: torch.arange(rows, device=device)}
+    return {
+        n - 1: (lengths == n).nonzero().squeeze(1).to(device)
+        for n in torch.unique(lengths).tolist()
+    }
