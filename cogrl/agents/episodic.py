@@ -36,6 +36,7 @@ A learner on :class:`EpisodicAgent` says what differs through these hooks:
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, NamedTuple
 
 import torch
@@ -98,9 +99,9 @@ class EpisodicAgent(Agent):
         return action, state
 
     # --- hooks -------------------------------------------------------------------------------
+    @abstractmethod
     def _objective(self) -> Objective:
-        """The update's settings (abstract in effect: each learner maps its ``Config``)."""
-        raise NotImplementedError(f"{type(self).__name__} must define _objective()")
+        """The update's settings: each learner maps its ``Config`` to them."""
 
     #: Act without gradients, then evaluate the episodes' log-probabilities, entropies and
     #: values in one pass over the whole (T, N) batch: the core runs fused over the

@@ -95,7 +95,8 @@ class OnPolicyConfig(Hyperparameters):
       the environment's ``max_episode_steps``) and replayed before this rollout's, without
       a loss of their own, so that an answer's gradient reaches the inputs the core
       stored earlier in the episode (Copy's writes). Without it, a segment that goes on
-      from the previous rollout starts from that rollout's last state, detached.
+      from the previous rollout starts from that rollout's last state, detached. A
+      feedforward policy has no state to carry: there the setting changes nothing.
     """
 
     num_envs: int = 16
