@@ -48,7 +48,7 @@ RUNS = {
     # A curriculum that advances twice (its level and draws are in the checkpoint), with
     # factored credit and whole episodes (the kept steps of unfinished episodes too).
     "ppo-curriculum": [
-        "--env", "cogrl/Copy-v0", "--agent", "ppo", "--steps", "32768", "--num-envs", "32",
+        "--env", "cogrl/Copy-v0", "--agent", "ppo", "--steps", "16384", "--num-envs", "32",
         "--set", "n_steps=16", "--set", "batch_size=128", "--set", "n_epochs=4",
         "--set", "policy.core=gru", "--set", "policy.core_size=32",
         "--set", "env.max_length=4", "--set", "factored_credit=true",
