@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import torch
 from gymnasium import spaces
+from test_envs_core import assert_same
 
 from cogrl.core import BatchedEnv, force_sync_free
 from cogrl.curriculum import Curriculum, parse_curriculum
@@ -35,23 +35,6 @@ def actions(core: BatchedEnv, steps: int, seed: int = 0) -> list[torch.Tensor]:
 def rollout(core: BatchedEnv, steps: int, seed: int = 0) -> list[Any]:
     """Every step's outputs (observation, reward, flags and info) under random actions."""
     return [core.step(a) for a in actions(core, steps, seed)]
-
-
-def assert_same(a: Any, b: Any, where: str = "") -> None:
-    """Equal tensors (bit for bit), dicts, sequences and plain values."""
-    if isinstance(a, Mapping):
-        assert isinstance(b, Mapping) and set(a) == set(b), where
-        for key in a:
-            assert_same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (tuple, list)):
-        assert isinstance(b, (tuple, list)) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
-        assert a.shape == b.shape and torch.equal(a, b), where
-    else:
-        assert a == b or (a != a and b != b), where  # NaN == NaN here
 
 
 def saved(state: Any) -> Any:

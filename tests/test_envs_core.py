@@ -88,7 +88,7 @@ def random_actions(core: BatchedEnv, steps: int, seed: int = 0) -> list[torch.Te
 
 
 def assert_same(a: Any, b: Any, where: str = "") -> None:
-    """Equal tensors (bit for bit), dicts, and plain values."""
+    """Equal tensors (bit for bit), dicts, sequences and plain values."""
     if isinstance(a, Mapping):
         assert isinstance(b, Mapping) and set(a) == set(b), where
         for key in a:
@@ -99,9 +99,9 @@ def assert_same(a: Any, b: Any, where: str = "") -> None:
             assert_same(x, y, f"{where}[{i}]")
     elif isinstance(a, torch.Tensor):
         assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
-        assert torch.equal(a, b), where
+        assert a.shape == b.shape and torch.equal(a, b), where
     else:
-        assert a == b, where
+        assert a == b or (a != a and b != b), where  # NaN == NaN here
 
 
 def step_outputs(

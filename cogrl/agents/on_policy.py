@@ -408,7 +408,7 @@ class OnPolicyAgent(Agent):
             log_probs=pad(rollout.log_probs),
             values=pad(rollout.values),
             rewards=pad(rollout.rewards),
-            dones=torch.cat([torch.zeros(P, N, dtype=torch.bool, device=device), rollout.dones]),
+            dones=pad(rollout.dones),
             episode_starts=ext_start,
             initial_state=rollout.initial_state,
             advantages=pad(rollout.advantages),
