@@ -14,6 +14,9 @@ otherwise.
 - ``recall``: AssociativeRecall-v0 trained on 2-6 items, evaluated at 6 and 12 items:
   bits wrong per item and the fraction of items recalled without error. Anchor: Collier
   and Beel 2018, perfect generalisation to 12 items (supervised).
+- ``repeat``: RepeatCopy-v0 trained on sequences of 2-6 vectors (repeats 1-10), evaluated
+  at 6 and 12 vectors: bits wrong per vector of the sequence (summed over its repeats) and
+  the fraction of episodes without error.
 - ``story``: StoryQA-v0 tasks 1, 2, 3, 6, 7 with the 1k and 10k training sets; test error
   (1 - accuracy on the test split) of MemN2N, NTM, DNC and LSTM policies. Anchors (bAbI 1k,
   MemN2N, the authors' code, per-task training): task 1 0.1%, task 2 8.2%, task 3 41.8%;
@@ -145,19 +148,35 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def recall_benchmark(args) -> list[str]:
+    # One item is recalled per episode: its bits wrong are the episode's.
+    return items_benchmark(args, "cogrl/AssociativeRecall-v0", "items", per_item=False)
+
+
+def repeat_benchmark(args) -> list[str]:
+    # An item is one vector of the sequence; its bits wrong are summed over its repeats.
+    return items_benchmark(args, "cogrl/RepeatCopy-v0", "length", per_item=True)
+
+
+def items_benchmark(args, env_id: str, size: str, per_item: bool) -> list[str]:
+    """Train on 2-6 items (``size``: the environment's name for their count), evaluate at
+    6 and 12: bits wrong per item and the fraction of episodes without a bit wrong."""
     lines = [
         "| core | "
-        + " | ".join(f"{n} items: bits wrong (items exact)" for n in RECALL_ITEMS)
+        + " | ".join(f"{n} items: bits wrong per item (episodes exact)" for n in RECALL_ITEMS)
         + " | wall time |",
         "|---|" + "---|" * len(RECALL_ITEMS) + "---|",
     ]
     for core in args.cores or ("ntm", "lstm"):
-        agent = make_agent("cogrl/AssociativeRecall-v0", core, args.seed, **parse_sets(args.set))
+        train_sizes = {f"min_{size}": 2, f"max_{size}": 6}
+        agent = make_agent(env_id, core, args.seed, train_sizes, **parse_sets(args.set))
         seconds = train(agent, args.steps)
         cells = []
         for n in RECALL_ITEMS:
-            r = evaluate(agent, episodes=args.episodes, seed=EVAL_SEED, min_items=n, max_items=n)
-            cells.append(f"{r['bit_errors']:.2f} ({r['accuracy']:.0%})")
+            sizes = {f"min_{size}": n, f"max_{size}": n}
+            r = evaluate(agent, episodes=args.episodes, seed=EVAL_SEED, **sizes)
+            print(f"{env_id} {core} {n}: {r}", file=sys.stderr, flush=True)
+            errors = r["bit_errors"] / (n if per_item else 1)
+            cells.append(f"{errors:.2f} ({r['accuracy']:.0%})")
         lines.append(f"| {core} | " + " | ".join(cells) + f" | {seconds / 60:.0f} min |")
         print(lines[-1], flush=True)
     return lines
@@ -223,6 +242,7 @@ def delayed_benchmark(args) -> list[str]:
 BENCHMARKS = {
     "copy": ("Copy by reinforcement learning: NTM vs LSTM", copy_benchmark),
     "recall": ("Associative recall: NTM vs LSTM", recall_benchmark),
+    "repeat": ("Repeat copy: NTM vs LSTM", repeat_benchmark),
     "story": ("Story question answering: MemN2N, NTM, DNC, LSTM", story_benchmark),
     "delayed": ("Delayed recall: the longest delay each core solves", delayed_benchmark),
 }

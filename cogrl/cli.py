@@ -23,6 +23,7 @@ import inspect
 import json
 import os
 import random
+import re
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -73,6 +74,11 @@ EVAL_DEFAULT = (
     f"{runner.default_eval_episodes(6)}); {runner.EVAL_UNBOUNDED_EPISODES} where episodes "
     "have no step limit"
 )
+
+
+#: A ``module:name`` in a command-line value (``--env mymod:MyEnv-v0``, ``--set
+#: policy.core=mycores:leaky``); not a path such as ``runs/x`` or ``C:\\runs``.
+NAMED_MODULE = re.compile(r"(?<![\w./\\-])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]")
 
 
 class UsageError(Exception):
@@ -188,6 +194,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         help="parallel environments (the agent's num_envs hyperparameter)",
     )
     add_device_argument(sub)
+    add_trust_argument(sub)
     sub.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     sub.add_argument(
         "--runs-dir",
@@ -292,6 +299,7 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     )
     add_human_data_arguments(sub)
     add_device_argument(sub)
+    add_trust_argument(sub)
     sub.set_defaults(run=cmd_eval, parser=sub)
 
 
@@ -345,6 +353,7 @@ def add_record_command(commands: argparse._SubParsersAction) -> None:
         "baseline's in ./scanpaths-NAME/); prints that folder last",
     )
     add_device_argument(sub)
+    add_trust_argument(sub)
     sub.set_defaults(run=cmd_record, parser=sub)
 
 
@@ -408,6 +417,7 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:
     sub.add_argument("--steps", type=positive_int, metavar="N", help="steps per trial (as train)")
     sub.add_argument("--num-envs", type=positive_int, metavar="N", help="as train's")
     add_device_argument(sub)
+    add_trust_argument(sub)
     sub.add_argument(
         "--threads",
         type=positive_int,
@@ -625,6 +635,16 @@ def add_human_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="import the modules that the run folder's files name (an environment id or "
+        "policy core 'module:name'), which runs their code: only for a run folder you trust. "
+        "Without it such a module is refused unless cogrl itself provides it",
+    )
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available; default)"
@@ -670,15 +690,27 @@ def check_resume_options(
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
-            check_resume_options(args, RUN_SETTINGS, "a run", "--device and --no-progress")
+            check_resume_options(
+                args, RUN_SETTINGS, "a run", "--device, --no-progress and --trust-code"
+            )
             try:
                 device = None if args.device == "auto" else args.device
-                result = runner.resume(args.resume, device=device, progress=not args.no_progress)
+                result = runner.resume(
+                    args.resume,
+                    device=device,
+                    progress=not args.no_progress,
+                    trust_code=args.trust_code,
+                )
             except (FileNotFoundError, ValueError) as e:
                 raise UsageError(str(e)) from None
         else:
             if args.env is None or args.agent is None:
                 raise UsageError("train needs --env and --agent (or --resume RUN_DIR)")
+            if args.trust_code:
+                raise UsageError(
+                    "--trust-code is for --resume RUN_DIR (the modules its files name); the "
+                    "modules named by --env and --set are imported as typed"
+                )
             result = runner.train(spec_from_args(args))
     except runner.SpecError as e:
         raise UsageError(str(e)) from None
@@ -793,7 +825,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"eval takes environment arguments only (--set env.NAME=VALUE), got "
             f"{sorted(hyperparameters)}: the agent's settings are the run's"
         )
-    run_dir, agent = load_run(args.run_dir, args.device)
+    run_dir, agent = load_run(args.run_dir, args.device, args.trust_code)
     split = split_overrides(agent, args.split)
     episodes = args.episodes or run_eval_episodes(run_dir) or default_episodes(agent)
     try:
@@ -886,7 +918,7 @@ def clean_numbers(metrics: Mapping[str, Any]) -> dict[str, Any]:
 def cmd_record(args: argparse.Namespace) -> int:
     if args.human_data is not None:
         return cmd_record_scanpaths(args)
-    run_dir, agent = load_run(args.run_dir, args.device)
+    run_dir, agent = load_run(args.run_dir, args.device, args.trust_code)
     split = split_overrides(agent, args.split)
     seed = random.randrange(2**31) if args.seed is None else args.seed
     fps = runner.video_fps(agent) if args.fps is None else args.fps
@@ -944,14 +976,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             check_resume_options(
-                args, SWEEP_SETTINGS, "a sweep", "--address, --num-cpus and --num-gpus"
+                args,
+                SWEEP_SETTINGS,
+                "a sweep",
+                "--address, --num-cpus, --num-gpus and --trust-code",
             )
             folder, status = sweeps.resume_sweep(
-                args.resume, args.address, args.num_cpus, args.num_gpus
+                args.resume, args.address, args.num_cpus, args.num_gpus, args.trust_code
             )
         else:
             if not args.env or not args.agent:
                 raise UsageError("sweep needs --env and --agent (or --resume SWEEP_DIR)")
+            if args.trust_code:
+                raise UsageError(
+                    "--trust-code is for --resume SWEEP_DIR (the modules its sweep.json "
+                    "names); the modules named by --env and --set are imported as typed"
+                )
             folder, status = sweeps.run_sweep(
                 sweep_from_args(args), args.sweeps_dir, args.name, args.address, args.num_cpus,
                 args.num_gpus,
@@ -1056,7 +1096,7 @@ def model_scanpaths(
                 f"({', '.join(SCANPATH_BASELINES)}, wta:MODEL)"
                 + (" nor 'human'" if args.command == "eval" else "")
             )
-        run_dir, agent = load_run(args.run_dir, args.device)
+        run_dir, agent = load_run(args.run_dir, args.device, args.trust_code)
         paths = scanpaths.agent_scanpaths(
             agent, data, samples=samples, deterministic=samples == 1, seed=seed
         )
@@ -1072,11 +1112,12 @@ def split_overrides(agent: Agent, split: str | None) -> dict[str, str]:
         raise UsageError(str(e)) from None
 
 
-def load_run(run_dir: Path, device: str) -> tuple[Path, Agent]:
-    """The run folder and its final checkpoint's agent; UsageError if either is missing."""
+def load_run(run_dir: Path, device: str, trust_code: bool) -> tuple[Path, Agent]:
+    """The run folder and its final checkpoint's agent; UsageError if either is missing,
+    or if it names a module that ``trust_code`` does not allow importing."""
     try:
         run_dir = require_run(run_dir)
-        return run_dir, agents.load(model_path(run_dir), device=device)
+        return run_dir, agents.load(model_path(run_dir), device=device, trust_code=trust_code)
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from None
 
@@ -1099,16 +1140,19 @@ def print_metrics(metrics: dict[str, float], split: dict[str, str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``cogrl`` command with ``argv`` (default ``sys.argv[1:]``); returns the status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # As `python -m cogrl` does, so that `module:name` ids and cores of the user's modules in
-    # the working directory import from the `cogrl` command too.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, or argparse's own usage error (status 2)
         return e.code if isinstance(e.code, int) else int(e.code is not None)
     args.argv = argv
+    # As `python -m cogrl` does, so that the `module:name` ids and cores the user types
+    # import from modules in the working directory; only then (or with --trust-code), so
+    # that a module shipped inside a run folder is never imported because a file named it.
+    named = any(NAMED_MODULE.search(token) for token in argv)
+    if named or getattr(args, "trust_code", False):
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

@@ -55,9 +55,9 @@ Reconfiguring a running core
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar
@@ -67,6 +67,7 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
+from cogrl.imports import import_named_module
 from cogrl.rng import BatchRNG
 from cogrl.spaces import check_actions
 
@@ -706,7 +707,11 @@ def load_core_class(core: str | type[BatchedEnv]) -> type[BatchedEnv]:
     """A core class, given as a class or as ``"module:ClassName"``."""
     if isinstance(core, str):
         module, _, name = core.partition(":")
-        cls = getattr(importlib.import_module(module), name, None)
+        try:
+            import_named_module(module, f"the environment core {core!r}")
+        except ImportError as e:
+            raise ValueError(f"core {core!r}: cannot import module {module!r} ({e})") from None
+        cls = getattr(sys.modules[module], name, None)
     else:
         cls = core
     if not (isinstance(cls, type) and issubclass(cls, BatchedEnv)):

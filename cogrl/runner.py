@@ -52,6 +52,7 @@ from cogrl.agents.training import NonFiniteError, RunContext
 from cogrl.checkpoint import read_checkpoint
 from cogrl.checks import check_int
 from cogrl.envs import GymVectorCore, cogrl_env_ids, env_kind, make_core
+from cogrl.imports import names_from
 from cogrl.logging import RunLogger, write_mp4
 from cogrl.nn import PolicyConfig
 from cogrl.runs import (
@@ -406,9 +407,22 @@ def resume(
     device: str | None = None,
     progress: bool | None = None,
     callback: Callback | None = None,
+    trust_code: bool = False,
 ) -> RunResult:
-    """Continue the run in ``run_dir`` from its ``checkpoint.pt``."""
-    run_dir = Path(run_dir)
+    """Continue the run in ``run_dir`` from its ``checkpoint.pt``. A module that the run's
+    files name (its environment id or policy core ``"module:name"``) is imported only if
+    this process has imported it or ``trust_code=True`` (see :mod:`cogrl.imports`)."""
+    with names_from(Path(run_dir), trust_code):
+        return _resume(Path(run_dir), device, progress, callback, trust_code)
+
+
+def _resume(
+    run_dir: Path,
+    device: str | None,
+    progress: bool | None,
+    callback: Callback | None,
+    trust_code: bool,
+) -> RunResult:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
     try:
@@ -421,7 +435,9 @@ def resume(
     if progress is not None:
         spec.progress = progress
     set_threads(spec.threads)
-    agent, training = load_checkpoint(run_dir / f"{CHECKPOINT_NAME}.pt", device=spec.device)
+    agent, training = load_checkpoint(
+        run_dir / f"{CHECKPOINT_NAME}.pt", device=spec.device, trust_code=trust_code
+    )
     if training is None:
         raise ValueError(f"{run_dir / (CHECKPOINT_NAME + '.pt')} holds no training state")
     try:

@@ -55,6 +55,7 @@ from typing import Any
 
 from cogrl import runner
 from cogrl.agents import evaluate, load
+from cogrl.imports import names_from
 from cogrl.runs import (
     CHECKPOINT_NAME,
     CONFIG_FILE,
@@ -512,9 +513,13 @@ def resume_sweep(
     address: str | None = None,
     num_cpus: int | None = None,
     num_gpus: int | None = None,
+    trust_code: bool = False,
 ) -> tuple[Path, int]:
     """Run what is unfinished of the sweep in ``folder`` (trials that failed run again);
-    returns (folder, status)."""
+    returns (folder, status). A module that ``sweep.json`` names (an environment id or a
+    policy core ``"module:name"``) is imported only if this process has imported it or
+    ``trust_code=True`` (see :mod:`cogrl.imports`); that is checked here, before Ray's
+    workers start and import what the trials name."""
     folder = Path(folder).resolve()
     try:
         sweep = Sweep(**json.loads((folder / SWEEP_FILE).read_text()))
@@ -525,6 +530,8 @@ def resume_sweep(
     tune = _import_tune()
     if not (folder / TUNE_DIR).is_dir():
         raise SweepError(f"{folder} holds no Tune state ({TUNE_DIR}/): its sweep never started")
+    with names_from(folder / SWEEP_FILE, trust_code):
+        check_trials(sweep)
     print(f"sweep folder: {folder} (resumed)", flush=True)
     with ray_session(folder, address, num_cpus, num_gpus):
         tuner = tune.Tuner.restore(

@@ -36,6 +36,7 @@ from cogrl.checkpoint import atomic_save, read_checkpoint
 from cogrl.core import BatchedEnv, check_memory, resolve_device
 from cogrl.curriculum import Curriculum
 from cogrl.envs import core_spec, make_core
+from cogrl.imports import names_from
 from cogrl.logging import RunLogger
 from cogrl.nn import PolicyConfig, State
 from cogrl.nn.state import leaves, state_from_leaves
@@ -663,9 +664,18 @@ def load(
     path: str | os.PathLike,
     env: str | gym.Env | BatchedEnv | None = None,
     device: str | torch.device = "auto",
+    trust_code: bool = False,
 ) -> Agent:
-    """Load a checkpoint written by :meth:`Agent.save` (``weights_only=True``: runs no code)."""
-    agent, _ = load_checkpoint(path, env, device)
+    """Load a checkpoint written by :meth:`Agent.save`.
+
+    Opening the file runs no code: its tensors load with ``weights_only=True``, and a
+    module that its configuration names (an environment id ``"mymod:MyEnv-v0"``, a policy
+    core ``"mycores:leaky"``) is imported only if this process has imported it already or
+    ``trust_code=True`` (otherwise :class:`~cogrl.imports.UntrustedCodeError`, a ValueError
+    naming the module). ``env`` replaces the checkpoint's environment (then its
+    ``env_kwargs`` are not used).
+    """
+    agent, _ = load_checkpoint(path, env, device, trust_code)
     return agent
 
 
@@ -673,8 +683,10 @@ def load_checkpoint(
     path: str | os.PathLike,
     env: str | gym.Env | BatchedEnv | None = None,
     device: str | torch.device = "auto",
+    trust_code: bool = False,
 ) -> tuple[Agent, dict[str, Any] | None]:
-    """The agent of a checkpoint and its training state (None in a plain model file)."""
+    """The agent of a checkpoint and its training state (None in a plain model file);
+    ``trust_code`` as in :func:`load`."""
     path = checkpoint_path(path)
     data = read_checkpoint(path)
     try:
@@ -685,13 +697,14 @@ def load_checkpoint(
         raise ValueError(f"checkpoint {path} has no valid configuration ({e!r})") from None
     if config["agent"] not in AGENTS:
         raise ValueError(f"checkpoint {path} is of unknown agent {config['agent']!r}")
-    agent = AGENTS[config["agent"]](
-        env if env is not None else config["env"],
-        device=device,
-        seed=config["seed"],
-        env_kwargs=config["env_kwargs"] if env is None else None,
-        **config["hyperparameters"],
-    )
+    with names_from(path, trust_code):
+        agent = AGENTS[config["agent"]](
+            env if env is not None else config["env"],
+            device=device,
+            seed=config["seed"],
+            env_kwargs=config["env_kwargs"] if env is None else None,
+            **config["hyperparameters"],
+        )
     try:
         agent._load_state(data["state"])
     except (RuntimeError, ValueError, TypeError, AttributeError) as e:

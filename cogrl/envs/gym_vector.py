@@ -47,7 +47,6 @@ Metadata
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -60,6 +59,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space, iterate
 
 from cogrl.core import BatchedEnv, Info, Obs
+from cogrl.imports import import_named_module
 from cogrl.spaces import check_actions
 
 __all__ = [
@@ -83,7 +83,7 @@ def gym_spec(env_id: str) -> EnvSpec:
     module, _, name = env_id.rpartition(":")
     try:
         if module:  # "package.module:MyEnv-v0": the module registers the id on import
-            importlib.import_module(module)
+            import_named_module(module, f"the environment id {env_id!r}")
         return gym.spec(name)
     except (gym.error.Error, ImportError) as e:
         raise ValueError(

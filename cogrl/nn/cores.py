@@ -25,7 +25,6 @@ may be any nesting of tensors (:mod:`cogrl.nn.state`).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from cogrl.imports import import_named_module
 from cogrl.nn.state import State, map_state, reset_state
 
 __all__ = [
@@ -137,7 +137,7 @@ def core_class(name: str) -> type[Core]:
     if ":" in name:
         module, _, key = name.partition(":")
         try:
-            importlib.import_module(module)
+            import_named_module(module, f"the policy core {name!r}")
         except ImportError as e:
             raise ValueError(f"core {name!r}: cannot import module {module!r} ({e})") from None
     if key not in CORES:
