@@ -26,6 +26,7 @@ import gzip
 import math
 import os
 import re
+import warnings
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -255,21 +256,46 @@ def babi_words(text: str) -> tuple[str, ...]:
     return tuple(_BABI_PUNCTUATION.sub(" ", text.lower()).split())
 
 
+#: Bounds on a bAbI file's lines (bAbI's longest sentence has about a dozen words): the
+#: sentences of a task are padded to its longest, so one runaway line would otherwise cost
+#: gigabytes.
+MAX_BABI_WORDS = 100
+MAX_BABI_SENTENCES = 1000
+
+
+def _babi_words_bounded(text: str, what: str) -> tuple[str, ...]:
+    """The words of a sentence or question; ValueError if it has none or too many."""
+    words = babi_words(text)
+    if not words:
+        raise ValueError(f"{what} {text!r} has no words")
+    if len(words) > MAX_BABI_WORDS:
+        raise ValueError(
+            f"{what} {text[:60]!r}... has {len(words):,} words; at most {MAX_BABI_WORDS} "
+            "(cogrl.datasets.MAX_BABI_WORDS)"
+        )
+    return words
+
+
 def babi_data(task: int, stories: Iterable[Sequence[BabiLine]]) -> BabiData:
     """:class:`BabiData` from stories given as lines (see :data:`BabiLine`), one example per
     question. A supporting position that is not a sentence before its question, an empty
-    sentence, and an answer that is empty or holds spaces are a ValueError naming them."""
+    sentence or question, one of more than :data:`MAX_BABI_WORDS` words, a story of more
+    than :data:`MAX_BABI_SENTENCES` sentences, and an answer that is empty or holds spaces
+    are a ValueError naming them."""
     sentences: list[tuple[str, ...]] = []
     start, length, questions, answers, supporting = [], [], [], [], []
     for s, story in enumerate(stories):
         first, n = len(sentences), 0
         for line in story:
             if isinstance(line, str):
-                words = babi_words(line)
-                if not words:
-                    raise ValueError(f"story {s}: sentence {line!r} has no words")
+                words = _babi_words_bounded(line, f"story {s}: sentence")
                 sentences.append(words)
                 n += 1
+                if n > MAX_BABI_SENTENCES:
+                    raise ValueError(
+                        f"story {s} has more than {MAX_BABI_SENTENCES} sentences "
+                        "(cogrl.datasets.MAX_BABI_SENTENCES; bAbI's longest has a few hundred)"
+                    )
                 continue
             question, answer, support = line
             support = tuple(int(i) for i in support)
@@ -287,7 +313,7 @@ def babi_data(task: int, stories: Iterable[Sequence[BabiLine]]) -> BabiData:
                 )
             start.append(first)
             length.append(n)
-            questions.append(babi_words(question))
+            questions.append(_babi_words_bounded(question, f"story {s}: question"))
             answers.append(answer)
             supporting.append(support)
     story_start = np.array(start, dtype=np.int64)
@@ -413,6 +439,12 @@ def _parse_babi(path: Path) -> list[list[BabiLine]]:
                 )
             last = n
             if "\t" not in text:
+                _babi_words_bounded(text, f"{where}: sentence")
+                if len(positions) == MAX_BABI_SENTENCES:
+                    raise ValueError(
+                        f"{where}: the story has more than {MAX_BABI_SENTENCES} sentences "
+                        "(cogrl.datasets.MAX_BABI_SENTENCES; bAbI's longest has a few hundred)"
+                    )
                 positions[n] = len(positions)
                 stories[-1].append(text)
                 continue
@@ -423,6 +455,7 @@ def _parse_babi(path: Path) -> list[list[BabiLine]]:
                     "question, answer and supporting IDs"
                 )
             question, answer = fields[0], fields[1].strip()
+            _babi_words_bounded(question, f"{where}: question")
             if not answer:
                 raise ValueError(f"{where}: question {question.strip()!r} has no answer")
             ids = fields[2].split() if len(fields) == 3 else []
@@ -445,6 +478,9 @@ def _parse_babi(path: Path) -> list[list[BabiLine]]:
 
 FIXATIONS_FILE = "fixations.jsonl"
 STIMULI_FOLDER = "stimuli"
+#: The largest width or height of a human-data image (OSIE's are 800 x 600): a record or an
+#: image header that claims more is refused before anything is allocated for it.
+MAX_IMAGE_SIDE = 8192
 #: One image in this many is a test image (by a fixed hash of its file name, see
 #: :func:`image_split`), so an image's split never depends on which others are present.
 TEST_EVERY = 5
@@ -531,6 +567,88 @@ def load_fixations(root: str | os.PathLike, split: str = "train") -> FixationDat
     return dataclasses.replace(data.subset(keep), split=split)
 
 
+def _check_image_name(name: object, where: str) -> None:
+    """An image's name is a file name inside ``stimuli/``: not absolute, no folder above."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{where}: image must be a file name, got {name!r}")
+    parts = Path(name).parts
+    if Path(name).is_absolute() or "\\" in name or ".." in parts or name.startswith("~"):
+        raise ValueError(
+            f"{where}: image {name!r} is not a file name inside {STIMULI_FOLDER}/ (an "
+            "absolute path or one that climbs out of it is refused)"
+        )
+
+
+def _check_image_file(image: Path, width: int, height: int, where: str) -> None:
+    """The image exists, is an image and has the record's size: its header is read
+    (Pillow's ``open`` decodes no pixels), its size bounded as the record's is."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not image.is_file():
+        raise ValueError(f"{where}: image {image.name!r} is not in {STIMULI_FOLDER}/")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(image) as im:
+                size = im.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            OSError) as e:  # fmt: skip
+        raise ValueError(
+            f"{where}: {image} is not a readable image ({type(e).__name__}: {e})"
+        ) from None
+    if size != (width, height):
+        raise ValueError(
+            f"{where}: {image} is {size[0]} x {size[1]} pixels, the record says {width} x {height}"
+        )
+
+
+def _read_subjects(subjects: object, width: int, height: int, where: str) -> list[np.ndarray]:
+    """Each observer's fixations as a read-only (K, 3) float64 array; ValueError naming the
+    subject and fixation that is malformed."""
+    if not isinstance(subjects, list) or not subjects:
+        raise ValueError(
+            f"{where}: subjects must be a non-empty list of observers (each a list of "
+            f"[x, y, duration_ms] fixations), got {subjects!r:.80}"
+        )
+    paths, fixated = [], set()
+    for s, subject in enumerate(subjects):
+        if not isinstance(subject, list) or not subject:
+            raise ValueError(
+                f"{where}: subject {s} must be a non-empty list of [x, y, duration_ms] "
+                f"fixations, got {subject!r:.80}"
+            )
+        for k, fixation in enumerate(subject):
+            if (
+                not isinstance(fixation, list)
+                or len(fixation) != 3
+                or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in fixation
+                )
+            ):
+                raise ValueError(
+                    f"{where}: subject {s}, fixation {k} is {fixation!r:.80}: expected "
+                    "[x, y, duration_ms], three numbers"
+                )
+        fixations = np.asarray(subject, dtype=np.float64)
+        xy = fixations[:, :2]
+        inside = (xy >= 0).all() and (xy[:, 0] < width).all() and (xy[:, 1] < height).all()
+        if not (np.isfinite(fixations).all() and inside and (fixations[:, 2] >= 0).all()):
+            raise ValueError(
+                f"{where}: subject {s} has a fixation off the {width} x {height} image "
+                "or a negative or non-finite value: expected [x, y, duration_ms] with "
+                "0 <= x < width, 0 <= y < height, duration >= 0"
+            )
+        fixations.setflags(write=False)
+        paths.append(fixations)
+        fixated.update(map(tuple, xy.astype(np.int64).tolist()))
+    if len(fixated) >= width * height:
+        raise ValueError(
+            f"{where}: every pixel of the {width} x {height} image is fixated; the metrics "
+            "(AUC-Judd, shuffled AUC) compare fixated with unfixated pixels"
+        )
+    return paths
+
+
 @functools.lru_cache(maxsize=8)
 def _read_fixations(path: str, mtime_ns: int, size: int) -> FixationData:
     """Every image of the file (``split`` left empty; :func:`load_fixations` splits it)."""
@@ -545,28 +663,23 @@ def _read_fixations(path: str, mtime_ns: int, size: int) -> FixationData:
             where = f"{path}, line {number}"
             try:
                 record = json.loads(line)
-                name = str(record["image"])
-                width, height = int(record["width"]), int(record["height"])
+                name, width, height = record["image"], record["width"], record["height"]
                 subjects = record["subjects"]
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(
                     f"{where}: expected a JSON object with image, width, height and subjects ({e})"
                 ) from None
-            if not (file.parent / STIMULI_FOLDER / name).is_file():
-                raise ValueError(f"{where}: image {name!r} is not in {STIMULI_FOLDER}/")
-            paths = []
-            for s, subject in enumerate(subjects):
-                fixations = np.asarray(subject, dtype=np.float64).reshape(-1, 3)
-                xy = fixations[:, :2]
-                inside = (xy >= 0).all() and (xy[:, 0] < width).all() and (xy[:, 1] < height).all()
-                if not (np.isfinite(fixations).all() and inside and (fixations[:, 2] >= 0).all()):
+            _check_image_name(name, where)
+            for key, value in (("width", width), ("height", height)):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{where}: {key} must be an integer, got {value!r}")
+                if not 1 <= value <= MAX_IMAGE_SIDE:
                     raise ValueError(
-                        f"{where}: subject {s} has a fixation off the {width} x {height} image "
-                        "or a negative or non-finite value: expected [x, y, duration_ms] with "
-                        "0 <= x < width, 0 <= y < height, duration >= 0"
+                        f"{where}: {key} {value} is outside 1..{MAX_IMAGE_SIDE} pixels "
+                        "(cogrl.datasets.MAX_IMAGE_SIDE)"
                     )
-                fixations.setflags(write=False)
-                paths.append(fixations)
+            _check_image_file(file.parent / STIMULI_FOLDER / name, width, height, where)
+            paths = _read_subjects(subjects, width, height, where)
             names.append(name)
             sizes.append((width, height))
             scanpaths.append(tuple(paths))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from pathlib import Path
 
 import gymnasium as gym
@@ -317,6 +318,83 @@ def test_missing_human_data_is_named(tmp_path: Path) -> None:
         load_fixations(tmp_path / "broken")
     with pytest.raises(ValueError, match="split must be one of"):
         load_fixations(tmp_path, "validation")
+
+
+def _bad_human_folder(root: Path, case: str) -> Path:
+    """A human-data folder with one bad record or image (the probes of issue 22)."""
+    import json
+
+    from PIL import Image
+
+    record = _record("a.png", [[[1, 2, 100]]])
+    root = _human_folder(root, [record])
+    image = root / "stimuli" / "a.png"
+    if case == "text named as an image":
+        image.write_text("not an image")
+    elif case == "size disagrees":
+        Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(image)
+    elif case == "decompression bomb":
+        # A PNG header that claims 20,000 x 20,000 pixels (no pixel data needed to claim it).
+        header = bytes.fromhex("89504e470d0a1a0a0000000d49484452")
+        ihdr = (20000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+        crc = zlib.crc32(b"IHDR" + ihdr).to_bytes(4, "big")
+        image.write_bytes(header + ihdr + crc)
+        record.update(width=20000, height=20000)
+    elif case == "huge size in the record":
+        record.update(width=10_000_000, height=10_000_000)
+    elif case.startswith("subjects "):
+        record["subjects"] = json.loads(case.removeprefix("subjects "))
+    elif case == "two-value fixation":
+        record["subjects"] = [[[1, 2, 100], [3, 4]]]
+    elif case in ("absolute path", "climbs out"):
+        outside = root / "outside.png"
+        Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(outside)
+        record["image"] = str(outside) if case == "absolute path" else "../outside.png"
+    elif case == "every pixel fixated":
+        Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(image)
+        record.update(width=1, height=1, subjects=[[[0, 0, 100]]])
+    (root / "fixations.jsonl").write_text(json.dumps(record) + "\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("text named as an image", r"a.png is not a readable image \(UnidentifiedImageError"),
+        ("size disagrees", "a.png is 1 x 1 pixels, the record says 8 x 6"),
+        ("decompression bomb", "width 20000 is outside 1..8192 pixels"),
+        ("huge size in the record", "width 10000000 is outside 1..8192 pixels"),
+        ("subjects []", "subjects must be a non-empty list of observers"),
+        ("subjects [[], []]", "subject 0 must be a non-empty list"),
+        ("subjects 5", "subjects must be a non-empty list of observers.*got 5"),
+        (
+            "two-value fixation",
+            r"subject 0, fixation 1 is \[3, 4\]: expected \[x, y, duration_ms\]",
+        ),
+        ("absolute path", "is not a file name inside stimuli/"),
+        ("climbs out", "image '../outside.png' is not a file name inside stimuli/"),
+        ("every pixel fixated", "every pixel of the 1 x 1 image is fixated"),
+    ],
+)
+def test_a_bad_human_data_file_is_named_before_any_work(tmp_path: Path, case, message) -> None:
+    from cogrl.datasets import load_fixations
+
+    root = _bad_human_folder(tmp_path, case)
+    with pytest.raises(ValueError, match=f"fixations.jsonl, line 1: .*{message}"):
+        load_fixations(root, "train")
+
+
+def test_an_image_larger_than_its_bound_is_refused_from_its_header(tmp_path, monkeypatch):
+    import cogrl.datasets
+
+    # The record and the image agree, but the header claims more than the bound allows.
+    monkeypatch.setattr(cogrl.datasets, "MAX_IMAGE_SIDE", 100_000)
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    root = _bad_human_folder(tmp_path, "decompression bomb")
+    with pytest.raises(ValueError, match="not a readable image \\(DecompressionBomb"):
+        cogrl.datasets.load_fixations(root, "train")
 
 
 @pytest.mark.parametrize("split", [np.zeros((2, 2)), {"train": 1}, None])

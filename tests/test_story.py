@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+import cogrl.agents
 import cogrl.envs  # noqa: F401  (registers the ids)
 from cogrl.datasets import babi_data, babi_words, load_babi
 from cogrl.envs.memory import babi
@@ -287,6 +288,10 @@ def test_load_babi_names_what_is_missing(tmp_path: Path, babi_root: Path):
         ("1 A b.\n2 Where?\t \t1\n", r":2: question 'Where\?' has no answer"),
         ("1 A b.\n2 Where?\tyes\t1\textra\n", r":2: a question line has 4 tab-separated"),
         ("one A b.\n", r":1: expected a line number"),
+        ("1 A b.\n2 \tbathroom\t1\n", r":2: question '' has no words"),
+        ("1 ?\n", r":1: sentence '\?' has no words"),
+        ("1 " + "word " * 100_000 + "\n", r":1: sentence 'word word .*100,000 words; at most 100"),
+        ("".join(f"{i} A b.\n" for i in range(1, 1002)), r":1001: the story has more than 1000"),
         ("", r"holds no bAbI lines"),
     ],
 )
@@ -496,3 +501,19 @@ def test_render_shows_the_story_so_far():
     assert core.render().shape == first.shape and not np.array_equal(core.render(), first)
     with pytest.raises(ValueError, match="index must lie in"):
         core.render(1)
+
+
+def test_evaluating_on_bAbI_files_with_unseen_words_is_a_clear_error(tmp_path, babi_root):
+    agent = cogrl.agents.make(
+        "ppo", "cogrl/StoryQA-v0", env_kwargs={"root": str(babi_root), "task": 1},
+        num_envs=2, n_steps=8, batch_size=16, device="cpu", seed=0,
+    )  # fmt: skip
+    other = write_babi(
+        tmp_path / "other",
+        "en",
+        qa1_single_train=QA1_TRAIN,
+        # Words the run never saw: its vocabulary grows.
+        qa1_single_test=QA1_TEST + "1 Bill went to the attic.\n2 Where is Bill?\tattic\t1\n",
+    )
+    with pytest.raises(ValueError, match=r"has observation space .* but this agent was built for"):
+        cogrl.agents.evaluate(agent, episodes=1, root=str(other))

@@ -360,11 +360,27 @@ class Agent(ABC):
         return self
 
     def make_core(self, num_envs: int, autoreset: bool = True, **overrides: Any) -> BatchedEnv:
-        """A batched core of this agent's environment on its device."""
+        """A batched core of this agent's environment on its device. With ``overrides``
+        (an evaluation on longer sequences, another data folder), a ValueError if the
+        environment they make has observations or actions of another shape or size than
+        the policy was built for (e.g. bAbI files with a larger vocabulary)."""
         kwargs = {**self.env_kwargs, **overrides}
         core = make_core(self.env_id, num_envs, self.device, autoreset, **kwargs)
         core.spec_id = self.env_id
         core.spec_kwargs = kwargs
+        if not overrides:  # the agent's own environment (also the probe of its spaces)
+            return core
+        for what, built, made in (
+            ("observation", self.observation_space, core.single_observation_space),
+            ("action", self.action_space, core.single_action_space),
+        ):
+            if not same_layout(built, made):
+                core.close()
+                raise ValueError(
+                    f"{self.env_id} with {overrides} has {what} space {made}, but this agent "
+                    f"was built for {built}: its policy cannot take it (a data folder with "
+                    "another vocabulary or image size?)"
+                )
         return core
 
     def make_training_core(self, num_envs: int) -> BatchedEnv:
@@ -646,6 +662,23 @@ def plain_json(value: Any, name: str) -> Any:
         f"{name} = {value!r} ({type(value).__name__}) cannot be written to a JSON config: "
         "use numbers, strings, booleans, None, lists or dicts"
     )
+
+
+def same_layout(a: spaces.Space, b: spaces.Space) -> bool:
+    """Whether a policy built for space ``a`` takes values of ``b``: the same kinds, shapes,
+    dtypes and category counts (a Box's bounds may differ: RepeatCopy's count channel is
+    bounded by the repeats it was built for)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, spaces.Dict):
+        return a.keys() == b.keys() and all(same_layout(a[k], b[k]) for k in a.keys())
+    if isinstance(a, spaces.Tuple):
+        return len(a) == len(b) and all(map(same_layout, a, b))
+    if isinstance(a, spaces.Discrete):
+        return a.n == b.n and a.start == b.start
+    if isinstance(a, spaces.MultiDiscrete):
+        return np.array_equal(a.nvec, b.nvec) and np.array_equal(a.start, b.start)
+    return a.shape == b.shape and a.dtype == b.dtype
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:

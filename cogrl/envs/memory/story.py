@@ -97,7 +97,11 @@ gym.make("cogrl/StoryQA-v0", task=1, split="train", training_stories=1000, root=
 
 The vocabulary is the same for both splits of a task: for generated stories one fixed
 vocabulary for all generated tasks; for files, every word and answer of the task's train
-and test files (of the chosen training size), sorted.
+and test files (of the chosen training size), sorted. A policy's word ids are those of its
+training vocabulary: evaluating it on other files (``cogrl eval RUN --set env.root=OTHER``)
+whose vocabulary has another size is a ValueError naming both observation spaces; files
+with as many words but other ones cannot be told apart by the spaces, so evaluate on the
+folder the run trained on (or one with the same words).
 
 ## Version History
 
