@@ -19,6 +19,7 @@ hyperparameter or env argument; a missing run) exit with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import json
 import os
@@ -717,6 +718,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     except NonFiniteError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         print(getattr(e, "kept", ""), file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        print(f"{PROG}: error: {e.strerror}", file=sys.stderr)
         return 1
     if result.interrupted:
         print(result.run_dir)

@@ -27,6 +27,7 @@ kept and no model is saved.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -49,7 +50,7 @@ from cogrl.agents.base import agent_name, did_you_mean, load_checkpoint, plain_j
 from cogrl.agents.evaluation import log_memory
 from cogrl.agents.presets import PRESETS, preset
 from cogrl.agents.training import NonFiniteError, RunContext
-from cogrl.checkpoint import read_checkpoint
+from cogrl.checkpoint import read_checkpoint, remove_stale_temporaries
 from cogrl.checks import check_int
 from cogrl.envs import GymVectorCore, cogrl_env_ids, env_kind, make_core
 from cogrl.imports import names_from
@@ -343,9 +344,28 @@ def run_context(run_dir: Path, every: int, include_replay: bool) -> RunContext:
     path = run_dir / CHECKPOINT_NAME
 
     def checkpoint(agent: Agent) -> None:
-        agent.save(path, training=True, include_replay=include_replay)
+        with resumable_on_full_disk(run_dir):
+            agent.save(path, training=True, include_replay=include_replay)
 
     return RunContext(checkpoint, every if every > 0 else sys.maxsize // 4)
+
+
+@contextlib.contextmanager
+def resumable_on_full_disk(run_dir: Path) -> Iterator[None]:
+    """A full disk while the run writes a file: the error (OSError, ENOSPC) also says that
+    the last checkpoint is intact and how to go on from it."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        last = run_dir / f"{CHECKPOINT_NAME}.pt"
+        kept = f"the last checkpoint {last} is intact" if last.is_file() else "no checkpoint yet"
+        raise OSError(
+            errno.ENOSPC,
+            f"{e.strerror}. The run stopped: {kept}; free space on the disk, then resume "
+            f"with: cogrl train --resume {run_dir}",
+        ) from None
 
 
 @contextlib.contextmanager
@@ -435,6 +455,8 @@ def _resume(
     if progress is not None:
         spec.progress = progress
     set_threads(spec.threads)
+    for stale in remove_stale_temporaries(run_dir):
+        print(f"removed {stale.name}, left by a write that was killed", flush=True)
     agent, training = load_checkpoint(
         run_dir / f"{CHECKPOINT_NAME}.pt", device=spec.device, trust_code=trust_code
     )
@@ -522,7 +544,8 @@ def _run(
     step = agent.num_timesteps
     agent.guard.check(agent.modules(), step)
     run.checkpoint(agent)
-    agent.save(run_dir / MODEL_NAME)
+    with resumable_on_full_disk(run_dir):
+        agent.save(run_dir / MODEL_NAME)
     metrics: dict[str, float] = {}
     if spec.eval_episodes:
         metrics = evaluate(agent, spec.eval_episodes, seed=EVAL_SEED, **split)

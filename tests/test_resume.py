@@ -251,3 +251,55 @@ def test_learn_goes_on_after_a_callback_stop_without_videos(tmp_path):
     assert steps < 2048
     agent.learn(2048 - steps, reset_num_timesteps=False)  # the same training, no videos now
     assert agent.num_timesteps >= 2048
+
+
+def test_a_full_disk_while_checkpointing_says_so_and_keeps_the_last_checkpoint(
+    tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    import cogrl.checkpoint
+
+    real_save = cogrl.checkpoint.torch.save
+    saved = []
+
+    def save_until_the_disk_fills(obj, f):
+        if saved:  # the second write: torch's writer on a full disk, ENOSPC hidden
+            f.write(b"partial")
+            monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 0))
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64")
+        saved.append(True)
+        real_save(obj, f)
+
+    monkeypatch.setattr(cogrl.checkpoint.torch, "save", save_until_the_disk_fills)
+    args = [*RUNS["ppo"], *COMMON]
+    assert main(["train", *args, "--run-dir", str(tmp_path)]) == 1
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    run = only_run(tmp_path)
+    assert "no space left on device while writing" in err and "checkpoint.pt was not changed" in err
+    assert f"the last checkpoint {run / 'checkpoint.pt'} is intact" in err
+    assert f"resume with: cogrl train --resume {run}" in err
+    assert "enforce fail" in err.splitlines()[-1]  # the cause, on the same line
+    agent, training = cogrl.agents.base.load_checkpoint(run / "checkpoint.pt", device="cpu")
+    assert training is not None and agent.num_timesteps == 1024
+    assert not list(run.glob("*.tmp*"))
+
+
+def test_resume_removes_the_temporary_files_of_killed_writes(tmp_path, capsys):
+    args = [*RUNS["ppo"], *COMMON]
+    args[args.index("32768")] = "4096"
+    assert main(["train", *args, "--run-dir", str(tmp_path)]) == 0
+    run = only_run(tmp_path)
+    (run / "model.pt").unlink()  # as if killed before the end: resumable
+    checkpoint = cogrl.agents.base.load_checkpoint(run / "checkpoint.pt", device="cpu")
+    assert checkpoint[0].num_timesteps == 4096
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs
+    left = [run / f"checkpoint.pt.tmp-{gone.pid}", run / f"config.json.tmp{gone.pid}"]
+    for path in left:
+        path.write_bytes(b"partial")
+    capsys.readouterr()
+    main(["train", "--resume", str(run), "--no-progress"])
+    assert not any(path.exists() for path in left)
+    assert "removed checkpoint.pt.tmp-" in capsys.readouterr().out
