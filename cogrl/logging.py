@@ -17,6 +17,7 @@ import math
 import numbers
 import operator
 import os
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -366,6 +367,31 @@ def read_images(log_dir: str | os.PathLike) -> dict[str, list[tuple[int, bytes]]
         tag: [(event.step, event.encoded_image_string) for event in acc.Images(tag)]
         for tag in acc.Tags()["images"]
     }
+
+
+def event_file_damage(path: str | os.PathLike) -> str | None:
+    """Where the TensorBoard event file ``path`` is cut short (a process killed while
+    writing it, a copy that stopped), or None if it ends with a whole record. Event files
+    are TFRecords: an 8-byte length, a 4-byte checksum, the data and a 4-byte checksum;
+    readers stop at a record that does not fit, so what follows is silently missing."""
+    path = Path(path)
+    size = path.stat().st_size
+    offset = 0
+    with open(path, "rb") as f:
+        while offset < size:
+            header = f.read(12)
+            if len(header) < 12:
+                return f"cut short: {size - offset} byte(s) of a record header at byte {offset:,}"
+            (length,) = struct.unpack("<Q", header[:8])
+            end = offset + 12 + length + 4
+            if end > size:
+                return (
+                    f"cut short: its last record (from byte {offset:,}, {length:,} bytes of "
+                    f"data) runs past the file's end at byte {size:,}"
+                )
+            f.seek(end)
+            offset = end
+    return None
 
 
 def _load_events(log_dir: str | os.PathLike):

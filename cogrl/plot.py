@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from cogrl.logging import event_file_damage
 from cogrl.runs import CONFIG_FILE, config_hparams
 
 __all__ = [
@@ -606,7 +607,12 @@ def plot(
     groups = group_runs(runs, group_by)
     rng = np.random.default_rng(seed)
     axes = list(X_AXES if x == "both" else (x,))
-    notes = []
+    notes = [
+        f"{events} is {damage}: its run's curves stop at its last whole record"
+        for run in runs
+        for events in sorted(run.path.glob("events.out.tfevents.*"))
+        if (damage := event_file_damage(events)) is not None
+    ]
     for group in groups:
         group.metric = metrics[group.env]
         for axis in list(axes):

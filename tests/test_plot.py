@@ -435,3 +435,16 @@ def test_without_matplotlib_the_error_names_the_extra(
     code, _, err = run_cli("plot", str(tmp_path / "runs"), "--out", str(tmp_path / "o"))
     assert code == 1
     assert 'pip install "cogrl[plot]"' in err
+
+
+def test_a_truncated_events_file_is_named_in_a_note(tmp_path: Path) -> None:
+    fake_run(tmp_path / "runs" / "whole", seed=0)
+    cut = fake_run(tmp_path / "runs" / "cut", seed=1)
+    (events,) = cut.glob("events.out.tfevents.*")
+    data = events.read_bytes()
+    events.write_bytes(data[:-10])  # the last record loses its end
+    result = plot.plot([tmp_path / "runs"], out=tmp_path / "o", x="steps", resamples=50)
+    damaged = [note for note in result.notes if "cut short" in note]
+    assert len(damaged) == 1 and str(events) in damaged[0]
+    assert "runs past the file's end" in damaged[0] and "last whole record" in damaged[0]
+    assert all(str(cut) not in note for note in result.notes if note not in damaged)
