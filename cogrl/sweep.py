@@ -27,8 +27,11 @@ stopped (the sweep killed, a node lost) continues from that checkpoint when it r
 and ``cogrl sweep --resume DIR`` runs what is unfinished. The sweep folder::
 
     sweep.json                  what was asked (read by --resume)
-    results.csv                 one row per trial: its settings, status and final metrics
+    results.csv                 one row per trial: its settings, status, final metrics and
+                                time_s (its wall time, summed over the attempts that ran it)
     runs/<trial>/<run folder>   the trial's run folder, as `cogrl train` writes it
+    runs/<trial>/result.json    the trial's final metrics, once it finished
+    runs/<trial>/time_s         its wall time so far
     tune/                       Ray Tune's experiment state, per-trial results and errors
     ray/                        Ray's temporary files and logs (local sweeps)
 
@@ -45,8 +48,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -87,6 +92,9 @@ RAY_DIR = "ray"
 #: A trial writes its final metrics here (inside runs/<trial>/), so a trial that ran to its
 #: end before the sweep was killed reports them again without training.
 TRIAL_RESULT = "result.json"
+#: A trial's wall time so far (seconds, text), updated at each report: what a trial resumed
+#: after a kill adds its own time to.
+TRIAL_TIME = "time_s"
 #: Progress reports to Tune per trial (each at a multiple of steps/REPORTS).
 REPORTS = 100
 RAY_EXTRA = 'cogrl sweep needs Ray Tune: pip install "cogrl[ray]"'
@@ -253,6 +261,12 @@ class Sweep:
                 raise SweepError(f"a sweep needs at least one of {name}")
             if len(set(map(json.dumps, values))) != len(values):
                 raise SweepError(f"{name} repeats a value: {values}")
+        for key, values in self.grid.items():
+            if len(set(map(json.dumps, values))) != len(values):
+                raise SweepError(
+                    f"--grid {key} repeats a value: {values}; it would run identical trials "
+                    "(repeats are --seeds)"
+                )
         for seed in self.seeds:
             if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
                 raise SweepError(f"seeds must be non-negative integers, got {seed!r}")
@@ -354,9 +368,10 @@ def run_trial(config: dict[str, Any], sweep_dir: str, sweep: dict[str, Any]) -> 
     root = Path(sweep_dir) / RUNS_DIR / name
     done = root / TRIAL_RESULT
     if done.is_file():  # it finished, but the sweep stopped before Tune recorded it
-        tune.report(json.loads(done.read_text()))
+        tune.report(json.loads(done.read_text()))  # with the time_s it finished with
         return
-    report = TuneReporter(sweep["steps"], name)
+    clock = TrialClock(root / TRIAL_TIME)
+    report = TuneReporter(sweep["steps"], name, clock)
     run_dir = _trial_run(root)
     if run_dir is None:
         spec = trial_spec(sweep, config, root=str(root), progress=False)
@@ -382,6 +397,7 @@ def run_trial(config: dict[str, Any], sweep_dir: str, sweep: dict[str, Any]) -> 
         "run_dir": os.path.relpath(run_dir, sweep_dir),
         "trial": name,
         "finished": 1,
+        "time_s": clock.save(),
     }
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(final) + "\n")
@@ -434,11 +450,35 @@ def _trial_run(root: Path) -> Path | None:
     return usable[0] if usable else None
 
 
-class TuneReporter:
-    """The runner's callback: reports the update statistics to Tune REPORTS times a trial."""
+class TrialClock:
+    """A trial's wall time over its attempts: the time ``path`` holds (earlier attempts,
+    killed, up to their last report) plus this attempt's."""
 
-    def __init__(self, steps: int | None, trial: str) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.start = time.monotonic()
+        try:
+            self.before = float(path.read_text())
+        except (OSError, ValueError):
+            self.before = 0.0
+
+    def save(self) -> float:
+        """Write the time so far to ``path`` (atomically) and return it."""
+        seconds = round(self.before + time.monotonic() - self.start, 3)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(f"{seconds}\n")
+        os.replace(tmp, self.path)
+        return seconds
+
+
+class TuneReporter:
+    """The runner's callback: reports the update statistics to Tune REPORTS times a trial
+    (and saves the trial's time so far)."""
+
+    def __init__(self, steps: int | None, trial: str, clock: TrialClock) -> None:
         self.trial = trial
+        self.clock = clock
         self.every = max(1, (steps or 0) // REPORTS)
         self.next = self.every
         self.last: dict[str, float] = {}
@@ -450,7 +490,10 @@ class TuneReporter:
             return
         self.next = (agent.num_timesteps // self.every + 1) * self.every
         self.last = {k: float(v) for k, v in info.items() if math.isfinite(v)}
-        tune.report({**self.last, "timesteps": agent.num_timesteps, "trial": self.trial})
+        time_s = self.clock.save()
+        tune.report(
+            {**self.last, "timesteps": agent.num_timesteps, "trial": self.trial, "time_s": time_s}
+        )
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -532,6 +575,9 @@ def resume_sweep(
         raise SweepError(f"{folder} holds no Tune state ({TUNE_DIR}/): its sweep never started")
     with names_from(folder / SWEEP_FILE, trust_code):
         check_trials(sweep)
+    if address is None:
+        for pid, command in stop_orphaned_ray_processes(folder):
+            print(f"stopped process {pid}, left by the killed sweep's Ray: {command}", flush=True)
     print(f"sweep folder: {folder} (resumed)", flush=True)
     with ray_session(folder, address, num_cpus, num_gpus):
         tuner = tune.Tuner.restore(
@@ -542,6 +588,37 @@ def resume_sweep(
         )
         results = tuner.fit()
     return folder, write_results(folder, sweep, results)
+
+
+def stop_orphaned_ray_processes(folder: Path) -> list[tuple[int, str]]:
+    """SIGTERM the processes of a local Ray instance that used ``folder/ray`` and outlived
+    its driver (a driver killed with SIGKILL leaves Ray's DashboardAgent, RuntimeEnvAgent,
+    raylet, ...). They are found by that folder (or its short link) in their command line,
+    which Linux shows in ``/proc``; elsewhere this finds none (``ray stop`` stops every
+    local Ray instance). Returns (pid, command) of each process stopped."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    temp = folder / RAY_DIR
+    digest = hashlib.sha1(os.fsencode(temp)).hexdigest()[:12]
+    marks = [os.fsencode(temp), os.fsencode(Path(tempfile.gettempdir()) / f"cogrl-ray-{digest}")]
+    stopped = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if any(mark in command for mark in marks):
+            pid = int(entry.name)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                continue
+            words = command.replace(b"\0", b" ").decode(errors="replace").strip()
+            stopped.append((pid, words[:120]))
+    return stopped
 
 
 def check_trials(sweep: Sweep) -> None:
@@ -659,7 +736,9 @@ def write_results(folder: Path, sweep: Sweep, results: Any) -> int:
         if result.error:
             failed.append((trial, Path(result.path) / "error.txt"))
         row["timesteps"] = metrics.get("timesteps")
-        row["time_s"] = round(metrics["time_total_s"], 3) if "time_total_s" in metrics else None
+        # The trial's own clock (over its attempts; Tune's time_total_s restarts when a
+        # finished trial is reported again after the driver was killed).
+        row["time_s"] = metrics.get("time_s", metrics.get("time_total_s"))
         for key, value in sorted(metrics.items()):
             if key.startswith(("eval/", "rollout/")):
                 row[key] = value

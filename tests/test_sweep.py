@@ -94,6 +94,8 @@ def test_sweep_checks_what_would_repeat_or_clash():
         Sweep(**base, samples=4).check()
     with pytest.raises(SweepError, match="more than once"):
         Sweep(**base, fixed={"gamma": 0.9}, grid={"gamma": [0.9, 0.99]}).check()
+    with pytest.raises(SweepError, match=r"--grid learning_rate repeats a value: \[1, 1\]"):
+        Sweep(**base, grid={"learning_rate": [1, 1]}).check()
     with pytest.raises(SweepError, match="at least one of envs"):
         Sweep(envs=[], agents=["ppo"]).check()
     with pytest.raises(SweepError, match="mode"):
@@ -274,6 +276,7 @@ def test_a_sweep_killed_with_sigkill_resumes_and_reports_every_trial_once(tmp_pa
         except ProcessLookupError:
             pass
     first = finished[0].parent
+    first_time = json.loads(finished[0].read_text())["time_s"]
     model = next(first.glob("*/model.pt"))
     trained = model.stat().st_mtime_ns
     stopped = [p.parent for p in checkpoints if p.parent.parent != first]
@@ -292,5 +295,29 @@ def test_a_sweep_killed_with_sigkill_resumes_and_reports_every_trial_once(tmp_pa
     # One run folder per trial: the killed trial went on in its own folder.
     assert all(len([p for p in d.iterdir() if p.is_dir()]) == 1 for d in folder.glob("runs/*"))
     assert model.stat().st_mtime_ns == trained  # the finished trial did not train again
+    # Its wall time is the one it finished with, not the instant of being reported again.
+    (row,) = [r for r in rows if r["trial"] == first.name]
+    assert float(row["time_s"]) == first_time > 1.0
+    assert all(float(r["time_s"]) > 1.0 for r in rows)
     # The trials killed after a checkpoint went on in their run folders, to the end.
     assert stopped and all((run / "model.pt").is_file() for run in stopped)
+
+
+def test_resume_stops_the_ray_processes_a_killed_sweep_left(tmp_path):
+    folder = tmp_path / "sweep"
+    left = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", f"--temp-dir={folder / 'ray'}"]
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", f"--temp-dir={tmp_path / 'ray'}"]
+    )
+    try:
+        stopped = sweeps.stop_orphaned_ray_processes(folder)
+        assert [pid for pid, _ in stopped] == [left.pid]
+        assert "--temp-dir=" in stopped[0][1]
+        assert left.wait(timeout=10) == -signal.SIGTERM
+        assert other.poll() is None  # another sweep's (or anyone else's) is left alone
+    finally:
+        for process in (left, other):
+            process.kill()
+            process.wait()
