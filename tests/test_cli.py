@@ -629,3 +629,20 @@ def test_switching_the_presets_core_drops_that_cores_settings(capsys) -> None:
     # The same core, or no core given: the preset's settings stay.
     assert without_old_core_settings(preset_hp, {"policy": {"core": "ntm"}}) == preset_hp
     assert without_old_core_settings(preset_hp, {"policy": {"memory_size": 8}}) == preset_hp
+
+
+@pytest.mark.parametrize("core", ["lstm", "gru", "ntm", "dnc", "memn2n"])
+@pytest.mark.parametrize(
+    "env",
+    ["cogrl/Copy-v0", "cogrl/RepeatCopy-v0", "cogrl/AssociativeRecall-v0", "cogrl/StoryQA-v0",
+     "cogrl/DelayedRecall-v0"],
+)  # fmt: skip
+def test_every_core_trains_on_every_memory_task_from_one_set(env, core, capsys) -> None:
+    from cogrl.runner import RunSpec, build_agent
+
+    spec = RunSpec(env=env, agent="ppo", device="cpu", hyperparameters={"policy": {"core": core}})
+    agent = build_agent(spec)
+    assert agent.config.policy.core == core
+    obs, _ = agent.make_core(2).reset(seed=0)
+    action, _ = agent.predict(obs)
+    assert action.shape[0] == 2
