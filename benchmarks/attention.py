@@ -141,10 +141,13 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
     def train_for(seconds: float) -> int:
         return learn_for(agent, seconds) // length
 
+    # The test set's error, each test image once, where an episode shows one (RAM's tasks;
+    # DRAM's compose several, drawn at random); --quick draws TEST_EPISODES.
+    every = agent.make_core(1, split="test").num_items is not None and TEST_EPISODES == 10_000
+
     def test() -> dict:
-        result = evaluate(
-            agent, TEST_EPISODES, num_envs=TEST_EPISODES, seed=TEST_SEED, split="test"
-        )
+        episodes = "all" if every else TEST_EPISODES
+        result = evaluate(agent, episodes, num_envs=TEST_EPISODES, seed=TEST_SEED, split="test")
         return test_metrics(result)
 
     curve = slices(budget, n, train_for, test)

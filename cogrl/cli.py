@@ -87,6 +87,17 @@ class UsageError(Exception):
 
 
 # --- parser -----------------------------------------------------------------------------------
+def episodes_or_all(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of episodes or 'all', got {text!r}"
+        ) from None
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -280,11 +291,14 @@ def add_eval_command(commands: argparse._SubParsersAction) -> None:
     )
     sub.add_argument(
         "--episodes",
-        type=positive_int,
-        metavar="N",
+        type=episodes_or_all,
+        metavar="N|all",
         default=None,
         help="episodes (default: as many as the run's final evaluation, so that the default "
-        f"seed reproduces it; for a run without one, {EVAL_DEFAULT})",
+        f"seed reproduces it; for a run without one, {EVAL_DEFAULT}); 'all': each item of "
+        "the split once, where the task's episodes each show one item of a finite set (the "
+        "glimpse tasks' images, StoryQA's questions, the scanpath images): the test set's "
+        "error as the papers report it",
     )
     add_split_argument(sub)
     sub.add_argument(

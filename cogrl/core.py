@@ -228,6 +228,13 @@ class BatchedEnv:
     ``reset_options``
         The names of the ``reset(options=...)`` keys the core honours (applied by
         :meth:`_apply_options`); any other is a ValueError. ``None``: any (passed through).
+    ``num_items``
+        Where each episode shows one of a finite set of items (the split's images, its
+        questions): their number (set by the constructor; None where episodes are not
+        items). Such a core lists ``"item"`` in ``reset_options``: ``reset(options={"item":
+        indices})``, one index in ``[0, num_items)`` per environment, makes that reset's
+        episodes show those items (later episodes draw again); its draw takes them from
+        :meth:`_take_items`. ``cogrl.agents.evaluate(agent, "all")`` shows each item once.
     ``state_attributes``
         The names of the tensors (first dimension ``num_envs``) that hold the episodes in
         progress, saved by :meth:`state_dict`.
@@ -252,6 +259,7 @@ class BatchedEnv:
         "splits": (),
     }
     reset_options: ClassVar[tuple[str, ...] | None] = ()
+    num_items: int | None = None
     state_attributes: ClassVar[tuple[str, ...]] = ()
     supports_snapshot: ClassVar[bool] = True
     configurable: ClassVar[tuple[str, ...]] = ()
@@ -329,7 +337,36 @@ class BatchedEnv:
 
     def _apply_options(self, options: Mapping[str, Any]) -> None:
         """Apply ``reset(options=...)`` (keys among ``reset_options``) before the new
-        episodes are drawn. Cores without options have nothing to do."""
+        episodes are drawn. This one takes ``"item"`` (see ``num_items``); cores with other
+        options extend it."""
+        self._items = None
+        if "item" in options:
+            self._items = self._check_items(options["item"], "item")
+
+    def _check_items(self, value: Any, key: str) -> torch.Tensor:
+        """``options[key]`` as (num_envs,) int64 item indices on the device; ValueError
+        naming the value unless it is one int in ``[0, num_items)`` per environment."""
+        n = self.num_items
+        chosen = torch.as_tensor(value)
+        if (
+            n is None
+            or chosen.shape != (self.num_envs,)
+            or chosen.dtype.is_floating_point
+            or chosen.dtype == torch.bool
+            or chosen.dtype.is_complex
+            or (chosen.numel() and not (0 <= int(chosen.min()) <= int(chosen.max()) < n))
+        ):
+            raise ValueError(
+                f"options[{key!r}] must be {self.num_envs} ints in [0, {n}) (one item index per "
+                f"environment), got {value!r}"
+            )
+        return chosen.to(self.device, torch.int64)
+
+    def _take_items(self, index: torch.Tensor) -> torch.Tensor | None:
+        """The items ``reset(options={"item": ...})`` chose for the environments of
+        ``index``, once (the reset that was given them); None otherwise."""
+        items, self._items = getattr(self, "_items", None), None
+        return None if items is None else items[index]
 
     def _check_configuration(self, values: Mapping[str, torch.Tensor]) -> None:
         """ValueError (naming the value and the bound) unless ``values``, the values every

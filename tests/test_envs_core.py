@@ -230,10 +230,10 @@ def test_reset_options_a_core_declares_are_honoured_and_others_refused() -> None
 
 
 @pytest.mark.parametrize("env_id", TASKS)
-def test_glimpse_tasks_take_no_reset_options(env_id: str) -> None:
+def test_glimpse_tasks_take_only_the_item_option(env_id: str) -> None:
     core = make_core(env_id, 2)
     core.reset(seed=0, options={})
-    with pytest.raises(ValueError, match=r"\['level'\].*none"):
+    with pytest.raises(ValueError, match=r"\['level'\].*supported: \['item'\]"):
         core.reset(seed=0, options={"level": 2})
     env = gym.make(env_id)
     with pytest.raises(ValueError, match="level"):

@@ -143,7 +143,7 @@ def memory_trace(
 @torch.no_grad()
 def evaluate(
     agent: Agent,
-    episodes: int = 100,
+    episodes: int | str = 100,
     num_envs: int = 64,
     seed: int | None = 0,
     deterministic: bool = True,
@@ -154,45 +154,99 @@ def evaluate(
     Returns ``episodes``, ``mean_return``, ``std_return``, ``mean_length`` and the
     environment's episode metrics (``metadata["episode_metrics"]``, e.g. ``accuracy`` for
     recognition). Environment overrides select, for example, ``split="test"``.
+
+    ``episodes="all"``: one episode per item of a task whose episodes each show one of a
+    finite set (``num_items``: a split's images or questions), each item exactly once, as
+    the papers report a test set's error; other tasks are a ValueError. Otherwise episodes
+    are drawn at random (with replacement).
     """
+    if episodes == "all":
+        return _evaluate_items(agent, num_envs, seed, deterministic, env_overrides)
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+        raise ValueError(f"episodes must be a positive int or 'all', got {episodes!r}")
     n = min(num_envs, episodes)
     core = agent.make_core(n, **env_overrides)
-    metrics = dict(core.metadata.get("episode_metrics", {}))
     obs, _ = core.reset(seed=seed)
-    state = None
-    start = torch.ones(n, dtype=torch.bool, device=core.device)
     # Each environment contributes its first episodes only, so that the count is exact and
     # the result does not favour short episodes.
     quota = torch.full((n,), episodes // n, device=core.device)
     quota[: episodes % n] += 1
-    returns: list[torch.Tensor] = []
-    lengths: list[torch.Tensor] = []
-    values: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
+    tally = _Tally(core)
+    state = None
+    start = torch.ones(n, dtype=torch.bool, device=core.device)
     while int(quota.sum()) > 0:
         action, state = agent.predict(obs, state, start, deterministic)
         obs, _, terminated, truncated, info = core.step(action)
         start = terminated | truncated
         counted = start & (quota > 0)
         if bool(counted.any()):
-            returns.append(info["episode"]["r"][counted])
-            lengths.append(info["episode"]["l"][counted].float())
-            for name, key in metrics.items():
-                if key in info:
-                    values[name].append(info[key][counted].float())
+            tally.add(info, counted)
             quota -= counted.long()
-    r = torch.cat(returns)
-    result = {
-        "episodes": int(r.numel()),
-        "mean_return": float(r.mean()),
-        "std_return": float(r.std(unbiased=False)),
-        "mean_length": float(torch.cat(lengths).mean()),
-    }
-    for name, parts in values.items():
-        if parts:
-            result[name] = float(torch.cat(parts).mean())
-    return result
+    return tally.result()
+
+
+def _evaluate_items(
+    agent: Agent, num_envs: int, seed: int | None, deterministic: bool, overrides: dict
+) -> dict[str, float]:
+    """:func:`evaluate` with ``episodes="all"``: the items in rounds of ``num_envs``, each
+    round's episodes from a reset that names its items."""
+    probe = agent.make_core(1, **overrides)
+    items = probe.num_items
+    probe.close()
+    if items is None:
+        raise ValueError(
+            f"episodes='all' needs a task whose episodes show the items of a finite set "
+            f"(a split's images or questions); {agent.env_id} draws its episodes afresh: "
+            "give a number of episodes"
+        )
+    n = min(num_envs, items)
+    core = agent.make_core(n, **overrides)
+    tally = _Tally(core)
+    for first in range(0, items, n):
+        chosen = torch.arange(first, first + n, device=core.device) % items
+        obs, _ = core.reset(seed=seed if first == 0 else None, options={"item": chosen})
+        counting = chosen >= first  # the last round's extra environments repeat items
+        state = None
+        start = torch.ones(n, dtype=torch.bool, device=core.device)
+        while bool(counting.any()):
+            action, state = agent.predict(obs, state, start, deterministic)
+            obs, _, terminated, truncated, info = core.step(action)
+            start = terminated | truncated
+            counted = start & counting
+            if bool(counted.any()):
+                tally.add(info, counted)
+                counting &= ~counted
+    return tally.result()
+
+
+class _Tally:
+    """The finished episodes' returns, lengths and episode metrics, and their means."""
+
+    def __init__(self, core: Any) -> None:
+        self.metrics = dict(core.metadata.get("episode_metrics", {}))
+        self.returns: list[torch.Tensor] = []
+        self.lengths: list[torch.Tensor] = []
+        self.values: dict[str, list[torch.Tensor]] = {name: [] for name in self.metrics}
+
+    def add(self, info: dict, counted: torch.Tensor) -> None:
+        self.returns.append(info["episode"]["r"][counted])
+        self.lengths.append(info["episode"]["l"][counted].float())
+        for name, key in self.metrics.items():
+            if key in info:
+                self.values[name].append(info[key][counted].float())
+
+    def result(self) -> dict[str, float]:
+        r = torch.cat(self.returns)
+        result = {
+            "episodes": int(r.numel()),
+            "mean_return": float(r.mean()),
+            "std_return": float(r.std(unbiased=False)),
+            "mean_length": float(torch.cat(self.lengths).mean()),
+        }
+        for name, parts in self.values.items():
+            if parts:
+                result[name] = float(torch.cat(parts).mean())
+        return result
 
 
 def log_rollout(agent: Agent, logger: RunLogger) -> None:

@@ -141,6 +141,8 @@ class GlimpseDigits(BatchedEnv):
     }
     # The episodes in progress (see BatchedEnv.state_dict).
     state_attributes = ("canvas", "table", "label", "t", "path")
+    # reset(options={"item": indices}): the split's images these episodes show.
+    reset_options = ("item",)
 
     canvas_size = 28
     #: Whether ``canvas_size`` is a constructor argument (named by the memory check).
@@ -217,6 +219,9 @@ class GlimpseDigits(BatchedEnv):
         self.images = torch.as_tensor(np.array(data.images), device=self.device)
         self.labels = torch.as_tensor(np.array(data.labels), device=self.device)
         self.n_images = len(data)
+        # One image per episode: the split's images are its items (not where an episode
+        # composes several, as in the subclasses that take no "item" option).
+        self.num_items = self.n_images if "item" in self.reset_options else None
 
         observations = {
             "glimpse": spaces.Box(0.0, 1.0, (self.retina.glimpse_size,), np.float32),
@@ -308,6 +313,9 @@ class GlimpseDigits(BatchedEnv):
         m, c = index.numel(), self.canvas_size
         u = self.rng.uniform(index, 3 + 5 * self.n_clutter)
         digit = (u[:, 0] * self.n_images).long()
+        chosen = self._take_items(index)
+        if chosen is not None:  # reset(options={"item": ...}): these images, this once
+            digit = chosen
         if self.translate:
             offset = (u[:, 1:3] * (c - DIGIT_SIZE + 1)).long()
         else:

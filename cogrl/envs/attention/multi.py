@@ -118,6 +118,8 @@ TARGETS = ("sequence", "sum")
 class MultiDigits(GlimpseDigits):
     """Batched core of the multi-digit task (see the module docstring)."""
 
+    reset_options = ()  # an episode shows several images: they are not items
+
     canvas_is_argument = True
 
     metadata: dict[str, Any] = {

@@ -188,7 +188,7 @@ class Scanpath(BatchedEnv):
     # The episodes in progress: image index, step, fixations so far, working memory.
     state_attributes = ("image", "t", "path", "memory", "target", "target_alpha")
     # reset(options={"image": ...}): which image each environment's new episode shows.
-    reset_options = ("image",)
+    reset_options = ("image", "item")
 
     def __init__(
         self,
@@ -269,7 +269,7 @@ class Scanpath(BatchedEnv):
         source = _load_images(images, human_data, split)
         self.names, self.sizes, self.human = source.names, source.sizes, source.human
         pictures = [torch.from_numpy(np.array(p)) for p in source.pictures]
-        self.n_images = len(pictures)
+        self.n_images = self.num_items = len(pictures)
         # Every image at the working resolution, and its stack of blurs for the foveation.
         sharp = resize_pictures(pictures, (h, w))
         # (D, L, H * W, 3): each image's blurs, pixels by rows for the foveation's gathers.
@@ -312,7 +312,6 @@ class Scanpath(BatchedEnv):
         self._ys, self._xs = ys, xs
         self.fovea_px = self.fovea * w
 
-        self._chosen: torch.Tensor | None = None
         n = self.num_envs
         self.image = torch.zeros(n, dtype=torch.int64, device=self.device)
         self.t = torch.zeros(n, dtype=torch.int64, device=self.device)
@@ -413,30 +412,14 @@ class Scanpath(BatchedEnv):
 
     # --- episodes ------------------------------------------------------------------------
     def _apply_options(self, options: dict[str, Any]) -> None:
-        self._chosen = None
-        if "image" in options:
-            chosen = torch.as_tensor(options["image"])
-            if (
-                chosen.shape != (self.num_envs,)
-                or chosen.dtype.is_floating_point
-                or chosen.dtype == torch.bool
-                or (
-                    chosen.numel()
-                    and not (0 <= int(chosen.min()) <= int(chosen.max()) < self.n_images)
-                )
-            ):
-                raise ValueError(
-                    f"options['image'] must be {self.num_envs} ints in [0, {self.n_images}) "
-                    f"(one image index per environment), got {options['image']!r}"
-                )
-            self._chosen = chosen.to(self.device, torch.int64)
+        super()._apply_options(options)
+        if "image" in options:  # the same as "item": the images are the items
+            self._items = self._check_items(options["image"], "image")
 
     def _draw_images(self, index: torch.Tensor) -> torch.Tensor:
-        chosen = self._chosen
-        if chosen is not None:
-            # Only the reset that was given the option: later episodes draw again.
-            self._chosen = None
-            return chosen[index]
+        chosen = self._take_items(index)
+        if chosen is not None:  # only the reset that was given the option
+            return chosen
         return self.rng.integers(index, 1, self.n_images)[:, 0]
 
     def _start_memory(self, m: int) -> torch.Tensor:

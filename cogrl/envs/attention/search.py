@@ -149,6 +149,8 @@ _STEPS_COLOUR = np.array([255, 255, 255], np.uint8)
 class VisualSearch(GlimpseDigits):
     """Batched core of ``cogrl/VisualSearch-v0`` (see the module docstring)."""
 
+    reset_options = ()  # an episode shows several images: they are not items
+
     canvas_is_argument = True
 
     metadata: dict[str, Any] = {

@@ -187,6 +187,8 @@ class StoryQA(BatchedEnv):
     configurable = ("task",)
     # Attributes the gym.make and gym.make_vec adapters expose (env.unwrapped.vocab).
     public_attributes = ("vocab", "decode")
+    # reset(options={"item": indices}): the questions these episodes ask.
+    reset_options = ("item",)
 
     def __init__(
         self,
@@ -284,6 +286,9 @@ class StoryQA(BatchedEnv):
         self.story_start = as_tensor(start)
         self.story_length = as_tensor(length)
         self.n_questions = len(data)
+        # Each episode asks one question: the held tasks' questions of the split are its
+        # items (item i: question_index i, the tasks one after the other).
+        self.num_items = len(answers)
         self.max_episode_steps = int(length.max()) + 1
         # Where each held task's questions lie: task -> slot (-1: not held) -> first, count.
         slots = np.full(max(held) + 1, -1)
@@ -335,7 +340,8 @@ class StoryQA(BatchedEnv):
         return self._task_first[slot] + self.rng.integers(index, 1, count)[:, 0]
 
     def _reset_envs(self, index: torch.Tensor) -> None:
-        self.question_index[index] = self._draw_questions(index)
+        chosen = self._take_items(index)  # reset(options={"item": ...}): these, this once
+        self.question_index[index] = self._draw_questions(index) if chosen is None else chosen
         self.t[index] = 0
         self.given_answer[index] = 0
 
