@@ -20,6 +20,7 @@ they reach.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shlex
@@ -106,12 +107,31 @@ def commands(code: str) -> list[list[str]]:
     return found
 
 
+#: Commands that need an optional extra, skipped (with the reason) where it is absent: a
+#: command's start -> (the module the extra installs, the reason).
+NEEDS_EXTRA = {
+    "cogrl sweep": ("ray", "cogrl sweep needs the [ray] extra (Ray Tune), not installed"),
+    "cogrl plot sweeps/": ("ray", "plots the sweep above, which needs the [ray] extra"),
+}
+
+
 def skip_reason(words: list[str]) -> str | None:
     line = " ".join(words)
     for start, reason in SKIPPED.items():
         if line == start or line.startswith(start + " "):
             return reason
+    for start, (module, reason) in NEEDS_EXTRA.items():
+        if line.startswith(start) and not installed(module):
+            return reason
     return None
+
+
+def installed(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def small(block_or_words: str | list[str]) -> str | list[str]:

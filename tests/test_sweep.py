@@ -18,6 +18,19 @@ from cogrl import sweep as sweeps
 from cogrl.cli import main
 from cogrl.sweep import Sweep, SweepError, parse_distribution, parse_grid, parse_setting
 
+
+def _has_ray() -> bool:
+    try:
+        import ray.tune  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_ray = pytest.mark.skipif(
+    not _has_ray(), reason="needs the [ray] extra (Ray Tune), not installed"
+)
+
 # --- the search space (no Ray) ----------------------------------------------------------------
 
 
@@ -152,9 +165,8 @@ def test_a_missing_ray_names_the_extra(monkeypatch, tmp_path, capsys):
 
 # --- on Ray --------------------------------------------------------------------------------------
 
-pytest.importorskip("ray.tune")
 
-
+@needs_ray
 def test_unknown_settings_stop_the_sweep_before_ray_starts(tmp_path, capsys):
     status = main(
         ["sweep", "--env", "CartPole-v1", "--agent", "ppo", "--grid", "learning_rat=[1e-3,1e-4]",
@@ -169,6 +181,7 @@ def test_unknown_settings_stop_the_sweep_before_ray_starts(tmp_path, capsys):
     assert "needs a --sample" in capsys.readouterr().err
 
 
+@needs_ray
 def test_asha_compares_trials_by_steps_until_past_their_end():
     scheduler = Sweep(
         envs=["CartPole-v1"], agents=["ppo"], steps=10_000, scheduler="asha", mode="max"
@@ -210,6 +223,7 @@ def read_results(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@needs_ray
 def test_a_small_sweep_writes_run_folders_and_one_row_per_trial(tmp_path, capsys):
     status = main(
         ["sweep", "--env", "CartPole-v1", "--agent", "ppo", "--seeds", "0", "1",
@@ -242,6 +256,7 @@ def test_a_small_sweep_writes_run_folders_and_one_row_per_trial(tmp_path, capsys
     assert (folder / "ray").is_dir()  # Ray's temporary files stay in the sweep folder
 
 
+@needs_ray
 def test_a_sweep_killed_with_sigkill_resumes_and_reports_every_trial_once(tmp_path):
     command = [
         sys.executable, "-m", "cogrl", "sweep", "--env", "CartPole-v1", "--agent", "ppo",

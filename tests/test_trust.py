@@ -185,7 +185,7 @@ def test_trust_code_must_be_a_bool_and_is_for_resume_only(tmp_path, capsys):
 
 
 def test_sweep_resume_refuses_a_module_its_sweep_json_names(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("ray", reason="cogrl sweep needs the [sweep] extra (Ray Tune)")
+    pytest.importorskip("ray", reason="cogrl sweep needs the [ray] extra (Ray Tune)")
     from cogrl.sweep import SWEEP_FILE, TUNE_DIR, Sweep
 
     module = Planted(tmp_path)
