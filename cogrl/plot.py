@@ -387,10 +387,11 @@ def _label(groups: list[Group]) -> None:
 
 
 # --- final scores -----------------------------------------------------------------------------
-def final_value(run: Run, metric: str) -> tuple[float, str]:
-    """A run's final score on ``metric`` and where it comes from: its final evaluation
-    (``final/[split_]NAME``, logged at the end of ``cogrl train``) where the metric is a
-    rollout statistic that has one, else the curve's last value."""
+def final_value(run: Run, metric: str) -> tuple[float, str, str]:
+    """A run's final score on ``metric``, where it comes from and the tag it was read
+    from: its final evaluation (``final/[split_]NAME``, logged at the end of ``cogrl
+    train``) where the metric is a rollout statistic that has one, else the curve's last
+    value."""
     name = metric.removeprefix("rollout/")
     if name != metric:
         name = FINAL_NAMES.get(name, name)
@@ -398,13 +399,15 @@ def final_value(run: Run, metric: str) -> tuple[float, str]:
         splits = _env_metadata(run.env).get("splits", ())
         for tag in [f"final/{name}", *(f"final/{split}_{name}" for split in splits)]:
             if tag in run.scalars:
-                return float(run.scalars[tag].values[-1]), "final evaluation"
-    return float(run.scalars[metric].values[-1]), "last logged value"
+                return float(run.scalars[tag].values[-1]), "final evaluation", tag
+    return float(run.scalars[metric].values[-1]), "last logged value", metric
 
 
 @dataclass(frozen=True)
 class Score:
-    """A group's final score: its aggregate over runs and the confidence interval."""
+    """A group's final score: its aggregate over runs and the confidence interval;
+    ``metric`` is the tag the values were read from (``final/test_accuracy`` for a final
+    evaluation, the curve's tag otherwise)."""
 
     env: str
     label: str
@@ -429,16 +432,21 @@ def final_scores(
     rng = np.random.default_rng(seed)
     scores = []
     for group in groups:
-        values, sources = zip(*(final_value(run, group.metric) for run in group.runs), strict=True)
+        values, sources, tags = zip(
+            *(final_value(run, group.metric) for run in group.runs), strict=True
+        )
         point, low, high = bootstrap_ci(np.array(values), aggregate, ci, resamples, rng)
         source = (
             sources[0] if len(set(sources)) == 1 else "mixed: " + ", ".join(sorted(set(sources)))
         )
+        # The table names what its numbers are: the final evaluation's tag where they come
+        # from it, not the curve's.
+        shown = " / ".join(sorted(set(tags)))
         scores.append(
             Score(
                 env=group.env,
                 label=group.label,
-                metric=group.metric,
+                metric=shown,
                 runs=len(group.runs),
                 value=float(point),
                 low=float(low),
@@ -481,7 +489,9 @@ def format_scores(scores: Sequence[Score], aggregate: str, ci: float) -> str:
     rows = [
         [
             s.env, s.label, s.metric, str(s.runs), f"{s.value:.4g}",
-            "none (1 run)" if math.isnan(s.low) else f"[{s.low:.4g}, {s.high:.4g}]", s.source,
+            "none (1 run)" if math.isnan(s.low)
+            else f"[{s.low:.4g}, {s.high:.4g}]" + (" (2 runs: rough)" if s.runs == 2 else ""),
+            s.source,
         ]
         for s in scores
     ]  # fmt: skip
@@ -646,6 +656,12 @@ def plot(
     for axis in axes:
         files += draw_curves(groups, axis, out / f"learning_curves_{axis}", formats, title)
     scores = final_scores(groups, aggregate, ci, resamples, seed)
+    two = [f"{s.env} {s.label}" for s in scores if s.runs == 2]
+    if two:
+        notes.append(
+            f"the {ci:g}% intervals of {', '.join(two)} rest on two runs: a bootstrap over two "
+            "values spans little more than the two; more seeds make it an interval"
+        )
     csv_path = out / "final_scores.csv"
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=SCORE_COLUMNS)

@@ -236,6 +236,9 @@ def build_agent(spec: RunSpec) -> Agent:
     except ValueError as e:
         raise SpecError(str(e)) from None
     hyperparameters, env_kwargs = dict(spec.hyperparameters), dict(spec.env_kwargs)
+    # One truth in config.json's "run": whether a preset was applied (asked for, and one
+    # exists for this agent and environment).
+    spec.preset = bool(spec.preset) and has_preset(spec.agent, spec.env)
     if spec.preset:
         # Per-environment defaults (cogrl.agents.presets) under the spec's own settings.
         found = preset(spec.agent, spec.env)
@@ -595,8 +598,6 @@ def run_config(agent: Agent, spec: RunSpec) -> dict[str, Any]:
     return {
         **agent.describe(),
         "steps": spec.steps,
-        # Whether a preset was applied (spec.preset asks for one, where there is one).
-        "preset": spec.preset and has_preset(agent.name, agent.env_id),
         "device": str(agent.device),
         "video_interval": spec.video_interval,
         "command": spec.command,

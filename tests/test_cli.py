@@ -489,9 +489,10 @@ def test_config_records_the_steps_trained_and_whether_a_preset_was_applied(
     trained: dict, cartpole: dict
 ) -> None:
     ram = read_config(trained["run"])
-    assert ram["num_timesteps"] >= 2000 and ram["preset"] is False  # RAM has no preset
+    assert ram["num_timesteps"] >= 2000 and ram["run"]["preset"] is False  # RAM has no preset
     ppo = read_config(cartpole["run"])
-    assert ppo["num_timesteps"] == 1024 and ppo["preset"] is True
+    assert ppo["num_timesteps"] == 1024 and ppo["run"]["preset"] is True
+    assert "preset" not in ram and "preset" not in ppo  # one truth, in "run"
 
 
 def test_final_metrics_sit_at_the_final_step(trained: dict) -> None:

@@ -308,8 +308,11 @@ def test_a_group_of_runs_of_different_lengths_stops_where_the_shortest_does(
     assert group.curves["steps"][0][[0, -1]].tolist() == [0.0, 500.0]
     assert result.notes == [
         "CartPole-v1 ppo: the curves end at step 500, where the shortest of its 2 runs ends "
-        "(the longest: 1,000)"
+        "(the longest: 1,000)",
+        "the 95% intervals of CartPole-v1 ppo rest on two runs: a bootstrap over two values "
+        "spans little more than the two; more seeds make it an interval",
     ]
+    assert "(2 runs: rough)" in result.table
 
 
 def test_runs_that_share_no_wall_time_are_drawn_against_steps_with_a_note(
@@ -364,12 +367,14 @@ def test_cli_end_to_end_on_real_runs(real_runs: Path, tmp_path: Path) -> None:
         "plot", str(real_runs), "--out", str(out), "--resamples", "300", "--aggregate", "iqm"
     )
     assert code == 0, err
-    lines = stdout.splitlines()
+    notes, lines = stdout.splitlines()[:1], stdout.splitlines()[1:]
+    assert notes[0].startswith("note: the 95% intervals of CartPole-v1 ppo rest on two runs")
     assert lines[0] == "3 runs in 2 groups; final scores:"
     assert lines[1].split() == ["env", "group", "metric", "runs", "iqm", "95%", "CI", "source"]
-    assert lines[2].split()[:4] == ["CartPole-v1", "ppo", "rollout/ep_rew_mean", "2"]
-    assert lines[2].endswith("final evaluation")
-    assert lines[3].split()[:4] == ["cogrl/GlimpseDigits-v0", "ram", "rollout/accuracy", "1"]
+    # The metric column names what the numbers are: the final evaluations' tags.
+    assert lines[2].split()[:4] == ["CartPole-v1", "ppo", "final/mean_return", "2"]
+    assert lines[2].endswith("(2 runs: rough)  final evaluation")
+    assert lines[3].split()[:4] == ["cogrl/GlimpseDigits-v0", "ram", "final/test_accuracy", "1"]
     assert "none (1 run)" in lines[3]
     files = [Path(line) for line in lines[4:]]
     assert [f.name for f in files] == [
