@@ -268,47 +268,90 @@ def _colour(values: np.ndarray) -> np.ndarray:
     return np.round(_COLOURS[low] * (1 - frac) + _COLOURS[low + 1] * frac).astype(np.uint8)
 
 
+#: Layout of :func:`heatmaps`: the label column, the colour scale's column, the time
+#: axis's height and the gap between panels (pixels).
+HEATMAP_LABEL_WIDTH, HEATMAP_SCALE_WIDTH, HEATMAP_AXIS_HEIGHT, HEATMAP_GAP = 120, 64, 26, 6
+
+
 def heatmaps(
-    panels: list[tuple[str, np.ndarray]], max_panel_height: int = 256, cell: int | None = None
+    panels: list[tuple[str, np.ndarray] | tuple[str, np.ndarray, str]],
+    max_panel_height: int = 256,
+    cell: int | None = None,
+    time_label: str = "step",
 ) -> np.ndarray:
     """Stack labelled heatmaps that share a time axis into one RGB image (H, W, 3) uint8.
 
-    Each panel is ``(label, values)`` with ``values`` (rows, T): time runs to the right, as
-    in the Neural Turing Machine paper's figures of inputs, outputs and the read and write
-    weightings over memory locations. Each panel is scaled from its minimum (dark) to its
-    maximum (bright), as ``imshow`` does, so that a weighting spread thinly over a large
-    memory still shows where it is highest; a constant panel is shown as its value
-    (clipped to [0, 1]). ``cell``: pixels
-    per time step (default: what fits about 800 pixels); a panel's rows share at most
-    ``max_panel_height`` pixels.
+    Each panel is ``(label, values)`` or ``(label, values, rows)`` with ``values`` (rows, T):
+    time runs to the right, as in the Neural Turing Machine paper's figures of inputs,
+    outputs and the read and write weightings over memory locations; ``rows`` names the
+    vertical axis (e.g. "location", "slot 0 = latest"), written under the label. Each panel
+    is scaled from its minimum (dark) to its maximum (bright), as ``imshow`` does, so that
+    a weighting spread thinly over a large memory still shows where it is highest; the
+    colour scale beside it gives those two values. A constant panel is shown as its value
+    (clipped to [0, 1]). Below the panels, the time axis (``time_label``) with the step
+    numbers. ``cell``: pixels per time step (default: what fits about 1,200 pixels, at
+    least 4 and at most 40); a panel's rows take 3 to ``cell`` pixels each, at most
+    ``max_panel_height`` together where that leaves 3.
     """
     from PIL import Image, ImageDraw
 
     if not panels:
         raise ValueError("heatmaps needs at least one (label, values) panel, got none")
-    steps = {np.asarray(v).shape[-1] for _, v in panels}
-    if len(steps) != 1 or any(np.asarray(v).ndim != 2 for _, v in panels):
-        shapes = [np.asarray(v).shape for _, v in panels]
-        raise ValueError(f"heatmap panels must be (rows, T) with one T, got shapes {shapes}")
+    arrays = [np.asarray(p[1]) for p in panels]
+    steps = {v.shape[-1] for v in arrays}
+    if len(steps) != 1 or any(v.ndim != 2 for v in arrays):
+        raise ValueError(
+            f"heatmap panels must be (rows, T) with one T, got shapes {[v.shape for v in arrays]}"
+        )
     T = steps.pop()
-    cell = cell or max(2, min(16, 800 // max(T, 1)))
-    label_width, gap = 96, 4
+    cell = cell or max(4, min(40, 1200 // max(T, 1)))
+    left, scale, gap = HEATMAP_LABEL_WIDTH, HEATMAP_SCALE_WIDTH, HEATMAP_GAP
+    width = left + T * cell + scale
     blocks = []
-    for label, values in panels:
-        values = np.asarray(values, np.float64)
+    for panel, values in zip(panels, arrays, strict=True):
+        label, rows_label = panel[0], (panel[2] if len(panel) > 2 else "")
+        values = values.astype(np.float64)
         low, high = float(values.min()), float(values.max())
-        if high > low:
-            values = (values - low) / (high - low)
+        scaled = (values - low) / (high - low) if high > low else values
         rows = values.shape[0]
-        row = max(1, min(cell, max_panel_height // max(rows, 1)))
-        pixels = np.repeat(np.repeat(_colour(values), row, axis=0), cell, axis=1)
-        height = max(pixels.shape[0], 12)  # room for the label's line of text
-        block = np.full((height + gap, label_width + pixels.shape[1], 3), 255, np.uint8)
-        block[: pixels.shape[0], label_width:] = pixels
+        row = max(3, min(cell, max_panel_height // max(rows, 1)))
+        pixels = np.repeat(np.repeat(_colour(scaled), row, axis=0), cell, axis=1)
+        height = max(pixels.shape[0], 30)  # room for the label, the rows' name, the scale
+        block = np.full((height + gap, width, 3), 255, np.uint8)
+        block[: pixels.shape[0], left : left + pixels.shape[1]] = pixels
+        # The colour scale: the panel's maximum at the top, its minimum at the bottom.
+        bar = np.linspace(1.0, 0.0, pixels.shape[0])[:, None] if high > low else scaled[:1, :1]
+        bar_x = left + pixels.shape[1] + 4
+        block[: pixels.shape[0], bar_x : bar_x + 8] = _colour(
+            np.broadcast_to(bar, (pixels.shape[0], 8))
+        )
         image = Image.fromarray(block)
-        ImageDraw.Draw(image).text((2, 0), label, fill=(0, 0, 0))
+        draw = ImageDraw.Draw(image)
+        draw.text((2, 0), label, fill=(0, 0, 0))
+        if rows_label:
+            draw.text((2, 12), rows_label, fill=(90, 90, 90))
+        draw.text((bar_x + 11, 0), f"{high:.3g}", fill=(0, 0, 0))
+        if high > low:
+            draw.text((bar_x + 11, max(12, pixels.shape[0] - 10)), f"{low:.3g}", fill=(0, 0, 0))
         blocks.append(np.asarray(image))
+    blocks.append(_time_axis(T, cell, width, time_label))
     return np.concatenate(blocks)
+
+
+def _time_axis(T: int, cell: int, width: int, label: str) -> np.ndarray:
+    """The shared time axis under :func:`heatmaps`' panels: a tick and the step number
+    (from 1) every few steps, and the axis's name."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, HEATMAP_AXIS_HEIGHT), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    draw.text((2, 4), label, fill=(0, 0, 0))
+    every = next(k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, T) if k * cell >= 24)
+    for t in range(0, T, every):
+        x = HEATMAP_LABEL_WIDTH + t * cell + cell // 2
+        draw.line([(x, 0), (x, 3)], fill=(0, 0, 0))
+        draw.text((x - 3, 6), str(t + 1), fill=(0, 0, 0))
+    return np.asarray(image)
 
 
 def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: float = 4.0) -> Path:

@@ -20,7 +20,14 @@ import cogrl.agents
 import cogrl.envs
 from cogrl.agents import memory_trace
 from cogrl.agents.evaluation import memory_image
-from cogrl.logging import RunLogger, heatmaps, read_images
+from cogrl.logging import (
+    HEATMAP_AXIS_HEIGHT,
+    HEATMAP_LABEL_WIDTH,
+    HEATMAP_SCALE_WIDTH,
+    RunLogger,
+    heatmaps,
+    read_images,
+)
 
 SMALL = {"num_envs": 2, "n_steps": 8, "batch_size": 16}
 
@@ -58,8 +65,9 @@ def test_memory_image_shows_every_panel_over_time() -> None:
     image = memory_image(trace)
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     T = len(trace.rewards)
-    cell = max(2, min(16, 800 // T))
-    assert image.shape[1] == 96 + T * cell
+    cell = max(4, min(40, 1200 // T))
+    # The label column, T steps of `cell` pixels, the colour scale.
+    assert image.shape[1] == HEATMAP_LABEL_WIDTH + T * cell + HEATMAP_SCALE_WIDTH
     # Heatmap columns differ where the weighting changes over time.
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 10
 
@@ -67,7 +75,8 @@ def test_memory_image_shows_every_panel_over_time() -> None:
 def test_heatmaps_map_weights_to_colours_and_reject_mismatched_panels() -> None:
     one_hot = np.eye(3)  # location t is read at step t
     image = heatmaps([("read", one_hot)], cell=4)
-    cells = image[:12, 96:].reshape(3, 4, 3, 4, 3)[:, 0, :, 0]  # one pixel per (row, step)
+    left = HEATMAP_LABEL_WIDTH
+    cells = image[:12, left : left + 12].reshape(3, 4, 3, 4, 3)[:, 0, :, 0]  # (row, step)
     bright, dark = cells[0, 0], cells[0, 1]
     assert (cells[np.eye(3, dtype=bool)] == bright).all()
     assert (cells[~np.eye(3, dtype=bool)] == dark).all()
@@ -87,7 +96,7 @@ def test_training_logs_the_memory_heatmap_to_tensorboard(tmp_path: Path) -> None
     steps = [step for step, _ in images["rollout/memory"]]
     assert steps[-1] == 32
     png = Image.open(io.BytesIO(images["rollout/memory"][-1][1]))
-    assert png.format == "PNG" and png.size[0] > 96
+    assert png.format == "PNG" and png.size[0] > HEATMAP_LABEL_WIDTH
 
 
 @pytest.mark.parametrize(
@@ -120,3 +129,15 @@ def test_memory_core_agents_save_load_and_predict_the_same(core, settings, tmp_p
         start = terminated | truncated
     weights = agent.policy.memory_weights(state_a)
     assert weights and all(w.shape[0] == 4 for w in weights.values())
+
+
+def test_a_memory_networks_attention_is_drawn_per_hop_at_a_readable_size() -> None:
+    # MemN2N's attention over 50 slots in a short story: rows of at least 3 pixels, steps of
+    # at least 4, beside a colour scale and above a time axis.
+    attention = np.random.default_rng(0).dirichlet(np.ones(50), size=(3, 8)).transpose(0, 2, 1)
+    image = heatmaps([(f"hop {k + 1}", a, "slot (0: latest)") for k, a in enumerate(attention)])
+    cell = max(4, min(40, 1200 // 8))
+    assert image.shape[1] == HEATMAP_LABEL_WIDTH + 8 * cell + HEATMAP_SCALE_WIDTH
+    assert image.shape[0] >= 3 * (50 * 3) + HEATMAP_AXIS_HEIGHT
+    scale = image[:100, HEATMAP_LABEL_WIDTH + 8 * cell + 4]  # the first panel's colour bar
+    assert len(np.unique(scale, axis=0)) > 20  # a gradient from its maximum to its minimum

@@ -99,8 +99,11 @@ def memory_image(trace: MemoryTrace) -> np.ndarray:
     ]
     for name, w in trace.weights.items():
         for head in range(w.shape[1]):
+            if name == "attention":  # a memory network's attention, per hop
+                panels.append((f"hop {head + 1}", w[:, head, :].T, "slot (0: latest)"))
+                continue
             label = name if w.shape[1] == 1 else f"{name} {head}"
-            panels.append((label, w[:, head, :].T))
+            panels.append((label, w[:, head, :].T, "memory location"))
     return heatmaps(panels)
 
 
