@@ -405,7 +405,13 @@ def babi_file(root: str | os.PathLike, task: int, split: str, training: str) -> 
 def _read_babi(path: str, mtime_ns: int, size: int, task: int) -> BabiData:
     """The examples of one bAbI file (cached by path, modification time and size)."""
     try:
-        return babi_data(task, _parse_babi(Path(path)))
+        data = babi_data(task, _parse_babi(Path(path)))
+        if len(data) == 0:
+            raise ValueError(
+                f"{path} holds no question (a line 'ID question?<TAB>answer<TAB>supporting "
+                "IDs'): no example to learn from"
+            )
+        return data
     except ValueError as e:
         if str(e).startswith(path):
             raise

@@ -1,4 +1,5 @@
-"""Fuzz: random input to every registered cogrl environment and every agent's ``predict``.
+"""Fuzz: random input to every registered cogrl environment, every agent's ``predict`` and
+the data loaders (human eye-movement folders, bAbI files).
 
 Each input either works or is a clear error:
 
@@ -16,8 +17,13 @@ The inputs: constructor arguments inside and outside their domains (wrong types,
 negative and huge ints, floats with NaN and infinities, wrong strings, unknown names) for
 the cores (:func:`cogrl.envs.make_core`), ``gym.make`` and ``gym.make_vec``; action
 batches of any shape, dtype (integer, unsigned, floating, bool, complex, object) and
-container (numpy, torch, lists, scalars), with NaN and infinities; and observations,
-recurrent states, episode starts and ``deterministic`` values for ``predict``.
+container (numpy, torch, lists, scalars), with NaN and infinities; observations,
+recurrent states, episode starts and ``deterministic`` values for ``predict``; and data
+folders: ``fixations.jsonl`` records (image names that climb out of ``stimuli/`` or are
+absolute, sizes of any type and size, observers and fixations of any shape, images that
+are text, of another size or decompression bombs) and bAbI files (broken numbering,
+empty and runaway sentences and questions, bad answers and supporting IDs, stories past
+the bound), each loading to what the format promises or a ValueError naming the file.
 
 Reproducibility: ``derandomize=True``, so CI tries the same inputs on every run (a fuzz
 failure is then a deterministic test failure, not one that comes and goes); every example
@@ -637,3 +643,204 @@ def test_the_guard_catches_hangs_and_large_allocations():
     with pytest.raises((MemoryError, RuntimeError), match=re.compile("memory|alloc", re.I)):
         with guarded(extra_memory=2**28):
             torch.empty(2**30, dtype=torch.uint8)
+
+
+# --- data files: human eye movements and bAbI --------------------------------------------------
+
+_NAMES = st.sampled_from(
+    ["a.png", "b.png", "/etc/passwd", "../a.png", "sub/../../a.png", "", "~/a.png", "a..png"]
+)
+_SIDES = st.one_of(
+    st.sampled_from([8, 6, 1, 0, -3, 10**7, 8192, 8193]),
+    st.sampled_from([8.0, float("nan"), "8", True, None, [8]]),
+)
+_COORD = st.one_of(
+    st.floats(-2, 10, allow_nan=False),
+    st.sampled_from([float("nan"), float("inf"), -1e300, 1e300, "1", None, True]),
+)
+_FIXATION = st.one_of(
+    st.lists(_COORD, min_size=3, max_size=3),
+    st.lists(_COORD, min_size=0, max_size=5),
+    st.sampled_from([5, "x", None, {"x": 1}]),
+)
+_SUBJECTS = st.one_of(
+    st.lists(st.lists(_FIXATION, min_size=0, max_size=4), min_size=0, max_size=3),
+    st.sampled_from([5, [], [[]], "abc", None, {"a": 1}]),
+)
+# The image file of a record: as the record says, of another size, not an image, missing.
+_IMAGE_FILES = st.sampled_from(["fits", "other size", "text", "missing", "huge header"])
+
+
+_GOOD_FIXATION = st.tuples(st.floats(0, 7.9), st.floats(0, 5.9), st.integers(0, 500)).map(
+    list
+)  # on an 8 x 6 image
+_GOOD_RECORD = st.fixed_dictionaries(
+    {
+        "image": st.sampled_from([f"{i}.png" for i in range(6)]),
+        "width": st.just(8),
+        "height": st.just(6),
+        "subjects": st.lists(st.lists(_GOOD_FIXATION, min_size=1, max_size=4), min_size=1),
+    }
+)
+_ANY_RECORD = st.fixed_dictionaries(
+    {"image": _NAMES, "width": _SIDES, "height": _SIDES, "subjects": _SUBJECTS}
+)
+
+
+@st.composite
+def human_folders(draw: st.DrawFn) -> tuple[list[Any], list[str]]:
+    # Mostly good records (so that loading is exercised too), some of any kind.
+    good = draw(st.integers(0, 3)) > 0
+    records = draw(st.lists(_GOOD_RECORD if good else _ANY_RECORD, min_size=1, max_size=4))
+    # Now and then a record loses a key or is not an object.
+    for record in records:
+        if not good and draw(st.booleans()) and draw(st.booleans()):
+            record.pop(draw(st.sampled_from(sorted(record))))
+    if draw(st.integers(0, 9)) == 0:
+        records.append(draw(st.sampled_from([[1, 2], "text", None, 5])))
+    files = [draw(_IMAGE_FILES) if not good or draw(st.integers(0, 5)) == 0 else "fits"
+             for _ in records]  # fmt: skip
+    return records, files
+
+
+def _write_human_folder(root: Any, records: list[Any], files: list[str]) -> None:
+    import json
+    import zlib
+
+    from PIL import Image
+
+    (root / "stimuli").mkdir()
+    for record, file in zip(records, files, strict=True):
+        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+            continue
+        name = record["image"]
+        if not name or "/" in name or name.startswith("~"):
+            continue  # never written outside stimuli/ (the loader must refuse the name)
+        path = root / "stimuli" / name
+        w, h = record.get("width"), record.get("height")
+        fits = all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 64 for v in (w, h))
+        if file == "fits" and fits:
+            Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path, format="PNG")
+        elif file in ("other size", "fits"):
+            Image.fromarray(np.zeros((5, 7, 3), np.uint8)).save(path, format="PNG")
+        elif file == "text":
+            path.write_text("not an image")
+        elif file == "huge header":
+            ihdr = (20000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+            crc = zlib.crc32(b"IHDR" + ihdr).to_bytes(4, "big")
+            path.write_bytes(bytes.fromhex("89504e470d0a1a0a0000000d49484452") + ihdr + crc)
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    (root / "fixations.jsonl").write_text(text)
+
+
+@fuzz_settings(200)
+@given(human_folders())
+def test_human_data_folders_load_or_are_clear_errors(case):
+    import tempfile
+    from pathlib import Path
+
+    from cogrl.datasets import image_split, load_fixations
+
+    records, files = case
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        _write_human_folder(root, records, files)
+        loaded = []
+        try:
+            with guarded():
+                for split in ("train", "test"):
+                    with contextlib.suppress(ValueError) if split == "test" else _raise():
+                        loaded.append(load_fixations(root, split))
+        except AssertionError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            assert isinstance(e, ValueError), f"{type(e).__name__} for {records}: {e}"
+            assert "fixations.jsonl" in str(e), f"the error names no file: {e}"
+            COUNTS["human data:error"] += 1
+            return
+    # What loads is what the format promises: images inside stimuli/, fixations on them.
+    for data in loaded:
+        for i, name in enumerate(data.names):
+            assert "/" not in name and ".." not in Path(name).parts
+            assert image_split(name) == data.split
+            width, height = data.sizes[i]
+            for path in data.scanpaths[i]:
+                assert len(path) > 0 and path.shape[1] == 3
+                assert ((path[:, 0] >= 0) & (path[:, 0] < width)).all()
+                assert ((path[:, 1] >= 0) & (path[:, 1] < height)).all()
+    COUNTS["human data:worked"] += 1
+
+
+@contextlib.contextmanager
+def _raise() -> Iterator[None]:
+    yield
+
+
+_WORDS = st.sampled_from(["Mary", "went", "to", "the", "kitchen.", "Where", "is", "?", "!", ""])
+
+
+@st.composite
+def babi_texts(draw: st.DrawFn) -> str:
+    # Mostly well-formed stories with one thing perhaps wrong (so that loading is exercised
+    # too), some lines of any kind.
+    rare = lambda: draw(st.integers(0, 15)) == 0  # noqa: E731
+    lines, number, sentences = [], 0, []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["sentence", "sentence", "question", "new story"]))
+        if kind == "new story":
+            number, sentences = 0, []
+            kind = "sentence"
+        number += 1 if not rare() else draw(st.sampled_from([0, 2, -1]))
+        words = " ".join(draw(st.lists(_WORDS, min_size=1, max_size=6)))
+        if rare():
+            words = draw(st.sampled_from(["", "?", "word " * draw(st.sampled_from([100, 101]))]))
+        if kind == "question":
+            answer = "kitchen" if not rare() else draw(st.sampled_from(["", " ", "two words"]))
+            support = [draw(st.sampled_from(sentences))] if sentences else []
+            if rare():
+                support = [draw(st.integers(-1, number + 1))]
+            tail = "\textra" if rare() else ""
+            lines.append(f"{number} {words}\t{answer}\t{' '.join(map(str, support))}{tail}")
+        else:
+            sentences.append(number)
+            lines.append(f"{number} {words}")
+        if rare():
+            lines.append(draw(st.sampled_from(["x A b.", " ", "1", "\t\t", "3.5 a"])))
+    if sentences and not rare():  # a question to end on
+        lines.append(f"{number + 1} Where is Mary?\tkitchen\t{sentences[-1]}")
+    if draw(st.integers(0, 19)) == 0:  # a story longer than the bound
+        lines = [f"{i} A b." for i in range(1, 1002)]
+    return "\n".join(lines) + "\n"
+
+
+@fuzz_settings(200)
+@given(babi_texts())
+def test_babi_files_load_or_are_clear_errors(text):
+    import tempfile
+    from pathlib import Path
+
+    from cogrl.datasets import MAX_BABI_SENTENCES, MAX_BABI_WORDS, load_babi
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "en"
+        root.mkdir()
+        (root / "qa1_fuzz_train.txt").write_text(text, encoding="utf-8")
+        try:
+            with guarded():
+                data = load_babi(Path(folder), 1, "train")
+        except AssertionError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            assert isinstance(e, ValueError), f"{type(e).__name__} for {text!r}: {e}"
+            assert "qa1_fuzz_train.txt" in str(e), f"the error names no file: {e}"
+            COUNTS["babi:error"] += 1
+            return
+    # What loads is bounded and consistent: every example's story and support in range.
+    assert len(data) > 0
+    for q in range(len(data)):
+        assert 0 < len(data.questions[q]) <= MAX_BABI_WORDS
+        assert 0 <= data.story_length[q] <= MAX_BABI_SENTENCES
+        assert all(0 <= i < data.story_length[q] for i in data.supporting[q])
+        assert data.answers[q] and " " not in data.answers[q]
+    assert all(0 < len(s) <= MAX_BABI_WORDS for s in data.sentences)
+    COUNTS["babi:worked"] += 1
