@@ -585,23 +585,35 @@ def _check_image_name(name: object, where: str) -> None:
         )
 
 
-def _check_image_file(image: Path, width: int, height: int, where: str) -> None:
-    """The image exists, is an image and has the record's size: its header is read
-    (Pillow's ``open`` decodes no pixels), its size bounded as the record's is."""
+def image_size(path: Path, where: str) -> tuple[int, int]:
+    """The (width, height) of the image file ``path`` from its header (Pillow's ``open``
+    decodes no pixels); ValueError starting with ``where`` for a file that is no image, a
+    decompression bomb (Pillow's bound) or sides past :data:`MAX_IMAGE_SIDE`."""
     from PIL import Image, UnidentifiedImageError
 
-    if not image.is_file():
-        raise ValueError(f"{where}: image {image.name!r} is not in {STIMULI_FOLDER}/")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(image) as im:
-                size = im.size
+            with Image.open(path) as im:
+                width, height = im.size
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
             OSError) as e:  # fmt: skip
         raise ValueError(
-            f"{where}: {image} is not a readable image ({type(e).__name__}: {e})"
+            f"{where}: {path} is not a readable image ({type(e).__name__}: {e})"
         ) from None
+    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
+        raise ValueError(
+            f"{where}: {path} is {width} x {height} pixels; expected sides of 1 to "
+            f"{MAX_IMAGE_SIDE} (cogrl.datasets.MAX_IMAGE_SIDE)"
+        )
+    return width, height
+
+
+def _check_image_file(image: Path, width: int, height: int, where: str) -> None:
+    """The image exists, is an image (:func:`image_size`) and has the record's size."""
+    if not image.is_file():
+        raise ValueError(f"{where}: image {image.name!r} is not in {STIMULI_FOLDER}/")
+    size = image_size(image, where)
     if size != (width, height):
         raise ValueError(
             f"{where}: {image} is {size[0]} x {size[1]} pixels, the record says {width} x {height}"

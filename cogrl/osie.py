@@ -30,14 +30,13 @@ import os
 import shutil
 import sys
 import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cogrl.datasets import FIXATIONS_FILE, MAX_IMAGE_SIDE, STIMULI_FOLDER
+from cogrl.datasets import FIXATIONS_FILE, STIMULI_FOLDER, image_size
 
 _SUBJECT_FIELDS = ("fix_x", "fix_y", "fix_duration")
 
@@ -149,28 +148,6 @@ def _vector(value: object, field: str, where: str) -> np.ndarray:
     return array.reshape(-1)
 
 
-def _image_size(path: Path, where: str) -> tuple[int, int]:
-    """Width and height from the image's header (Pillow decodes no pixels here)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
-            OSError) as e:  # fmt: skip
-        raise ValueError(
-            f"{where}: {path} is not a readable image ({type(e).__name__}: {e})"
-        ) from None
-    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
-        raise ValueError(
-            f"{where}: {path} is {width} x {height} pixels; expected sides of 1 to "
-            f"{MAX_IMAGE_SIDE} (cogrl.datasets.MAX_IMAGE_SIDE)"
-        )
-    return width, height
-
-
 def _load_records(path: Path) -> np.ndarray:
     try:
         import scipy.io
@@ -258,7 +235,7 @@ def convert_osie(
         image = source / name
         if not image.is_file():
             raise ValueError(f"{where}: image {name!r} is not in {source}")
-        width, height = _image_size(image, where)
+        width, height = image_size(image, where)
         subjects = np.asarray(_field(record, "subjects", where, "the record"))
         if subjects.dtype != object:
             raise ValueError(
