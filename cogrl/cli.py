@@ -87,6 +87,10 @@ class UsageError(Exception):
 
 
 # --- parser -----------------------------------------------------------------------------------
+def eval_episodes_or_all(text: str) -> int | str:
+    return "all" if text == "all" else non_negative_int(text)
+
+
 def episodes_or_all(text: str) -> int | str:
     if text == "all":
         return text
@@ -239,10 +243,11 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     )
     sub.add_argument(
         "--eval-episodes",
-        type=non_negative_int,
+        type=eval_episodes_or_all,
         default=None,
-        metavar="N",
-        help=f"episodes of the final evaluation (default: {EVAL_DEFAULT}; 0: none)",
+        metavar="N|all",
+        help=f"episodes of the final evaluation (default: {EVAL_DEFAULT}; 0: none; 'all': "
+        "each item of the split once, as cogrl eval --episodes all)",
     )
     sub.add_argument(
         "--checkpoint-every",
@@ -440,7 +445,9 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"torch's CPU threads per trial (default {DEFAULT_THREADS})",
     )
-    sub.add_argument("--eval-episodes", type=non_negative_int, metavar="N", help="as train's")
+    sub.add_argument(
+        "--eval-episodes", type=eval_episodes_or_all, metavar="N|all", help="as train's"
+    )
     sub.add_argument(
         "--video-interval",
         type=non_negative_int,
@@ -911,12 +918,15 @@ def cmd_eval_scanpaths(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_eval_episodes(run_dir: Path) -> int | None:
-    """The episodes of a run's final evaluation (None where it had none or did not say)."""
+def run_eval_episodes(run_dir: Path) -> int | str | None:
+    """The episodes of a run's final evaluation, or "all" (None where it had none or did not
+    say)."""
     try:
         count = read_config(run_dir)["run"]["eval_episodes"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if count == "all":
+        return count
     return count if isinstance(count, int) and count > 0 else None
 
 

@@ -128,7 +128,8 @@ class RunSpec:
     - ``video_interval``: a rollout video every N steps (None:
       :func:`default_video_interval`; 0: no videos at all).
     - ``eval_episodes``: episodes of the final evaluation (None:
-      :func:`default_eval_episodes`; 0: none).
+      :func:`default_eval_episodes`; 0: none; ``"all"``: each item of the split once, as
+      ``evaluate(agent, "all")``).
     - ``checkpoint_every``: steps between training checkpoints (0: only at the end);
       ``checkpoint_replay``: whether they hold the replay of off-policy learners.
     - ``threads``: torch's CPU threads (None: :data:`DEFAULT_THREADS`).
@@ -230,7 +231,10 @@ def build_agent(spec: RunSpec) -> Agent:
             ("steps", 1), ("num_envs", 1), ("threads", 1), ("video_interval", 0),
             ("eval_episodes", 0),
         ):  # fmt: skip
-            if getattr(spec, name) is not None:
+            if getattr(spec, name) is not None and (name, getattr(spec, name)) != (
+                "eval_episodes",
+                "all",
+            ):
                 check_int(name, getattr(spec, name), low=low)
         check_int("checkpoint_every", spec.checkpoint_every, low=0)
     except ValueError as e:
@@ -417,6 +421,11 @@ def train(spec: RunSpec, callback: Callback | None = None) -> RunResult:
         if spec.eval_episodes is None:
             spec.eval_episodes = default_eval_episodes(bound)
     split = eval_split(agent)
+    if spec.eval_episodes == "all" and agent.make_core(1, **split).num_items is None:
+        raise SpecError(
+            f"eval_episodes='all' evaluates each item of a finite set once; {agent.env_id} "
+            "draws its episodes afresh: give a number of episodes"
+        )
     run_dir = create_run_dir(spec.root, agent.env_id, agent.name, agent.seed)
     config = run_config(agent, spec)
     write_config(run_dir, config)

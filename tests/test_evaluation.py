@@ -67,3 +67,38 @@ def test_cli_eval_episodes_all(tmp_path, capsys) -> None:
     assert result["episodes"] == 360 and result["split"] == "test"
     assert main(["eval", str(run), "--episodes", "most"]) == 2
     assert "expected a positive number of episodes or 'all', got 'most'" in capsys.readouterr().err
+
+
+def test_train_eval_episodes_all_is_the_final_evaluation_and_eval_repeats_it(tmp_path, capsys):
+    common = [
+        "--agent",
+        "ppo",
+        "--steps",
+        "256",
+        "--num-envs",
+        "8",
+        "--set",
+        "n_steps=8",
+        "--set",
+        "batch_size=32",
+        "--no-preset",
+        "--device",
+        "cpu",
+        "--runs-dir",
+        str(tmp_path),
+        "--video-interval",
+        "0",
+        "--no-progress",
+        "--eval-episodes",
+        "all",
+    ]
+    assert main(["train", "--env", "cogrl/GlimpseDigits-v0", *common]) == 0  # fmt: skip
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "config.json").read_text())["run"]["eval_episodes"] == "all"
+    capsys.readouterr()
+    assert main(["eval", str(run), "--device", "cpu"]) == 0  # the run's own: all 360
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 360
+    # Refused before any training where the task has no finite set of items.
+    assert main(["train", "--env", "cogrl/DelayedRecall-v0", *common]) == 2
+    assert "eval_episodes='all' evaluates each item" in capsys.readouterr().err
+    assert len(list(tmp_path.iterdir())) == 1
