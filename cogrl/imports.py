@@ -10,7 +10,9 @@ Written in a file that cogrl loads (a run folder's ``config.json``, ``checkpoint
 module runs its code, so opening a shared run folder would run whatever its author named
 (``"evilmod:Foo-v0"``; ``"this:Foo-v0"`` shows that any installed module will do). While a
 file's names are resolved (inside :func:`names_from`), a module that the process has not
-imported yet is refused with :class:`UntrustedCodeError`, unless the user trusts the file
+imported yet, and that is not part of cogrl itself (whose tasks name their cores as
+``"cogrl.envs...:Class"``), is refused with :class:`UntrustedCodeError`, unless the user
+trusts the file
 for that load (``trust_code=True`` in Python, ``--trust-code`` on the command line: the
 convention of Hugging Face's ``trust_remote_code``). A module the user's own script has
 imported (and so registered its environment or core) is used as it is.
@@ -55,7 +57,8 @@ def import_named_module(module: str, named_by: str) -> None:
     :class:`UntrustedCodeError` naming the module, the file and how to allow it; an
     ImportError propagates as ``importlib`` raises it."""
     source = _SOURCE.get()
-    if source is not None and module not in sys.modules:
+    ours = module == "cogrl" or module.startswith("cogrl.")  # cogrl's own (lazily imported) code
+    if source is not None and not ours and module not in sys.modules:
         raise UntrustedCodeError(
             f"{source} names module {module!r} ({named_by}); cogrl does not import a module "
             "that a file it loads names, because importing it runs that module's code. If "

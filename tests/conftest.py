@@ -58,3 +58,21 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_sep("-", section)
         for line in lines:
             terminalreporter.write_line(line)
+
+
+# With pytest-xdist (`pytest -n 2`), each worker hands its lines to the controller, which
+# prints them. `--dist loadfile` keeps a module's tests in one worker, so a module's lines
+# are whole.
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)  # set in an xdist worker only
+    if output is not None:
+        output["cogrl_report"] = session.config.stash.get(_REPORT, {})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    report = node.config.stash.setdefault(_REPORT, {})
+    for section, lines in getattr(node, "workeroutput", {}).get("cogrl_report", {}).items():
+        report.setdefault(section, []).extend(lines)

@@ -201,3 +201,20 @@ def test_sweep_resume_refuses_a_module_its_sweep_json_names(tmp_path, monkeypatc
         assert f"names module '{module.name}'" in err and "--trust-code" in err
     finally:
         module.forget()
+
+
+def test_cogrls_own_modules_are_imported_from_a_file(tmp_path):
+    # cogrl's tasks name their cores "cogrl.envs...:Class"; a process that has not imported
+    # that module yet (cogrl imports lazily) loads them from an untrusted file all the same.
+    import subprocess
+
+    agent = cogrl.agents.make("ram", "cogrl/ClutteredDigits-v0", device="cpu", seed=0)
+    agent.save(tmp_path / "model")
+    code = (
+        "import sys, cogrl.agents; "
+        "assert 'cogrl.envs.attention.glimpse' not in sys.modules; "
+        f"print(cogrl.agents.load({str(tmp_path / 'model')!r}).env_id)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "cogrl/ClutteredDigits-v0"
