@@ -334,11 +334,19 @@ def _bad_human_folder(root: Path, case: str) -> Path:
     elif case == "size disagrees":
         Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(image)
     elif case == "decompression bomb":
-        # A PNG header that claims 20,000 x 20,000 pixels (no pixel data needed to claim it).
-        header = bytes.fromhex("89504e470d0a1a0a0000000d49484452")
+        # A small PNG that claims 20,000 x 20,000 pixels (no pixel data needed to claim it):
+        # its header, an empty image-data chunk and the end chunk.
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            crc = zlib.crc32(kind + data).to_bytes(4, "big")
+            return len(data).to_bytes(4, "big") + kind + data + crc
+
         ihdr = (20000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
-        crc = zlib.crc32(b"IHDR" + ihdr).to_bytes(4, "big")
-        image.write_bytes(header + ihdr + crc)
+        image.write_bytes(
+            bytes.fromhex("89504e470d0a1a0a")
+            + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b""))
+            + chunk(b"IEND", b"")
+        )
         record.update(width=20000, height=20000)
     elif case == "huge size in the record":
         record.update(width=10_000_000, height=10_000_000)
