@@ -340,7 +340,7 @@ class BatchedEnv:
         episodes are drawn. This one takes ``"item"`` (see ``num_items``); cores with other
         options extend it."""
         self._items = None
-        if "item" in options:
+        if "item" in options and self.reset_options is not None:  # None: passed through
             self._items = self._check_items(options["item"], "item")
 
     def _check_items(self, value: Any, key: str) -> torch.Tensor:
