@@ -227,14 +227,11 @@ def build_agent(spec: RunSpec) -> Agent:
     except ValueError as e:
         raise SpecError(str(e)) from None
     try:
-        for name, low in (
-            ("steps", 1), ("num_envs", 1), ("threads", 1), ("video_interval", 0),
-            ("eval_episodes", 0),
-        ):  # fmt: skip
-            if getattr(spec, name) is not None and (name, getattr(spec, name)) != (
-                "eval_episodes",
-                "all",
-            ):
+        counts = [("steps", 1), ("num_envs", 1), ("threads", 1), ("video_interval", 0)]
+        if spec.eval_episodes != "all":  # else a count of 0 or more
+            counts.append(("eval_episodes", 0))
+        for name, low in counts:
+            if getattr(spec, name) is not None:
                 check_int(name, getattr(spec, name), low=low)
         check_int("checkpoint_every", spec.checkpoint_every, low=0)
     except ValueError as e:
