@@ -7,8 +7,14 @@ JSON under ``benchmarks/results/attention/``. ``--report`` turns the saved cells
 BENCHMARKS.md section and PNG learning curves (error against wall time and against
 training images seen) in ``docs/figures/``.
 
-Data: MNIST IDX files (``--root``, default ``../shared/data/mnist``: the standard test set
-and the first 22,699 training images).
+Data: MNIST IDX files (``--root``, default ``../shared/data/mnist``: the official 60,000
+training and 10,000 test images). Glimpse learners also report ``on_digit``: the fraction
+of the glimpses they chose whose centre lies in a digit's ink box (the environments'
+episode metric), beside the error.
+
+With ``--anneal``, an agent's learning rate decays linearly to 0 over its cell's wall-clock
+budget (set before each update from the time spent), the schedule a long run needs to
+settle; ``--save DIR`` keeps each trained agent there (``cogrl eval``/``record`` read it).
 
     python benchmarks/attention.py run --table ram            # every cell of one table
     python benchmarks/attention.py run --table ram --cells mnist28/ram:6   # one cell
@@ -120,6 +126,10 @@ def data_kwargs(root: Path) -> dict:
 
 
 # --- learners ---------------------------------------------------------------------------------
+ANNEAL = False  # --anneal: learning rates decay linearly to 0 over each cell's budget
+SAVE: Path | None = None  # --save DIR: trained agents are saved there
+
+
 def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
     """An agent of cogrl's (RAM, DRAM) trained with ``learn`` under a deadline."""
     kind, _, glimpses = name.partition(":")
@@ -137,9 +147,13 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
     )
 
     length = episode_length(agent)
+    clock = {"spent": 0.0}
 
     def train_for(seconds: float) -> int:
-        return learn_for(agent, seconds) // length
+        start = time.perf_counter()
+        steps = learn_for(agent, seconds, budget, clock["spent"])
+        clock["spent"] += time.perf_counter() - start
+        return steps // length
 
     # The test set's error, each test image once, where an episode shows one (RAM's tasks;
     # DRAM's compose several, drawn at random); --quick draws TEST_EPISODES.
@@ -151,17 +165,32 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
         return test_metrics(result)
 
     curve = slices(budget, n, train_for, test)
+    if SAVE is not None:
+        SAVE.mkdir(parents=True, exist_ok=True)
+        agent.save(SAVE / f"{task}__{name.replace(':', '-')}.pt")
     return {"curve": curve, "pixels": pixels_per_image(agent.make_core(1), length)}
 
 
-def learn_for(agent, seconds: float) -> int:
+def learn_for(agent, seconds: float, budget: float = 0.0, spent: float = 0.0) -> int:
     """Train ``agent`` for ``seconds`` of wall time (``learn`` stopped by its callback at
-    the first update past the deadline); the environment steps it took."""
+    the first update past the deadline); the environment steps it took. With ``--anneal``
+    the learning rate is set before each update to ``lr (1 - t / budget)``, ``t`` the
+    cell's training time so far (``spent`` before this call)."""
     start_steps = agent.num_timesteps
-    deadline = time.perf_counter() + seconds
-    agent.learn(
-        10**12, callback=lambda *_: time.perf_counter() < deadline, reset_num_timesteps=False
-    )
+    start = time.perf_counter()
+    deadline = start + seconds
+    rate = agent.config.learning_rate
+
+    def keep_going(*_) -> bool:
+        now = time.perf_counter()
+        if ANNEAL and budget > 0:
+            left = max(0.0, 1.0 - (spent + now - start) / budget)
+            for group in agent.optimizer.param_groups:
+                group["lr"] = rate * left
+        return now < deadline
+
+    keep_going()
+    agent.learn(10**12, callback=keep_going, reset_num_timesteps=False)
     return agent.num_timesteps - start_steps
 
 
@@ -169,7 +198,7 @@ def test_metrics(result: dict) -> dict:
     """The test's error (1 - accuracy: sequences right, or targets found) and, on the
     search task, the mean saccades to the target and per episode."""
     metrics = {"error": 1.0 - result["accuracy"]}
-    for key in ("label_accuracy", "saccades_to_target", "saccades"):
+    for key in ("label_accuracy", "saccades_to_target", "saccades", "on_digit"):
         if key in result:
             metrics[key] = result[key]
     return metrics
@@ -568,6 +597,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-scale", type=float, default=1.0)
     parser.add_argument("--quick", action="store_true", help="10 s cells, saves nothing")
     parser.add_argument("--markdown", type=Path, default=HERE.parent / "BENCHMARKS.md")
+    parser.add_argument(
+        "--anneal", action="store_true", help="decay agents' learning rates to 0 over the budget"
+    )
+    parser.add_argument("--save", type=Path, help="folder to save the trained agents in")
     args = parser.parse_args(argv)
     if args.action == "report":
         from report import write_section
@@ -580,7 +613,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("run needs --table")
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a folder holding MNIST's IDX files")
-    global TEST_EPISODES, TEST_SEARCH
+    global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE
+    ANNEAL, SAVE = args.anneal, args.save
     cells = TABLES[args.table]
     if args.cells:
         cells = [c for c in cells if f"{c[0]}/{c[1]}" in args.cells]
@@ -604,6 +638,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         if args.budget_scale != 1.0:
             command += f" --budget-scale {args.budget_scale}"
+        if args.anneal:
+            command += " --anneal"
         RESULTS.mkdir(parents=True, exist_ok=True)
         record = {
             "task": task,

@@ -40,7 +40,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from textwrap import fill
 from typing import Any
@@ -187,13 +187,14 @@ def sb3_glimpse_setup(algo: str) -> Setup:
 
 
 def build(setup: Setup, seed: int) -> Model:
-    if setup.library == "cogrl":
+    if setup.library.startswith("cogrl"):
         return make(
             setup.algo,
             setup.env_id,
             seed=seed,
             device="cpu",
             env_kwargs=setup.env_kwargs,
+            compile=setup.library == COMPILED,
             **setup.hyperparameters,
         )
     from stable_baselines3 import A2C, DQN, PPO
@@ -334,7 +335,7 @@ class ThresholdCheck:
 
 def update_size(setup: Setup) -> int:
     """Environment steps between two of cogrl's callbacks (0 for SB3: every vector step)."""
-    if setup.library != "cogrl":
+    if not setup.library.startswith("cogrl"):
         return 0
     config = AGENTS[setup.algo].Config.from_dict(setup.hyperparameters)
     return setup.num_envs * getattr(config, "n_steps", 1)  # DQN: every vector step
@@ -466,16 +467,32 @@ class SpeedRow:
 
 def steps_per_second(setup: Setup, seed: int, steps: int) -> tuple[float, str]:
     model = build(setup, seed)
+    warm_up = 0.0
+    if setup.library == COMPILED:
+        # Compiling happens in the first update: timed apart, as warm-up.
+        start = time.perf_counter()
+        learn(model, update_size(setup))
+        warm_up = time.perf_counter() - start
+        log(f"  {setup.name}: warm-up (compiling) {warm_up:.1f} s")
+    begin = model.num_timesteps
     start = time.perf_counter()
     learn(model, steps)
     seconds = time.perf_counter() - start
-    rate = model.num_timesteps / seconds
+    rate = (model.num_timesteps - begin) / seconds
+    if warm_up:
+        WARM_UP[(setup.env_id, setup.algo)] = warm_up
     work = gradient_steps_per_1k(model)
     log(
         f"  {setup.name:9s} {setup.env_id}: {model.num_timesteps:,} steps in {seconds:.1f} s, "
         f"{rate:,.0f} steps/s ({work} gradient steps per 1k env steps)"
     )
     return rate, work
+
+
+#: Compiling's warm-up seconds per (env, algo), for the table.
+WARM_UP: dict[tuple[str, str], float] = {}
+#: The library name of cogrl built with compile=True (``--compile``).
+COMPILED = "cogrl compiled"
 
 
 def speed_markdown(rows: list[SpeedRow], args: argparse.Namespace) -> str:
@@ -503,7 +520,7 @@ def speed_markdown(rows: list[SpeedRow], args: argparse.Namespace) -> str:
         "",
     ]
     for row in rows:
-        lines += [f"- {s.describe()}" for s in row.setups.values()]
+        lines += [f"- {s.describe()}" for s in row.setups.values() if s.library != COMPILED]
     lines += [
         "",
         "| env | algorithm | envs (cogrl; SB3) | cogrl steps/s | SB3 steps/s | ratio | goal "
@@ -521,6 +538,27 @@ def speed_markdown(rows: list[SpeedRow], args: argparse.Namespace) -> str:
             f"| {row.rates['SB3']:,.0f} | {ratio:.1f}x | >= {goal:g}x: {verdict} "
             f"| {row.work['cogrl']}; {row.work['SB3']} |"
         )
+    compiled = [row for row in rows if COMPILED in row.rates]
+    if compiled:
+        lines += [
+            "",
+            "With `compile=True` (`--compile`; the same run, the same setups; compiling's "
+            "warm-up, one update, timed apart):",
+            "",
+            "| env | algorithm | cogrl eager steps/s | cogrl compiled steps/s | gain "
+            "| compiled vs SB3 | goal | warm-up s |",
+            "|---|---|---:|---:|---:|---:|---|---:|",
+        ]
+        for row in compiled:
+            ratio = row.rates[COMPILED] / row.rates["SB3"]
+            goal = GOALS[row.env_id]
+            verdict = "met" if ratio >= goal else "**not met**"
+            lines.append(
+                f"| {row.env_id} | {row.algo.upper()} | {row.rates['cogrl']:,.0f} "
+                f"| {row.rates[COMPILED]:,.0f} | {row.rates[COMPILED] / row.rates['cogrl']:.2f}x "
+                f"| {ratio:.1f}x | >= {goal:g}x: {verdict} "
+                f"| {WARM_UP.get((row.env_id, row.algo), 0.0):.1f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -539,6 +577,8 @@ def part_speed(args: argparse.Namespace) -> str:
                     "cogrl": cogrl_setup(algo, env_id, discrete),
                     "SB3": sb3_glimpse_setup(algo),
                 }
+            if args.compile:
+                setups[COMPILED] = replace(setups["cogrl"], library=COMPILED)
             log(f"[B] {algo.upper()} on {env_id}, steps per second")
             rates, work = {}, {}
             for library, setup in setups.items():
@@ -563,6 +603,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=200_000, help="env steps per run (A)")
     parser.add_argument("--speed-steps", type=int, default=50_000, help="env steps per run (B)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--compile", action="store_true", help="(B) also cogrl with compile=True, same run"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",

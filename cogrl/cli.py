@@ -210,6 +210,13 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         help="parallel environments (the agent's num_envs hyperparameter)",
     )
     add_device_argument(sub)
+    sub.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the learner's per-step and per-minibatch functions under torch.compile "
+        "(CUDA graphs on a GPU; a warning and eager where it cannot compile; see README, "
+        "'Compiling')",
+    )
     add_trust_argument(sub)
     sub.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     sub.add_argument(
@@ -713,7 +720,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             check_resume_options(
-                args, RUN_SETTINGS, "a run", "--device, --no-progress and --trust-code"
+                args, RUN_SETTINGS, "a run", "--device, --compile, --no-progress and --trust-code"
             )
             try:
                 device = None if args.device == "auto" else args.device
@@ -722,6 +729,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     device=device,
                     progress=not args.no_progress,
                     trust_code=args.trust_code,
+                    compile=args.compile or None,
                 )
             except (FileNotFoundError, ValueError) as e:
                 raise UsageError(str(e)) from None
@@ -765,6 +773,7 @@ def spec_from_args(args: argparse.Namespace) -> runner.RunSpec:
         agent=args.agent,
         seed=args.seed,
         device=args.device,
+        compile=args.compile,
         steps=args.steps,
         hyperparameters=hyperparameters,
         env_kwargs=env_kwargs,

@@ -120,7 +120,9 @@ class SpecError(ValueError):
 class RunSpec:
     """What to train and how; every field is a plain JSON value (``config.json`` keeps it).
 
-    - ``env``, ``agent``: ids (any registered Gymnasium id works); ``seed``; ``device``.
+    - ``env``, ``agent``: ids (any registered Gymnasium id works); ``seed``; ``device``;
+      ``compile``: the learner's hot functions under ``torch.compile``
+      (:mod:`cogrl.agents.compiling`).
     - ``steps``: environment steps (default: the preset's, else the agent's default).
     - ``hyperparameters``, ``env_kwargs``: over the preset's (``preset=False``: over the
       agent's plain defaults); ``policy`` settings nest: ``{"policy": {"core": "gru"}}``.
@@ -141,6 +143,7 @@ class RunSpec:
     agent: str
     seed: int = 0
     device: str = "auto"
+    compile: bool = False
     steps: int | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -265,6 +268,7 @@ def build_agent(spec: RunSpec) -> Agent:
             device=spec.device,
             seed=spec.seed,
             env_kwargs=env_kwargs,
+            compile=spec.compile,
             **hyperparameters,
         )
     except (ValueError, TypeError) as e:
@@ -437,12 +441,14 @@ def resume(
     progress: bool | None = None,
     callback: Callback | None = None,
     trust_code: bool = False,
+    compile: bool | None = None,
 ) -> RunResult:
     """Continue the run in ``run_dir`` from its ``checkpoint.pt``. A module that the run's
     files name (its environment id or policy core ``"module:name"``) is imported only if
-    this process has imported it or ``trust_code=True`` (see :mod:`cogrl.imports`)."""
+    this process has imported it or ``trust_code=True`` (see :mod:`cogrl.imports`).
+    ``device`` and ``compile`` (None: the run's own) may differ from the run's."""
     with names_from(Path(run_dir), trust_code):
-        return _resume(Path(run_dir), device, progress, callback, trust_code)
+        return _resume(Path(run_dir), device, progress, callback, trust_code, compile)
 
 
 def _resume(
@@ -451,6 +457,7 @@ def _resume(
     progress: bool | None,
     callback: Callback | None,
     trust_code: bool,
+    compile: bool | None = None,
 ) -> RunResult:
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
@@ -461,6 +468,8 @@ def _resume(
         raise ValueError(f"{run_dir} has no readable run configuration ({e!r})") from None
     if device is not None:
         spec.device = device
+    if compile is not None:
+        spec.compile = compile
     if progress is not None:
         spec.progress = progress
     set_threads(spec.threads)
@@ -471,6 +480,7 @@ def _resume(
     )
     if training is None:
         raise ValueError(f"{run_dir / (CHECKPOINT_NAME + '.pt')} holds no training state")
+    agent.use_compile(spec.compile)
     try:
         agent.load_training_state(training)
     except (KeyError, RuntimeError, TypeError, ValueError) as e:

@@ -173,7 +173,8 @@ def to_numpy(x: Any) -> Any:
 
 
 def assert_equal(a: Any, b: Any, where: str = "") -> None:
-    """Equal observations, actions or infos: arrays bit for bit, dicts key by key."""
+    """Equal observations, actions or infos: arrays bit for bit (NaN equal to NaN: a
+    metric undefined for an episode), dicts key by key."""
     if isinstance(a, Mapping):
         assert isinstance(b, Mapping) and set(a) == set(b), (where, a, b)
         for key in a:
@@ -184,7 +185,8 @@ def assert_equal(a: Any, b: Any, where: str = "") -> None:
             assert_equal(x, y, f"{where}[{i}]")
     elif isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor), where
-        assert a.dtype == b.dtype and torch.equal(a, b), where
+        assert a.dtype == b.dtype, where
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=where)
     else:
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=where)
 

@@ -595,6 +595,45 @@ def test_cluttered_canvases_hold_more_ink_than_translated() -> None:
     assert (clutter.sum(axis=(1, 2)) > plain.sum(axis=(1, 2))).mean() > 0.9
 
 
+@pytest.mark.parametrize("env_id", [GLIMPSE, TRANSLATED])
+def test_on_digit_is_the_fraction_of_chosen_glimpses_on_the_digits_ink(env_id: str) -> None:
+    # Each environment's agent looks at pixel (row, col) picked at random; the reported
+    # fraction is checked against the canvas's own ink box (no clutter: all ink is the digit).
+    n, rng = 64, np.random.default_rng(0)
+    core = make_core(env_id, num_envs=n, n_glimpses=4)
+    core.reset(seed=3)
+    canvas = core.canvas_images().numpy()
+    size = core.canvas_size
+    expected = np.zeros(n)
+    for t in range(4):
+        pixel = rng.integers(0, size, (n, 2))  # (row, col)
+        location = (pixel[:, ::-1] + 0.5) / size * 2.0 - 1.0  # (x, y) at the pixel's centre
+        action = torch.zeros(n, 12)
+        action[:, :2] = torch.as_tensor(location, dtype=torch.float32)
+        if t < 3:  # the location sent at the last step is never seen
+            for i, (row, col) in enumerate(pixel):
+                rows, cols = np.nonzero(canvas[i] > 0.25)
+                on = rows.min() <= row <= rows.max() and cols.min() <= col <= cols.max()
+                expected[i] += on / 3
+        _, _, _, _, info = core.step(action)
+    assert bool(info["_on_digit"].all())
+    np.testing.assert_allclose(info["on_digit"].numpy(), expected, atol=1e-6)
+    assert 0.05 < expected.mean() < 0.95  # both kinds of glimpse were drawn
+
+
+def test_on_digit_is_an_episode_metric_and_nan_where_no_glimpse_was_chosen() -> None:
+    core = make_core(GLIMPSE, num_envs=2, action_mode="discrete")
+    assert core.metadata["episode_metrics"]["on_digit"] == "on_digit"
+    core.reset(seed=0)
+    # Environment 0 looks at the centre cell (ink on every digit), then answers;
+    # environment 1 answers at once, having chosen no glimpse.
+    _, _, _, _, first = core.step(torch.tensor([4, 9 + 3]))
+    assert first["_on_digit"].tolist() == [False, True]
+    assert torch.isnan(first["on_digit"][1])
+    _, _, _, _, second = core.step(torch.tensor([9 + 3, 4]))
+    assert second["_on_digit"][0] and second["on_digit"][0] == 1.0
+
+
 @each_id
 @pytest.mark.parametrize("n_glimpses", [None, 3])
 def test_continuous_episodes_last_n_glimpses_and_reward_the_argmax(

@@ -21,6 +21,7 @@ from cogrl.agents.base import register_agent
 from cogrl.agents.on_policy import (
     OnPolicyAgent,
     OnPolicyConfig,
+    Rollout,
     explained_variance,
     masked_mean,
     per_part,
@@ -69,41 +70,16 @@ class A2C(OnPolicyAgent):
             if c.anneal_lr:
                 progress.anneal(self.optimizer, c.learning_rate)
             rollout = self.collect_rollout()
-            units = N * T if rollout.segments is None else rollout.segments.count
-            everything = torch.arange(units, device=self.device)
-            ev = self.evaluate_actions(rollout, everything)
-            rows = ev.rows
-            advantages = rollout.advantages.flatten(0, 1)[rows]
-            returns = rollout.returns.flatten(0, 1)[rows]
-            # Steps whose action the environment ignored get no policy gradient.
-            acted = self.acted_weights(rollout, rows)
-            if c.normalize_advantage:
-                weights = None if acted is None else per_part(acted, advantages)
-                advantages = standardize(
-                    advantages, None if weights is None else weights.expand_as(advantages)
-                )
-            # Policy gradient: grad J = E[grad log pi(a_t|s_t) A_t]; with factored credit
-            # sum_k grad log pi(a_t^k|s_t) A_t^k, each part by its own advantage.
-            credit = ev.log_prob * advantages
-            if self.parts:
-                credit = credit.sum(-1)
-            policy_loss = -masked_mean(credit, acted)
-            value_loss = self.value_loss(rollout, rows, ev.value, returns)
-            entropy_loss = -masked_mean(ev.entropy, acted)
-            loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
-            answer_stats = {}
-            if self.answer_key is not None:
-                answer_loss = self.answer_loss(rollout, rows, ev.params)
-                loss = loss + c.answer_coef * answer_loss
-                answer_stats["train/answer_loss"] = answer_loss.detach()
-
+            loss, terms = self.compiled(self._loss, "A2C's loss")(rollout)
+            policy_loss, value_loss, entropy, answer_loss = terms
+            answer_stats = {} if answer_loss is None else {"train/answer_loss": answer_loss}
             norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
             self.guard.after_update(self.num_timesteps + N * T, loss, norm)
             stats = {
                 "train/loss": loss.detach(),
-                "train/policy_loss": policy_loss.detach(),
-                "train/value_loss": value_loss.detach(),
-                "train/entropy": -entropy_loss.detach(),
+                "train/policy_loss": policy_loss,
+                "train/value_loss": value_loss,
+                "train/entropy": entropy,
                 "train/explained_variance": explained_variance(
                     rollout.own(rollout.values), rollout.own(rollout.returns)
                 ),
@@ -112,3 +88,38 @@ class A2C(OnPolicyAgent):
                 **answer_stats,
             }
             keep_going = progress.update(N * T, stats)
+
+    def _loss(self, rollout: Rollout) -> tuple[torch.Tensor, tuple]:
+        """A2C's loss on the whole rollout and its logged terms (detached): policy loss,
+        value loss, entropy and answer loss (None without answers). Compiled with the
+        agent's ``compile``."""
+        c = self.config
+        units = c.num_envs * c.n_steps if rollout.segments is None else rollout.segments.count
+        everything = torch.arange(units, device=self.device)
+        ev = self.evaluate_actions(rollout, everything)
+        rows = ev.rows
+        advantages = rollout.advantages.flatten(0, 1)[rows]
+        returns = rollout.returns.flatten(0, 1)[rows]
+        # Steps whose action the environment ignored get no policy gradient.
+        acted = self.acted_weights(rollout, rows)
+        if c.normalize_advantage:
+            weights = None if acted is None else per_part(acted, advantages)
+            advantages = standardize(
+                advantages, None if weights is None else weights.expand_as(advantages)
+            )
+        # Policy gradient: grad J = E[grad log pi(a_t|s_t) A_t]; with factored credit
+        # sum_k grad log pi(a_t^k|s_t) A_t^k, each part by its own advantage.
+        credit = ev.log_prob * advantages
+        if self.parts:
+            credit = credit.sum(-1)
+        policy_loss = -masked_mean(credit, acted)
+        value_loss = self.value_loss(rollout, rows, ev.value, returns)
+        entropy_loss = -masked_mean(ev.entropy, acted)
+        loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
+        answer_loss = None
+        if self.answer_key is not None:
+            answer_loss = self.answer_loss(rollout, rows, ev.params)
+            loss = loss + c.answer_coef * answer_loss
+            answer_loss = answer_loss.detach()
+        terms = (policy_loss.detach(), value_loss.detach(), -entropy_loss.detach(), answer_loss)
+        return loss, terms

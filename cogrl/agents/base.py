@@ -31,6 +31,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from cogrl.agents.compiling import Compiled, compile_unavailable
 from cogrl.agents.training import EpisodeStats, NumericsGuard, Progress, RunContext, adam
 from cogrl.checkpoint import atomic_save, read_checkpoint
 from cogrl.core import BatchedEnv, check_memory, resolve_device
@@ -224,6 +225,7 @@ class Agent(ABC):
         device: str | torch.device = "auto",
         seed: int | None = 0,
         env_kwargs: Mapping[str, Any] | None = None,
+        compile: bool = False,
         **hyperparameters: Any,
     ) -> None:
         # 1. Configuration and seeds.
@@ -244,6 +246,7 @@ class Agent(ABC):
         self.progress: dict[str, Any] | None = None
         self.guard = NumericsGuard(self.device)
         self._env: BatchedEnv | None = None  # the training environments, made by `learn`
+        self.use_compile(compile)
         if seed is not None:
             torch.manual_seed(seed)
             np.random.seed(seed % 2**32)
@@ -258,6 +261,34 @@ class Agent(ABC):
         self.curriculum: Curriculum | None = None
         if self.config.curriculum is not None:
             self._check_curriculum(self.config.curriculum)
+
+    # --- compiling -------------------------------------------------------------------------------
+    def use_compile(self, enabled: bool) -> None:
+        """Run the learner's per-step and per-minibatch functions under ``torch.compile``
+        (``enabled=True``) or eagerly (see :mod:`cogrl.agents.compiling`). Where compiling
+        cannot work on this device, a warning says why and the agent stays eager."""
+        if not isinstance(enabled, bool):
+            raise ValueError(f"compile must be True or False, got {enabled!r}")
+        reason = compile_unavailable(self.device) if enabled else None
+        if reason is not None:
+            warnings.warn(
+                f"compile=True: {reason}; training runs eagerly (as compile=False)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        #: Whether the learner's hot functions run compiled.
+        self.compile = enabled and reason is None
+        self._compiled: dict[str, Compiled] = {}
+
+    def compiled(self, fn: Callable[..., Any], what: str) -> Callable[..., Any]:
+        """``fn`` (a bound method or function, named by ``what`` in messages) compiled
+        where the agent compiles, else ``fn`` itself; made once per ``what``."""
+        if not self.compile:
+            return fn
+        found = self._compiled.get(what)
+        if found is None:
+            found = self._compiled[what] = Compiled(fn, what, self.device)
+        return found
 
     # --- construction hooks -----------------------------------------------------------------------
     def _probe_spaces(self) -> None:
@@ -593,6 +624,7 @@ class Agent(ABC):
             "env": self.env_id,
             "env_kwargs": self.env_kwargs,
             "seed": self.seed,
+            "compile": self.compile,
             "hyperparameters": self.config.to_dict(),
             "num_timesteps": self.num_timesteps,
         }

@@ -263,17 +263,22 @@ class DRAM(RAM):
             answer = self._scores(self.policy.classifier(h1), state[-1])
         return torch.cat([head.to_env(u), answer], dim=-1), state
 
-    def _policy_step(self, obs, state):
+    def _forward(self, obs, state):
+        """The networks at one step: the next state, the emission network's mean, the
+        baseline (on a detached r2) and, when recognising, the class logits. Compiled with
+        ``compile``."""
         h1, h2, state = self.policy(obs, state)
+        logits = None if self.searches else self.policy.classifier(h1)
+        return state, self.policy.location(h2), self.policy.baseline(h2.detach()), logits
+
+    def _policy_step(self, obs, state):
+        state, mean, baseline, logits = self.compiled(self._forward, "DRAM's step")(obs, state)
         head = self.policy.location
-        mean = head(h2)
         u = head.sample(mean, self.generator)
         log_prob = head.log_prob(mean, u)
-        baseline = self.policy.baseline(h2.detach())
         if self.searches:
             action = torch.cat([head.to_env(u), self._declare(state[-1])], -1)
             return action, log_prob, None, baseline, state, {}
-        logits = self.policy.classifier(h1)
         action = torch.cat([head.to_env(u), self._scores(logits.detach(), state[-1])], -1)
         return action, log_prob, None, baseline, state, {"logits": logits}
 

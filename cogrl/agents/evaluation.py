@@ -7,6 +7,7 @@ them in TensorBoard during and after training.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -248,7 +249,11 @@ class _Tally:
         }
         for name, parts in self.values.items():
             if parts:
-                result[name] = float(torch.cat(parts).mean())
+                # NaN marks an episode the metric does not apply to (as the training
+                # statistics, the mean is over the others; none: no value).
+                mean = float(torch.cat(parts).nanmean())
+                if not math.isnan(mean):
+                    result[name] = mean
         return result
 
 

@@ -271,6 +271,7 @@ class OnPolicyAgent(Agent):
         c, env, head = self.config, self._env, self.policy.action_head
         T, N, K = c.n_steps, env.num_envs, self.parts
         obs, state, start = self._obs, self._state, self._episode_start
+        policy_step = self.compiled(self.policy.step, "the policy's step")
         initial_state = state
         # With sequence_length, a segment may begin at any step: keep every step's state.
         store = self.policy.recurrent and c.sequence_length is not None
@@ -293,7 +294,7 @@ class OnPolicyAgent(Agent):
             starts[t] = start
             if store:
                 map_state(lambda buf, s, t=t: buf[t].copy_(s), initial_state, state)
-            params, value, state = self.policy.step(obs, state, start)
+            params, value, state = policy_step(obs, state, start)
             action = head.sample(params, self.generator)
             if actions is None:
                 actions = _alloc(action, T)

@@ -15,6 +15,7 @@ per minibatch, each replayed from the state it began with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -22,6 +23,7 @@ from cogrl.agents.base import register_agent
 from cogrl.agents.on_policy import (
     OnPolicyAgent,
     OnPolicyConfig,
+    Rollout,
     explained_variance,
     masked_mean,
     per_part,
@@ -80,62 +82,31 @@ class PPO(OnPolicyAgent):
                 progress.anneal(self.optimizer, c.learning_rate)
             rollout = self.collect_rollout()
             # Flattened (T * N, ...): per part (T * N, K) with factored credit.
-            flat_adv = rollout.advantages.flatten(0, 1)
-            flat_ret = rollout.returns.flatten(0, 1)
-            flat_logp = rollout.log_probs.flatten(0, 1)
-            flat_val = rollout.values.flatten(0, 1)
+            flat = Flat(
+                rollout.advantages.flatten(0, 1),
+                rollout.returns.flatten(0, 1),
+                rollout.log_probs.flatten(0, 1),
+                rollout.values.flatten(0, 1),
+            )
             # Logged: the losses, entropy and clip fraction as means over the update's
             # minibatches; approx_kl and grad_norm as the last minibatch's (approx_kl is
             # what target_kl judges after each epoch).
             clip_fractions, approx_kl = [], torch.zeros(())
+            minibatch_loss = self.compiled(self._minibatch_loss, "PPO's minibatch loss")
             losses, policy_losses, value_losses, entropies, answer_losses = [], [], [], [], []
             for _epoch in range(c.n_epochs):
                 for index in self.minibatches(rollout, c.batch_size):
-                    ev = self.evaluate_actions(rollout, index)
-                    rows, value = ev.rows, ev.value
-                    # Steps whose action the environment ignored get no policy gradient.
-                    acted = self.acted_weights(rollout, rows)
-                    adv = flat_adv[rows]
-                    if c.normalize_advantage:
-                        weights = None if acted is None else per_part(acted, adv).expand_as(adv)
-                        adv = standardize(adv, weights)
-                    # Clipped surrogate: L = E[min(rho A, clip(rho, 1-eps, 1+eps) A)],
-                    # rho = pi(a|s) / pi_old(a|s); with factored credit one rho and one A per
-                    # part, the clipped terms summed over the parts.
-                    log_ratio = ev.log_prob - flat_logp[rows]
-                    ratio = log_ratio.exp()
-                    surrogate = torch.min(
-                        ratio * adv, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * adv
-                    )
-                    if self.parts:
-                        surrogate = surrogate.sum(-1)
-                    policy_loss = -masked_mean(surrogate, acted)
-                    if c.clip_range_vf is not None:
-                        old = flat_val[rows]
-                        value = old + (value - old).clamp(-c.clip_range_vf, c.clip_range_vf)
-                    value_loss = self.value_loss(rollout, rows, value, flat_ret[rows])
-                    entropy_loss = -masked_mean(ev.entropy, acted)
-                    loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
-                    if self.answer_key is not None:
-                        answer_loss = self.answer_loss(rollout, rows, ev.params)
-                        loss = loss + c.answer_coef * answer_loss
-                        answer_losses.append(answer_loss.detach())
-
+                    loss, terms = minibatch_loss(rollout, index, flat)
                     norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
                     self.guard.after_update(self.num_timesteps + N * T, loss, norm)
-                    with torch.no_grad():
-                        # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator),
-                        # summed over the parts: the KL of the whole action.
-                        kl = (ratio - 1) - log_ratio
-                        approx_kl = masked_mean(kl.sum(-1) if self.parts else kl, acted)
-                        clipped = ((ratio - 1).abs() > c.clip_range).float()
-                        clip_fractions.append(
-                            masked_mean(clipped.mean(-1) if self.parts else clipped, acted)
-                        )
-                        losses.append(loss.detach())
-                        policy_losses.append(policy_loss.detach())
-                        value_losses.append(value_loss.detach())
-                        entropies.append(-entropy_loss.detach())
+                    losses.append(loss.detach())
+                    policy_loss, value_loss, entropy, answer_loss, approx_kl, clipped = terms
+                    policy_losses.append(policy_loss)
+                    value_losses.append(value_loss)
+                    entropies.append(entropy)
+                    clip_fractions.append(clipped)
+                    if answer_loss is not None:
+                        answer_losses.append(answer_loss)
                 if c.target_kl is not None and float(approx_kl) > c.target_kl:
                     break
             policy_losses, value_losses = torch.stack(policy_losses), torch.stack(value_losses)
@@ -156,3 +127,57 @@ class PPO(OnPolicyAgent):
             if answer_losses:
                 stats["train/answer_loss"] = torch.stack(answer_losses).mean()
             keep_going = progress.update(N * T, stats)
+
+    def _minibatch_loss(
+        self, rollout: Rollout, index: torch.Tensor, flat: Flat
+    ) -> tuple[torch.Tensor, tuple]:
+        """PPO's loss on the minibatch ``index`` of ``rollout`` and its logged terms
+        (detached): policy loss, value loss, entropy, answer loss (None without answers),
+        approximate KL and clip fraction. Compiled with the agent's ``compile``."""
+        c = self.config
+        ev = self.evaluate_actions(rollout, index)
+        rows, value = ev.rows, ev.value
+        # Steps whose action the environment ignored get no policy gradient.
+        acted = self.acted_weights(rollout, rows)
+        adv = flat.advantages[rows]
+        if c.normalize_advantage:
+            weights = None if acted is None else per_part(acted, adv).expand_as(adv)
+            adv = standardize(adv, weights)
+        # Clipped surrogate: L = E[min(rho A, clip(rho, 1-eps, 1+eps) A)],
+        # rho = pi(a|s) / pi_old(a|s); with factored credit one rho and one A per
+        # part, the clipped terms summed over the parts.
+        log_ratio = ev.log_prob - flat.log_probs[rows]
+        ratio = log_ratio.exp()
+        surrogate = torch.min(ratio * adv, ratio.clamp(1 - c.clip_range, 1 + c.clip_range) * adv)
+        if self.parts:
+            surrogate = surrogate.sum(-1)
+        policy_loss = -masked_mean(surrogate, acted)
+        if c.clip_range_vf is not None:
+            old = flat.values[rows]
+            value = old + (value - old).clamp(-c.clip_range_vf, c.clip_range_vf)
+        value_loss = self.value_loss(rollout, rows, value, flat.returns[rows])
+        entropy_loss = -masked_mean(ev.entropy, acted)
+        loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
+        answer_loss = None
+        if self.answer_key is not None:
+            answer_loss = self.answer_loss(rollout, rows, ev.params)
+            loss = loss + c.answer_coef * answer_loss
+            answer_loss = answer_loss.detach()
+        with torch.no_grad():
+            # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator), summed over
+            # the parts: the KL of the whole action.
+            kl = (ratio - 1) - log_ratio
+            approx_kl = masked_mean(kl.sum(-1) if self.parts else kl, acted)
+            clipped = ((ratio - 1).abs() > c.clip_range).float()
+            clip_fraction = masked_mean(clipped.mean(-1) if self.parts else clipped, acted)
+        terms = (policy_loss.detach(), value_loss.detach(), -entropy_loss.detach())
+        return loss, (*terms, answer_loss, approx_kl, clip_fraction)
+
+
+class Flat(NamedTuple):
+    """A rollout's advantages, returns, log-probabilities and values, (T * N, ...)."""
+
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor

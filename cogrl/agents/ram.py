@@ -161,14 +161,20 @@ class RAM(EpisodicAgent):
     # RAM steps its policy with gradients (its glimpse tasks' episodes are a few steps).
     replay_episodes = False
 
-    def _policy_step(self, obs, state):
+    def _forward(self, obs, state):
+        """The networks at one step: the next state, class logits, the location policy's
+        mean and the baseline b_t (which sees a detached h_t). Compiled with ``compile``."""
         h, state = self.policy(obs, state)
         logits = self.policy.classifier(h)
+        mean = self.policy.location(h)
+        return state, logits, mean, self.policy.baseline(h.detach())
+
+    def _policy_step(self, obs, state):
+        forward = self.compiled(self._forward, "RAM's step")
+        state, logits, mean, baseline = forward(obs, state)
         head = self.policy.location
-        mean = head(h)
         u = head.sample(mean, self.generator)  # l_t = tanh(u), u ~ N(mean, std)
         log_prob = head.log_prob(mean, u)
-        baseline = self.policy.baseline(h.detach())  # b_t sees a detached h_t
         action = torch.cat([head.to_env(u), self.policy.class_scores(logits.detach())], -1)
         # The location policy's std is fixed: its entropy is a constant, neither a bonus nor
         # worth a curve (train/location_std is logged).

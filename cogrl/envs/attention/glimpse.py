@@ -135,12 +135,15 @@ class GlimpseDigits(BatchedEnv):
 
     metadata: dict[str, Any] = {
         **BatchedEnv.metadata,
-        "episode_metrics": {"accuracy": "correct"},
+        "episode_metrics": {"accuracy": "correct", "on_digit": "on_digit"},
         "label_key": "label",
         "splits": SPLITS,
     }
     # The episodes in progress (see BatchedEnv.state_dict).
-    state_attributes = ("canvas", "table", "label", "t", "path")
+    state_attributes = (
+        *("canvas", "table", "label", "t", "path"),
+        *("digit_boxes", "looks", "looks_on"),
+    )
     # reset(options={"item": indices}): the split's images these episodes show.
     reset_options = ("item",)
 
@@ -219,6 +222,7 @@ class GlimpseDigits(BatchedEnv):
         self.images = torch.as_tensor(np.array(data.images), device=self.device)
         self.labels = torch.as_tensor(np.array(data.labels), device=self.device)
         self.n_images = len(data)
+        self.ink_boxes = ink_boxes(self.images)
         # One image per episode: the split's images are its items (not where an episode
         # composes several, as in the subclasses that take no "item" option).
         self.num_items = self.n_images if "item" in self.reset_options else None
@@ -248,6 +252,11 @@ class GlimpseDigits(BatchedEnv):
         self.t = torch.zeros(n, dtype=torch.int64, device=self.device)
         # Locations seen so far in the episode (for rendering the scanpath).
         self.path = torch.zeros(n, self.n_glimpses + 1, 2, device=self.device)
+        # The ink boxes (top, left, bottom, right) of the episode's digits on the canvas, and
+        # the agent's glimpses so far and those whose centre fell in one (``on_digit``).
+        self.digit_boxes = torch.zeros(n, self.n_digits, 4, dtype=torch.int64, device=self.device)
+        self.looks = torch.zeros(n, dtype=torch.int64, device=self.device)
+        self.looks_on = torch.zeros_like(self.looks)
         cells = torch.arange(self.grid_size**2, device=self.device)
         centres = torch.stack([cells % self.grid_size, cells // self.grid_size], 1) + 0.5
         self.cell_locations = centres / self.grid_size * 2.0 - 1.0
@@ -291,6 +300,8 @@ class GlimpseDigits(BatchedEnv):
     #: Classes an answer names, and labels per episode (multi-object tasks answer several).
     n_classes = N_CLASSES
     n_answers = 1
+    #: Digits on a canvas.
+    n_digits = 1
 
     def answer(self, labels: torch.Tensor) -> torch.Tensor:
         """Actions (M, ...) that answer ``labels`` (M,) at once, for an agent that names
@@ -327,7 +338,13 @@ class GlimpseDigits(BatchedEnv):
         flat = canvas.view(m, c * c)
         self._paste_clutter(flat, u[:, 3:])
         self._paste_digits(flat, digit[:, None], offset[:, None])
+        self._drawn_boxes = self._boxes_of(digit[:, None], offset[:, None])
         return canvas, self._table_of(canvas), self.labels[digit]
+
+    def _boxes_of(self, digit: torch.Tensor, corner: torch.Tensor) -> torch.Tensor:
+        """The ink boxes (M, n, 4) on the canvas of dataset images ``digit`` (M, n) pasted
+        with top-left pixels ``corner`` (M, n, 2) (row, col)."""
+        return self.ink_boxes[digit] + corner.repeat(1, 1, 2)
 
     def _paste_clutter(self, flat: torch.Tensor, u: torch.Tensor) -> None:
         """Paste ``n_clutter`` fragments (``clutter_size`` square crops of random digits)
@@ -365,6 +382,9 @@ class GlimpseDigits(BatchedEnv):
         self.label[index] = label
         self.t[index] = 0
         self.path[index] = 0.0
+        self.digit_boxes[index] = self._drawn_boxes
+        self.looks[index] = 0
+        self.looks_on[index] = 0
 
     def _reset_where(self, mask: torch.Tensor) -> None:
         # Sync-free: draw a new episode for every environment (the draws of those that go
@@ -378,6 +398,23 @@ class GlimpseDigits(BatchedEnv):
         torch.where(row, label, self.label, out=self.label)
         self.t.masked_fill_(mask, 0)
         self.path.masked_fill_(rows, 0.0)
+        torch.where(rows, self._drawn_boxes, self.digit_boxes, out=self.digit_boxes)
+        self.looks.masked_fill_(mask, 0)
+        self.looks_on.masked_fill_(mask, 0)
+
+    def _count_looks(self, location: torch.Tensor, looked: torch.Tensor, info: Info) -> None:
+        """Count the glimpses the agent chose that it will see (``looked`` (N,)) and those
+        whose centre ``location`` (N, 2) lies in one of the episode's digits' ink boxes;
+        where an episode ends, ``info["on_digit"]``: the fraction on a digit (NaN for an
+        episode that chose none)."""
+        pixel = ((location + 1.0) * (0.5 * self.canvas_size)).flip(-1)[:, None]  # (row, col)
+        inside = (pixel >= self.digit_boxes[..., :2]) & (pixel < self.digit_boxes[..., 2:])
+        on = inside.all(-1).any(-1)
+        self.looks += looked.long()
+        self.looks_on += (looked & on).long()
+        done = info["_correct"]
+        info["on_digit"] = self.looks_on / self.looks  # 0 / 0 is NaN: no glimpse chosen
+        info["_on_digit"] = done
 
     # --- dynamics ----------------------------------------------------------------------------
     def _step(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Info]:
@@ -417,6 +454,10 @@ class GlimpseDigits(BatchedEnv):
             # ends; not at looks, whose right action the reward does not single out.
             info["answer"] = self.answer(self.label)
             info["_answer"] = done
+            looked = look & ~done
+        else:
+            looked = ~done  # the location sent at the last step is never seen
+        self._count_looks(location, looked, info)
         return reward, terminated, truncated, info
 
     def _observe(self, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -479,6 +520,24 @@ class ClutteredDigits(TranslatedDigits):
     """Translated digits with 4 random 8 x 8 fragments of other digits as clutter."""
 
     n_clutter = 4
+
+
+def ink_boxes(images: torch.Tensor, threshold: float = 0.25) -> torch.Tensor:
+    """The bounding boxes (n, 4) as (top, left, bottom, right), bottom and right exclusive,
+    of the pixels above ``threshold`` in images (n, H, W) in [0, 1]; a blank image's box is
+    the whole image."""
+    ink = images > threshold
+    n, h, w = ink.shape
+
+    def span(any_ink: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        first = any_ink.int().argmax(1)
+        last = size - any_ink.flip(1).int().argmax(1)
+        blank = ~any_ink.any(1)
+        return first.masked_fill(blank, 0), last.masked_fill(blank, size)
+
+    top, bottom = span(ink.any(2), h)
+    left, right = span(ink.any(1), w)
+    return torch.stack([top, left, bottom, right], 1)
 
 
 def _window(corner: torch.Tensor, size: int, width: int) -> torch.Tensor:

@@ -124,7 +124,11 @@ class MultiDigits(GlimpseDigits):
 
     metadata: dict[str, Any] = {
         **GlimpseDigits.metadata,
-        "episode_metrics": {"accuracy": "correct", "label_accuracy": "labels_correct"},
+        "episode_metrics": {
+            "accuracy": "correct",
+            "label_accuracy": "labels_correct",
+            "on_digit": "on_digit",
+        },
         "label_key": "labels",
     }
     state_attributes = (*GlimpseDigits.state_attributes, "corners", "emitted", "n_emitted")
@@ -236,6 +240,7 @@ class MultiDigits(GlimpseDigits):
             start += count
         corner = torch.cat(corners, 1)  # (M, n, 2) in reading order
         self._drawn_corners = corner  # kept by the resets with the canvases
+        self._drawn_boxes = self._boxes_of(digit, corner)
 
         canvas = self._scratch[0, :m].zero_()
         flat = canvas.view(m, c * c)
@@ -305,6 +310,10 @@ class MultiDigits(GlimpseDigits):
             # answer (an emission or end-of-sequence) and at the step the episode ends.
             info["answer"] = self.answer(expected)
             info["_answer"] = ~look | done
+            looked = look & ~done
+        else:
+            looked = ~done  # the location sent at the last step is never seen
+        self._count_looks(location, looked, info)
         return reward, terminated, truncated, info
 
     # --- rendering ---------------------------------------------------------------------------
