@@ -9,13 +9,20 @@ A. Environment steps per second of every cogrl environment family (``make_core``
    in the same run; and ``torch.compile(core.step)`` where ``--compile`` names the task.
 B. RAM (its defaults) on MNIST 28 x 28 (``cogrl/GlimpseDigits-v0`` with ``dataset=mnist``):
    training seconds per 60,000 episodes, i.e. one pass of MNIST's training set's size, at
-   several numbers of environments, eager and with ``nn.Module.compile()`` on its networks.
+   several numbers of environments, eager and with ``compile=True``.
 C. Learners' environment steps per second on cogrl tasks with their presets (PPO and DQN on
-   GlimpseDigits, PPO with an NTM on Copy), also at 16x the preset's environments, eager
-   and compiled.
+   GlimpseDigits, PPO with an NTM on Copy) at the preset's environments and at the issue's
+   goal sizes (PPO on GlimpseDigits at 4,096, PPO with the NTM on Copy at 1,024), eager
+   and with ``compile=True`` (:mod:`cogrl.agents.compiling`: CUDA graphs on the GPU).
+D. RAM's time to a test error: RAM (its defaults, ``compile`` as C) on MNIST 28 x 28 at
+   ``--plateau-envs`` environments for ``--plateau-seconds`` of training, the learning rate
+   decayed linearly to 0 over them, the 10,000 test images' error measured every tenth of
+   the budget (untimed): the curve and the first time at or below 1.5%.
 
-``torch.compile`` modes: ``default`` and ``reduce-overhead`` (CUDA graphs; GPU only).
-Compile time (the first calls) is reported apart from the steps/s after it.
+Part A's ``torch.compile(core.step)`` modes: ``default`` and ``reduce-overhead`` (CUDA
+graphs; GPU only). Compile time (the first calls) is reported apart from the steps/s after
+it. The parts run in the order D, C, then A and B (eager cells before compiled ones), each
+cell bounded in time.
 
     bash benchmarks/gpu.sh                          # on a GPU machine: the full run
     bash benchmarks/gpu.sh --device cpu             # dry run here: small sizes, short cells
@@ -129,19 +136,17 @@ def learner_cell(
     agent_name: str, env_id: str, settings: dict, env_kwargs: dict, device: str,
     budget: float, mode: str,
 ) -> dict:  # fmt: skip
-    """``learn`` on the agent: a warm-up (compilation, if any), a short run whose rate sizes
-    the timed run, then the timed run of about ``budget`` seconds."""
+    """``learn`` on the agent (``mode``: ``eager`` or ``compiled``, the agent's
+    ``compile=True``): a warm-up (compilation, if any), a short run whose rate sizes the
+    timed run, then the timed run of about ``budget`` seconds."""
     from cogrl.agents import make
 
-    agent = make(agent_name, env_id, device=device, seed=0, env_kwargs=env_kwargs, **settings)
+    agent = make(
+        agent_name, env_id, device=device, seed=0, env_kwargs=env_kwargs,
+        compile=mode == "compiled", **settings,
+    )  # fmt: skip
     n = agent.config.num_envs
     cell: dict[str, Any] = {"num_envs": n}
-    if mode != "eager":
-        # The agents call their networks' parts (encoders, cores, heads) through methods
-        # other than forward, so the parts are compiled, each where it is called.
-        for module in agent.modules().values():
-            for part in module.children():
-                part.compile(mode=mode)
     graphs = _graphs()
     chunk = n * 4
     start = time.perf_counter()
@@ -160,6 +165,59 @@ def learner_cell(
     cell["timed_steps"] = timed
     if mode != "eager":
         cell["graphs"] = _graphs() - graphs
+        failed = [c.failure for c in agent._compiled.values() if c.failure]
+        if failed:
+            cell["compile_failed"] = "; ".join(failed)[:300]
+    return cell
+
+
+def plateau_cell(
+    n: int, mnist: dict, device: str, seconds: float, mode: str, target: float = 0.015
+) -> dict:
+    """RAM trained for ``seconds`` (learning rate decayed linearly to 0 by time), tested on
+    every test image after each tenth: the curve and the first time at or below ``target``."""
+    from cogrl.agents import evaluate, make
+
+    agent = make(
+        "ram", "cogrl/GlimpseDigits-v0", device=device, seed=0, env_kwargs=mnist,
+        num_envs=n, compile=mode == "compiled",
+    )  # fmt: skip
+    rate, spent, curve = agent.config.learning_rate, 0.0, []
+    cell: dict[str, Any] = {"num_envs": n, "seconds": seconds, "target": target}
+    # Compiling (or the first allocations) outside the budget: a few updates, timed apart.
+    start = time.perf_counter()
+    agent.learn(n * agent.make_core(1).n_glimpses * 3)
+    synchronize(agent.device)
+    cell["warm_s"] = time.perf_counter() - start
+    for _ in range(10):
+        start = time.perf_counter()
+        deadline = start + seconds / 10
+
+        def keep_going(*_, start=start, deadline=deadline, spent=spent) -> bool:
+            now = time.perf_counter()
+            left = max(0.0, 1.0 - (spent + now - start) / seconds)
+            for group in agent.optimizer.param_groups:
+                group["lr"] = rate * left
+            return now < deadline
+
+        keep_going()
+        agent.learn(10**12, callback=keep_going, reset_num_timesteps=False)
+        synchronize(agent.device)
+        spent += time.perf_counter() - start
+        result = evaluate(agent, "all", num_envs=10_000, seed=12345, split="test")
+        error = 1.0 - result["accuracy"]
+        curve.append(
+            {
+                "seconds": round(spent, 2),
+                "images": agent.num_timesteps // agent.make_core(1).n_glimpses,
+                "error": error,
+                "on_digit": result.get("on_digit"),
+            }
+        )
+        print(f"    RAM {spent:6.1f} s  error {error:.4f}", flush=True)
+        if error <= target and "seconds_to_target" not in cell:
+            cell["seconds_to_target"] = spent
+    cell["curve"] = curve
     return cell
 
 
@@ -182,7 +240,9 @@ class Recorder:
     def save(self) -> None:
         self.path.write_text(json.dumps(self.data, indent=1) + "\n")
 
-    def cell(self, part: str, key: dict, measure: Callable[[], dict]) -> None:
+    def cell(
+        self, part: str, key: dict, measure: Callable[[], dict], limit: int | None = None
+    ) -> None:
         row = {"part": part, **key}
         if time.monotonic() > self.deadline:
             row["skipped"] = "deadline"
@@ -191,7 +251,7 @@ class Recorder:
             # (PPO with an NTM at 1,024 environments took the first GPU run's last minutes)
             # must not take the cells after it.
             signal.signal(signal.SIGALRM, _cell_timeout)
-            signal.alarm(self.cell_limit)
+            signal.alarm(limit or self.cell_limit)
             try:
                 row.update(measure())
             except Exception as e:  # noqa: BLE001  (a cell that fails is recorded, not fatal)
@@ -273,7 +333,7 @@ def run(args: argparse.Namespace) -> None:
     # B. RAM on MNIST: seconds per 60,000 episodes
     ram_envs = [64, 256] if dry else [256, 1024, 4096]
     for n in ram_envs:
-        for mode in ["eager", *(modes if n == ram_envs[-1] else [])]:
+        for mode in ["eager", *(["compiled"] if n == ram_envs[-1] else [])]:
             key = {
                 "agent": "ram",
                 "env": "cogrl/GlimpseDigits-v0",
@@ -285,45 +345,50 @@ def run(args: argparse.Namespace) -> None:
             cell = ("ram", key, partial(ram_cell, n, mnist, args.device, budget * 4, mode))
             (eager if mode == "eager" else compiled).append(cell)
 
-    # C. learners on cogrl tasks, with their presets
-    for agent_name, env_id in [
-        ("ppo", "cogrl/GlimpseDigits-v0"),
-        ("dqn", "cogrl/GlimpseDigits-v0"),
-        ("ppo", "cogrl/Copy-v0"),
+    # C. learners on cogrl tasks, with their presets: at the preset's environments and at
+    # the goal's (eager and compiled), on the CPU dry run at 64 at most
+    learners: list[tuple[str, dict, Callable[[], dict]]] = []
+    for agent_name, env_id, goal_envs in [
+        ("ppo", "cogrl/GlimpseDigits-v0", 4096),
+        ("dqn", "cogrl/GlimpseDigits-v0", None),
+        ("ppo", "cogrl/Copy-v0", 1024),
     ]:
         p = preset(agent_name, env_id)
         base = int(p.hyperparameters.get("num_envs", 1))
-        for scale in [1, 16]:
-            n = base * scale if not dry else min(base * scale, 64)
+        for n in [base, *([goal_envs] if goal_envs else [])]:
+            n = min(n, 64) if dry else n
             settings = {**p.hyperparameters, "num_envs": n}
             if agent_name == "dqn":  # one update per vector step, as in the preset
                 settings["train_freq"] = n
                 settings["learning_starts"] = max(settings.get("learning_starts", 0), n)
             env_kwargs = {**p.env_kwargs, **(mnist if env_accepts(env_id, "dataset") else {})}
-            for mode in ["eager", *(modes if scale == 16 and agent_name == "ppo" else [])]:
-                key = {
-                    "agent": agent_name,
-                    "env": env_id,
-                    "n": n,
-                    "mode": mode,
-                    "device": args.device,
-                }
-                cell = (
-                    "learner",
-                    key,
-                    partial(
-                        learner_cell,
-                        agent_name,
-                        env_id,
-                        settings,
-                        env_kwargs,
-                        args.device,
-                        budget * 4,
-                        mode,
-                    ),
-                )
-                (eager if mode == "eager" else compiled).append(cell)
+            # DQN has nothing compiled (its update is a few small kernels already).
+            for mode in ["eager", *(["compiled"] if agent_name == "ppo" else [])]:
+                key = {"agent": agent_name, "env": env_id, "n": n, "mode": mode}
+                key["device"] = args.device
+                learners.append(
+                    (
+                        "learner",
+                        key,
+                        partial(
+                            learner_cell, agent_name, env_id, settings, env_kwargs,
+                            args.device, budget * 4, mode,
+                        ),
+                    )
+                )  # fmt: skip
 
+    # D. RAM's time to 1.5% test error on MNIST (run first: the issue's headline)
+    plateau_n = min(args.plateau_envs, 64) if dry else args.plateau_envs
+    seconds = 10.0 if dry else args.plateau_seconds
+    key = {"agent": "ram", "n": plateau_n, "mode": args.plateau_mode, "device": args.device}
+    key["data"] = "mnist" if mnist else "digits"
+    plateau = ("plateau", key, partial(plateau_cell, plateau_n, mnist, args.device, seconds,
+                                        args.plateau_mode))  # fmt: skip
+    if "plateau" in args.parts:
+        rec.cell(*plateau, limit=int(seconds * 1.5 + 120))
+    for part, key, measure in learners:
+        if part in args.parts and (key["mode"] != "eager" or not args.compiled_only):
+            rec.cell(part, key, measure)
     for part, key, measure in compiled if args.compiled_only else eager + compiled:
         if part in args.parts:
             rec.cell(part, key, measure)
@@ -416,8 +481,38 @@ def markdown(data: dict, command: str) -> str:
     ]
     for c in (c for c in cells if c["part"] == "learner"):
         value = _num(c["steps_per_s"]) if "steps_per_s" in c else status(c)
+        if "compile_failed" in c:
+            value += f" (compiling failed, ran eager: {c['compile_failed']})"
         warm = f"{c['warm_s']:.1f}" if "warm_s" in c else ""
-        lines.append(f"| {c['agent']} | {c['env']} | {c['n']:,} | {c['mode']} | {value} | {warm} |")
+        lines.append(
+            f"| {c['agent']} | {c['env']} | {c['n']:,} | {c['mode']} | {value} | {warm} "
+            f"| {c.get('graphs', '')} |"
+        )
+    for c in (c for c in cells if c["part"] == "plateau"):
+        lines += [
+            "",
+            f"### D. RAM to {c.get('target', 0.015):.1%} test error on MNIST 28 x 28 "
+            f"({c['n']:,} environments, {c['mode']}, data: {c['data']})",
+            "",
+        ]
+        if "curve" not in c:
+            lines.append(status(c))
+            continue
+        reached = c.get("seconds_to_target")
+        lines += [
+            f"Time to {c['target']:.1%}: "
+            + (f"{reached:.0f} s" if reached is not None else f"not reached in {c['seconds']:g} s")
+            + f" (after a warm-up of {c.get('warm_s', 0.0):.1f} s: compiling, three updates)",
+            "",
+            "| training s | images | test error | on digit |",
+            "|---:|---:|---:|---:|",
+        ]
+        for point in c["curve"]:
+            on = point.get("on_digit")
+            lines.append(
+                f"| {point['seconds']:.0f} | {point['images']:,} | {point['error']:.2%} "
+                f"| {'' if on is None else f'{on:.2f}'} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -429,9 +524,12 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--out", type=Path, required=True, help="the results JSON file")
     r.add_argument("--sizes", type=int, nargs="+", help="numbers of environments (part A)")
     r.add_argument("--budget", type=float, default=0.5, help="seconds per env cell")
-    r.add_argument("--deadline", type=float, default=420.0, help="seconds; later cells skip")
+    r.add_argument("--deadline", type=float, default=480.0, help="seconds; later cells skip")
     r.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    r.add_argument("--parts", nargs="+", default=["env", "ram", "learner"])
+    r.add_argument("--parts", nargs="+", default=["plateau", "learner", "ram", "env"])
+    r.add_argument("--plateau-envs", type=int, default=1024, help="RAM's environments (D)")
+    r.add_argument("--plateau-seconds", type=float, default=240.0, help="RAM's training (D)")
+    r.add_argument("--plateau-mode", choices=["eager", "compiled"], default="compiled")
     r.add_argument("--compiled-only", action="store_true", help="only the compiled cells")
     r.add_argument("--cell-limit", type=int, default=60, help="seconds a cell may take")
     r.add_argument("--mnist", type=Path, help="MNIST IDX folder (default: scikit-learn digits)")

@@ -70,7 +70,12 @@ class A2C(OnPolicyAgent):
             if c.anneal_lr:
                 progress.anneal(self.optimizer, c.learning_rate)
             rollout = self.collect_rollout()
-            loss, terms = self.compiled(self._loss, "A2C's loss")(rollout)
+            # Recurrent rollouts are segments of varying lengths, which the fused cores take
+            # as host values: their loss runs eagerly (their rollout step is compiled).
+            loss_of = (
+                self._loss if self.policy.recurrent else self.compiled(self._loss, "A2C's loss")
+            )
+            loss, terms = loss_of(rollout)
             policy_loss, value_loss, entropy, answer_loss = terms
             answer_stats = {} if answer_loss is None else {"train/answer_loss": answer_loss}
             norm = gradient_step(self.optimizer, loss, c.max_grad_norm)

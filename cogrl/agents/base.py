@@ -280,14 +280,19 @@ class Agent(ABC):
         self.compile = enabled and reason is None
         self._compiled: dict[str, Compiled] = {}
 
-    def compiled(self, fn: Callable[..., Any], what: str) -> Callable[..., Any]:
+    def compiled(
+        self, fn: Callable[..., Any], what: str, cuda_graphs: bool = True
+    ) -> Callable[..., Any]:
         """``fn`` (a bound method or function, named by ``what`` in messages) compiled
-        where the agent compiles, else ``fn`` itself; made once per ``what``."""
+        where the agent compiles, else ``fn`` itself; made once per ``what``.
+        ``cuda_graphs=False`` for a function called several times before one backward
+        (see :class:`~cogrl.agents.compiling.Compiled`)."""
         if not self.compile:
             return fn
         found = self._compiled.get(what)
         if found is None:
-            found = self._compiled[what] = Compiled(fn, what, self.device)
+            found = Compiled(fn, what, self.device, cuda_graphs=cuda_graphs)
+            self._compiled[what] = found
         return found
 
     # --- construction hooks -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_map_only
 
 __all__ = ["Compiled", "compile_unavailable"]
 
@@ -73,12 +74,20 @@ class Compiled:
         device: torch.device,
         enabled: bool = True,
         backend: Any = "inductor",
+        cuda_graphs: bool = True,
     ) -> None:
         self.fn, self.what = fn, what
         self.failure: str | None = None
         self._compiled: Callable[..., Any] | None = None
+        # CUDA graphs replay into the same output memory: a call's outputs are cloned, so
+        # that what a learner keeps (a minibatch's loss for the log) is not overwritten by
+        # the next replay. Only for functions whose backward, if any, runs before the next
+        # call (a minibatch loss, a no-grad policy step), not for a step unrolled through
+        # time and backpropagated once (RAM's), whose earlier replays' saved tensors the
+        # next would overwrite.
+        self.graphs = device.type == "cuda" and backend == "inductor" and cuda_graphs
         if enabled:
-            mode = "reduce-overhead" if device.type == "cuda" and backend == "inductor" else None
+            mode = "reduce-overhead" if self.graphs else None
             self._compiled = torch.compile(fn, backend=backend, mode=mode)
 
     @property
@@ -89,7 +98,11 @@ class Compiled:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.active:
             try:
-                return self._compiled(*args, **kwargs)
+                if not self.graphs:
+                    return self._compiled(*args, **kwargs)
+                torch.compiler.cudagraph_mark_step_begin()
+                out = self._compiled(*args, **kwargs)
+                return tree_map_only(torch.Tensor, torch.clone, out)
             except _compile_errors() as e:
                 # A backend's own error is wrapped: name the innermost.
                 inner = getattr(e, "inner_exception", None) or e.__cause__ or e

@@ -272,7 +272,9 @@ class DRAM(RAM):
         return state, self.policy.location(h2), self.policy.baseline(h2.detach()), logits
 
     def _policy_step(self, obs, state):
-        state, mean, baseline, logits = self.compiled(self._forward, "DRAM's step")(obs, state)
+        state, mean, baseline, logits = self.compiled(
+            self._forward, "DRAM's step", cuda_graphs=False
+        )(obs, state)
         head = self.policy.location
         u = head.sample(mean, self.generator)
         log_prob = head.log_prob(mean, u)

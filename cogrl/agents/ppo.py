@@ -92,7 +92,11 @@ class PPO(OnPolicyAgent):
             # minibatches; approx_kl and grad_norm as the last minibatch's (approx_kl is
             # what target_kl judges after each epoch).
             clip_fractions, approx_kl = [], torch.zeros(())
-            minibatch_loss = self.compiled(self._minibatch_loss, "PPO's minibatch loss")
+            # Recurrent minibatches are segments of varying lengths, which the fused cores
+            # take as host values: they run eagerly (their rollout step is compiled).
+            minibatch_loss = self._minibatch_loss
+            if not self.policy.recurrent:
+                minibatch_loss = self.compiled(minibatch_loss, "PPO's minibatch loss")
             losses, policy_losses, value_losses, entropies, answer_losses = [], [], [], [], []
             for _epoch in range(c.n_epochs):
                 for index in self.minibatches(rollout, c.batch_size):

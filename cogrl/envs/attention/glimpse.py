@@ -59,9 +59,16 @@ Continuous mode: the episode terminates after ``n_glimpses`` steps (the agent ha
 moves). Discrete mode: it terminates when the agent answers, and is truncated if it has
 not answered by step ``n_glimpses``. The true label is in ``info["label"]`` (with
 ``info["prediction"]`` and ``info["correct"]``) at the step an episode ends; the core's
-``metadata["episode_metrics"] = {"accuracy": "correct"}`` tells learners to report the mean of
-``correct`` as the accuracy, and ``metadata["splits"] = ("train", "test")`` that evaluation
-runs on ``split="test"``.
+``metadata["episode_metrics"] = {"accuracy": "correct", "on_digit": "on_digit"}`` tells
+learners to report the mean of ``correct`` as the accuracy, and ``metadata["splits"] =
+("train", "test")`` that evaluation runs on ``split="test"``.
+
+``info["on_digit"]``, at the step an episode ends, is where the agent looked: the fraction of
+the glimpses it chose (the locations it sent that it then saw: not the first glimpse, at the
+centre, nor the location sent at the last step) whose centre lies in the digit's ink box
+(the bounding box of its pixels above 0.25; clutter is not the digit). NaN for an episode in
+which the agent chose no glimpse (a discrete-mode answer at once); learners and
+``evaluate`` average over the others.
 
 In the discrete mode the core also declares ``metadata["answer_key"] = "answer"`` and
 reports, for learners that supervise answers (RAM's hybrid loss), ``info["answer"]``: the
@@ -98,7 +105,8 @@ before anything is allocated, naming them, the estimated bytes and the device's 
 
 ## Version History
 
-- v0: initial version.
+- v0: initial version; ``on_digit`` added to its info and episode metrics without a
+  version change (the dynamics and rewards are unchanged).
 """
 
 from __future__ import annotations

@@ -58,9 +58,11 @@ The episode terminates when the agent has emitted as many labels as the answer h
 after ``n_glimpses`` steps. At the step an episode ends, ``info`` holds ``labels`` (the
 answer, (n_answers,) int64), ``prediction`` (the labels emitted, -1 where none),
 ``correct`` (the whole answer right: every label, and no end-of-sequence before it) and
-``labels_correct`` (the fraction of positions right). ``metadata["episode_metrics"]``
-reports ``accuracy`` (sequences right) and ``label_accuracy``; ``metadata["label_key"]``
-is ``"labels"``.
+``labels_correct`` (the fraction of positions right), and ``on_digit``: the fraction of
+the glimpses the agent chose whose centre lies in the ink box of one of the digits (as the
+glimpse tasks': :mod:`cogrl.envs.attention.glimpse`). ``metadata["episode_metrics"]``
+reports ``accuracy`` (sequences right), ``label_accuracy`` and ``on_digit``;
+``metadata["label_key"]`` is ``"labels"``.
 
 In the discrete mode the core also declares ``metadata["answer_key"] = "answer"`` and
 reports at every step, for learners that supervise answers, ``info["answer"]``: the action
@@ -95,7 +97,8 @@ gym.make("cogrl/MultiDigits-v0", n_digits=2, target="sequence", canvas_size=100,
 
 ## Version History
 
-- v0: initial version.
+- v0: initial version; ``on_digit`` added to its info and episode metrics without a
+  version change (the dynamics and rewards are unchanged).
 """
 
 from __future__ import annotations
