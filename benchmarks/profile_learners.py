@@ -1,5 +1,7 @@
-"""Where a learner's time goes, eager and with ``compile=True``: torch.profiler over a short
-``learn`` call (after a warm-up that compiles), on the CPU with one thread.
+"""Where a learner's time goes, eager and compiled: torch.profiler over a short ``learn``
+call (after a warm-up that compiles), on the CPU with one thread. "compiled" is every hot
+function compiled (``agent.use_compile(True, everywhere=True)``), also those that
+``compile=True`` leaves eager on the CPU because they measured slower here.
 
 For each learner: steps per second (unprofiled, the same steps), then the operations with
 the most self CPU time under the profiler, as shares of the profiled total (the profiler
@@ -30,7 +32,8 @@ CASES = {
 
 def measure(learner: str, compiled: bool, top: int) -> tuple[float, list[tuple[str, float]]]:
     env_id, hyper, steps = CASES[learner]
-    agent = make(learner, env_id, seed=0, device="cpu", compile=compiled, **hyper)
+    agent = make(learner, env_id, seed=0, device="cpu", **hyper)
+    agent.use_compile(compiled, everywhere=True)
     agent.learn(steps // 8)  # warm-up: compiling, allocator
     start = time.perf_counter()
     agent.learn(steps, reset_num_timesteps=False)

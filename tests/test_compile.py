@@ -55,6 +55,9 @@ def test_compiled_ppo_learns_what_eager_ppo_learns() -> None:
 def test_compiled_a2c_and_ram_learn_what_eager_learns(algo, env_id, hyperparameters, steps) -> None:
     eager = make(algo, env_id, seed=5, **hyperparameters)
     compiled = make(algo, env_id, seed=5, compile=True, **hyperparameters)
+    # On the CPU their losses and steps run slower compiled, so compile=True leaves them
+    # eager there; everywhere=True compiles them anyway (what a GPU does).
+    compiled.use_compile(True, everywhere=True)
     eager.learn(steps)
     compiled.learn(steps)
     assert compiled._compiled and all(c.active for c in compiled._compiled.values())
@@ -107,6 +110,12 @@ def test_errors_of_the_compiled_function_itself_pass_through() -> None:
         with pytest.raises(ValueError, match="x must be positive, got -1"):
             fn(torch.ones(1))
     assert fn.active  # not taken for a failure to compile
+
+
+def test_on_the_cpu_compile_leaves_eager_what_runs_slower_compiled() -> None:
+    agent = make("ram", "cogrl/GlimpseDigits-v0", seed=0, compile=True, num_envs=8)
+    agent.learn(8 * 6)
+    assert "RAM's step" not in agent._compiled
 
 
 def test_compile_must_be_a_bool_and_a_run_records_it() -> None:

@@ -73,7 +73,9 @@ class A2C(OnPolicyAgent):
             # Recurrent rollouts are segments of varying lengths, which the fused cores take
             # as host values: their loss runs eagerly (their rollout step is compiled).
             loss_of = (
-                self._loss if self.policy.recurrent else self.compiled(self._loss, "A2C's loss")
+                self._loss
+                if self.policy.recurrent
+                else self.compiled(self._loss, "A2C's loss", pays_on_cpu=False)
             )
             loss, terms = loss_of(rollout)
             policy_loss, value_loss, entropy, answer_loss = terms

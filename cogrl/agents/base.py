@@ -263,12 +263,15 @@ class Agent(ABC):
             self._check_curriculum(self.config.curriculum)
 
     # --- compiling -------------------------------------------------------------------------------
-    def use_compile(self, enabled: bool) -> None:
+    def use_compile(self, enabled: bool, everywhere: bool = False) -> None:
         """Run the learner's per-step and per-minibatch functions under ``torch.compile``
         (``enabled=True``) or eagerly (see :mod:`cogrl.agents.compiling`). Where compiling
-        cannot work on this device, a warning says why and the agent stays eager."""
+        cannot work on this device, a warning says why and the agent stays eager. On the
+        CPU, functions that run slower compiled (measured: RAM's and DRAM's step, A2C's
+        loss) stay eager unless ``everywhere=True``."""
         if not isinstance(enabled, bool):
             raise ValueError(f"compile must be True or False, got {enabled!r}")
+        self._compile_everywhere = bool(everywhere)
         reason = compile_unavailable(self.device) if enabled else None
         if reason is not None:
             warnings.warn(
@@ -281,13 +284,20 @@ class Agent(ABC):
         self._compiled: dict[str, Compiled] = {}
 
     def compiled(
-        self, fn: Callable[..., Any], what: str, cuda_graphs: bool = True
+        self,
+        fn: Callable[..., Any],
+        what: str,
+        cuda_graphs: bool = True,
+        pays_on_cpu: bool = True,
     ) -> Callable[..., Any]:
         """``fn`` (a bound method or function, named by ``what`` in messages) compiled
         where the agent compiles, else ``fn`` itself; made once per ``what``.
         ``cuda_graphs=False`` for a function called several times before one backward
-        (see :class:`~cogrl.agents.compiling.Compiled`)."""
+        (see :class:`~cogrl.agents.compiling.Compiled`); ``pays_on_cpu=False`` for one
+        that measured slower compiled on the CPU (BENCHMARKS.md, "Issue 21"): eager there."""
         if not self.compile:
+            return fn
+        if self.device.type == "cpu" and not pays_on_cpu and not self._compile_everywhere:
             return fn
         found = self._compiled.get(what)
         if found is None:

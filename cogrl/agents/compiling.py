@@ -2,9 +2,14 @@
 
 A learner built with ``compile=True`` (``cogrl train --compile``) wraps the functions that
 run per environment step or per minibatch (the rollout's policy step, the minibatch loss)
-in :class:`Compiled`. On a GPU they compile with ``mode="reduce-overhead"`` (CUDA graphs:
-one launch per graph instead of dozens of small kernels); on the CPU with Inductor's
-default mode (fused C++ loops instead of one dispatch per operation). Gradients still flow
+in :class:`Compiled` (through ``Agent.compiled``). On a GPU they compile with
+``mode="reduce-overhead"`` (CUDA graphs: one launch per graph instead of dozens of small
+kernels), but for a step unrolled through an episode and backpropagated once (RAM's,
+DRAM's), which compiles without graphs. On the CPU they compile with Inductor's default mode
+(fused C++ loops instead of one dispatch per operation), except those measured slower
+compiled there (RAM's and DRAM's step, A2C's loss: per-call overhead on small graphs),
+which stay eager unless ``Agent.use_compile(True, everywhere=True)``. Recurrent policies'
+minibatches (segments of varying lengths, read on the host) stay eager everywhere. Gradients still flow
 through the compiled forward (AOTAutograd compiles the backward with it), and the optimiser
 step stays the fused eager one, so checkpoints and the learning-rate schedule are as without
 compiling.

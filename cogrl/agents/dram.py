@@ -273,7 +273,7 @@ class DRAM(RAM):
 
     def _policy_step(self, obs, state):
         state, mean, baseline, logits = self.compiled(
-            self._forward, "DRAM's step", cuda_graphs=False
+            self._forward, "DRAM's step", cuda_graphs=False, pays_on_cpu=False
         )(obs, state)
         head = self.policy.location
         u = head.sample(mean, self.generator)

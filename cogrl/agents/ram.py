@@ -170,7 +170,7 @@ class RAM(EpisodicAgent):
         return state, logits, mean, self.policy.baseline(h.detach())
 
     def _policy_step(self, obs, state):
-        forward = self.compiled(self._forward, "RAM's step", cuda_graphs=False)
+        forward = self.compiled(self._forward, "RAM's step", cuda_graphs=False, pays_on_cpu=False)
         state, logits, mean, baseline = forward(obs, state)
         head = self.policy.location
         u = head.sample(mean, self.generator)  # l_t = tanh(u), u ~ N(mean, std)
