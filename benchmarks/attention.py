@@ -635,6 +635,16 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
             f"| {'' if on is None else f'{on:.2f}'} | {verdict} | `{record['command']}` |"
         )
     lines.append("")
+    r, c = cells.get(("cluttered60", "ram:8")), cells.get(("cluttered60", "cnn"))
+    if r and c and r["budget"] == c["budget"]:
+        met = final(r)["error"] < final(c)["error"]
+        lines += [
+            f"- RAM below the RAM paper's CNN on cluttered MNIST in the same wall time "
+            f"({r['budget']:.0f} s): **{'met' if met else 'not met'}** "
+            f"({pct(final(r)['error'])} against {pct(final(c)['error'])}, the CNN having "
+            f"seen {final(c)['images'] / max(1, final(r)['images']):.1f}x the images).",
+            "",
+        ]
     for task in dict.fromkeys(t for t, _ in cells if t != "search"):
         path = plot(cells, task)
         if path is not None:

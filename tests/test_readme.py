@@ -52,6 +52,8 @@ SKIPPED = {
     "pip install": "set-up: installing into the environment the tests already run in",
     "pytest": "the test suite itself (this test is part of it)",
     "tensorboard": "a server that runs until it is stopped",
+    "python benchmarks/attention.py": "a benchmark: tens of minutes per cell, and its report "
+    "rewrites BENCHMARKS.md; its figures are recorded there with their commands",
 }
 
 #: What the README says an example reaches, checked when it runs as written (``-m

@@ -9,10 +9,10 @@ DRAM's), which compiles without graphs. On the CPU they compile with Inductor's 
 (fused C++ loops instead of one dispatch per operation), except those measured slower
 compiled there (RAM's and DRAM's step, A2C's loss: per-call overhead on small graphs),
 which stay eager unless ``Agent.use_compile(True, everywhere=True)``. Recurrent policies'
-minibatches (segments of varying lengths, read on the host) stay eager everywhere. Gradients still flow
-through the compiled forward (AOTAutograd compiles the backward with it), and the optimiser
-step stays the fused eager one, so checkpoints and the learning-rate schedule are as without
-compiling.
+minibatches (segments of varying lengths, read on the host) stay eager everywhere.
+Gradients still flow through the compiled forward (AOTAutograd compiles the backward with
+it), and the optimiser step stays the fused eager one, so checkpoints and the learning-rate
+schedule are as without compiling.
 
 Numerics: a compiled graph may fuse and reorder floating-point operations, so its results
 match the eager ones to float32 rounding (about 1e-6 relative per update), not bit for bit;
