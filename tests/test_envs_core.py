@@ -88,7 +88,8 @@ def random_actions(core: BatchedEnv, steps: int, seed: int = 0) -> list[torch.Te
 
 
 def assert_same(a: Any, b: Any, where: str = "") -> None:
-    """Equal tensors (bit for bit), dicts, sequences and plain values."""
+    """Equal tensors (bit for bit; NaN equal to NaN: a metric undefined for an episode),
+    dicts, sequences and plain values."""
     if isinstance(a, Mapping):
         assert isinstance(b, Mapping) and set(a) == set(b), where
         for key in a:
@@ -99,7 +100,8 @@ def assert_same(a: Any, b: Any, where: str = "") -> None:
             assert_same(x, y, f"{where}[{i}]")
     elif isinstance(a, torch.Tensor):
         assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
-        assert a.shape == b.shape and torch.equal(a, b), where
+        assert a.shape == b.shape, where
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True, msg=where)
     else:
         assert a == b or (a != a and b != b), where  # NaN == NaN here
 
@@ -147,10 +149,14 @@ def test_ids_point_at_the_adapters_and_the_attention_family() -> None:
 # --- metadata ----------------------------------------------------------------------------------
 
 
+#: The glimpse tasks' episode metrics: the accuracy, and where the agent looked.
+GLIMPSE_METRICS = {"accuracy": "correct", "on_digit": "on_digit"}
+
+
 def test_tasks_declare_their_episode_metrics_and_splits() -> None:
     for env_id in TASKS:
         metadata = make_core(env_id, 1).metadata
-        assert metadata["episode_metrics"] == {"accuracy": "correct"}
+        assert metadata["episode_metrics"] == GLIMPSE_METRICS
         assert metadata["splits"] == ("train", "test")
     assert BatchedEnv.metadata["episode_metrics"] == {} and BatchedEnv.metadata["splits"] == ()
     core = make_core("CartPole-v1", 1)
@@ -164,7 +170,7 @@ def test_env_metadata_needs_no_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(GlimpseDigits, "__init__", refuse)
     for env_id in TASKS:
         metadata = env_metadata(env_id)
-        assert metadata["episode_metrics"] == {"accuracy": "correct"}
+        assert metadata["episode_metrics"] == GLIMPSE_METRICS
         assert metadata["splits"] == ("train", "test")
         assert metadata["render_modes"] == ["rgb_array"]
     for env_id in (COUNTDOWN, "CartPole-v1"):
@@ -172,7 +178,7 @@ def test_env_metadata_needs_no_core(monkeypatch: pytest.MonkeyPatch) -> None:
         assert metadata["episode_metrics"] == {} and metadata["splits"] == ()
     assert "human" in env_metadata("CartPole-v1")["render_modes"]
     env_metadata(GLIMPSE)["episode_metrics"]["x"] = "y"  # a copy: the class keeps its own
-    assert env_metadata(GLIMPSE)["episode_metrics"] == {"accuracy": "correct"}
+    assert env_metadata(GLIMPSE)["episode_metrics"] == GLIMPSE_METRICS
     with pytest.raises(ValueError, match="NoSuchEnv"):
         env_metadata("NoSuchEnv-v0")
 
