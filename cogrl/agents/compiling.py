@@ -43,7 +43,9 @@ def compile_unavailable(device: torch.device) -> str | None:
     if device.type == "cpu":
         from torch._inductor import config
 
-        compilers = config.cpp.cxx if isinstance(config.cpp.cxx, tuple) else (config.cpp.cxx,)
+        # Inductor searches these in order (None: a conda-installed g++, opt-in).
+        cxx = getattr(config.cpp, "cxx", (None, "g++"))
+        compilers = tuple(cxx) if isinstance(cxx, (tuple, list)) else (cxx,)
         candidates = [c for c in compilers if c] or ["g++", "c++", "clang++"]
         if not any(shutil.which(c) for c in candidates):
             return (
