@@ -176,11 +176,14 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
     return {"curve": curve, "pixels": pixels_per_image(agent.make_core(1), length)}
 
 
-def learn_for(agent, seconds: float, budget: float = 0.0, spent: float = 0.0) -> int:
+def learn_for(
+    agent, seconds: float, budget: float = 0.0, spent: float = 0.0, anneal: bool | None = None
+) -> int:
     """Train ``agent`` for ``seconds`` of wall time (``learn`` stopped by its callback at
-    the first update past the deadline); the environment steps it took. With ``--anneal``
-    the learning rate is set before each update to ``lr (1 - t / budget)``, ``t`` the
-    cell's training time so far (``spent`` before this call)."""
+    the first update past the deadline); the environment steps it took. With ``anneal``
+    (default: ``--anneal``) the learning rate is set before each update to
+    ``lr (1 - t / budget)``, ``t`` the training time so far (``spent`` before this call)."""
+    anneal = ANNEAL if anneal is None else anneal
     start_steps = agent.num_timesteps
     start = time.perf_counter()
     deadline = start + seconds
@@ -188,7 +191,7 @@ def learn_for(agent, seconds: float, budget: float = 0.0, spent: float = 0.0) ->
 
     def keep_going(*_) -> bool:
         now = time.perf_counter()
-        if ANNEAL and budget > 0:
+        if anneal and budget > 0:
             left = max(0.0, 1.0 - (spent + now - start) / budget)
             for group in agent.optimizer.param_groups:
                 group["lr"] = rate * left

@@ -176,13 +176,15 @@ def plateau_cell(
 ) -> dict:
     """RAM trained for ``seconds`` (learning rate decayed linearly to 0 by time), tested on
     every test image after each tenth: the curve and the first time at or below ``target``."""
+    from attention import learn_for  # the annealed, time-bounded learn of the MNIST tables
+
     from cogrl.agents import evaluate, make
 
     agent = make(
         "ram", "cogrl/GlimpseDigits-v0", device=device, seed=0, env_kwargs=mnist,
         num_envs=n, compile=mode == "compiled",
     )  # fmt: skip
-    rate, spent, curve = agent.config.learning_rate, 0.0, []
+    spent, curve = 0.0, []
     cell: dict[str, Any] = {"num_envs": n, "seconds": seconds, "target": target}
     # Compiling (or the first allocations) outside the budget: a few updates, timed apart.
     start = time.perf_counter()
@@ -191,17 +193,7 @@ def plateau_cell(
     cell["warm_s"] = time.perf_counter() - start
     for _ in range(10):
         start = time.perf_counter()
-        deadline = start + seconds / 10
-
-        def keep_going(*_, start=start, deadline=deadline, spent=spent) -> bool:
-            now = time.perf_counter()
-            left = max(0.0, 1.0 - (spent + now - start) / seconds)
-            for group in agent.optimizer.param_groups:
-                group["lr"] = rate * left
-            return now < deadline
-
-        keep_going()
-        agent.learn(10**12, callback=keep_going, reset_num_timesteps=False)
+        learn_for(agent, seconds / 10, seconds, spent, anneal=True)
         synchronize(agent.device)
         spent += time.perf_counter() - start
         result = evaluate(agent, "all", num_envs=10_000, seed=12345, split="test")

@@ -122,11 +122,6 @@ class A2C(OnPolicyAgent):
         policy_loss = -masked_mean(credit, acted)
         value_loss = self.value_loss(rollout, rows, ev.value, returns)
         entropy_loss = -masked_mean(ev.entropy, acted)
-        loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
-        answer_loss = None
-        if self.answer_key is not None:
-            answer_loss = self.answer_loss(rollout, rows, ev.params)
-            loss = loss + c.answer_coef * answer_loss
-            answer_loss = answer_loss.detach()
+        loss, answer_loss = self.total_loss(rollout, ev, policy_loss, value_loss, entropy_loss)
         terms = (policy_loss.detach(), value_loss.detach(), -entropy_loss.detach(), answer_loss)
         return loss, terms

@@ -71,7 +71,7 @@ class Compiled:
 
     The first call compiles. If compiling fails, a ``RuntimeWarning`` names ``what`` and the
     error, and this and every later call run ``fn`` eagerly; errors that are ``fn``'s own
-    (a bad value it raises on) pass through unchanged. ``enabled=False`` is ``fn`` itself.
+    (a bad value it raises on) pass through unchanged.
     """
 
     def __init__(
@@ -79,13 +79,11 @@ class Compiled:
         fn: Callable[..., Any],
         what: str,
         device: torch.device,
-        enabled: bool = True,
         backend: Any = "inductor",
         cuda_graphs: bool = True,
     ) -> None:
         self.fn, self.what = fn, what
         self.failure: str | None = None
-        self._compiled: Callable[..., Any] | None = None
         # CUDA graphs replay into the same output memory: a call's outputs are cloned, so
         # that what a learner keeps (a minibatch's loss for the log) is not overwritten by
         # the next replay. Only for functions whose backward, if any, runs before the next
@@ -93,14 +91,13 @@ class Compiled:
         # time and backpropagated once (RAM's), whose earlier replays' saved tensors the
         # next would overwrite.
         self.graphs = device.type == "cuda" and backend == "inductor" and cuda_graphs
-        if enabled:
-            mode = "reduce-overhead" if self.graphs else None
-            self._compiled = torch.compile(fn, backend=backend, mode=mode)
+        mode = "reduce-overhead" if self.graphs else None
+        self._compiled = torch.compile(fn, backend=backend, mode=mode)
 
     @property
     def active(self) -> bool:
         """Whether calls run the compiled function."""
-        return self._compiled is not None and self.failure is None
+        return self.failure is None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.active:

@@ -474,6 +474,24 @@ class OnPolicyAgent(Agent):
             log_prob = head.log_prob(params, action)
         return Evaluation(log_prob, head.entropy(params), value, rows, params)
 
+    def total_loss(
+        self,
+        rollout: Rollout,
+        ev: Evaluation,
+        policy_loss: torch.Tensor,
+        value_loss: torch.Tensor,
+        entropy_loss: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``L = L_pi + vf_coef L_V + ent_coef L_H``, plus ``answer_coef L_answer`` where the
+        environment reveals answers (:meth:`answer_loss` on ``ev``'s rows); the loss, and the
+        answer loss detached (None without answers)."""
+        c = self.config
+        loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
+        if self.answer_key is None:
+            return loss, None
+        answer_loss = self.answer_loss(rollout, ev.rows, ev.params)
+        return loss + c.answer_coef * answer_loss, answer_loss.detach()
+
     def answer_loss(self, rollout: Rollout, rows: torch.Tensor, params: Any) -> torch.Tensor:
         """Answer supervision: ``-log pi(a*|s)`` of the revealed right action ``a*``,
         averaged over the steps of ``rows`` where one was due (0 where none was)."""

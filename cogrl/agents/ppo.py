@@ -161,12 +161,7 @@ class PPO(OnPolicyAgent):
             value = old + (value - old).clamp(-c.clip_range_vf, c.clip_range_vf)
         value_loss = self.value_loss(rollout, rows, value, flat.returns[rows])
         entropy_loss = -masked_mean(ev.entropy, acted)
-        loss = policy_loss + c.vf_coef * value_loss + c.ent_coef * entropy_loss
-        answer_loss = None
-        if self.answer_key is not None:
-            answer_loss = self.answer_loss(rollout, rows, ev.params)
-            loss = loss + c.answer_coef * answer_loss
-            answer_loss = answer_loss.detach()
+        loss, answer_loss = self.total_loss(rollout, ev, policy_loss, value_loss, entropy_loss)
         with torch.no_grad():
             # KL(old || new) ~ E[(rho - 1) - log rho] (Schulman's estimator), summed over
             # the parts: the KL of the whole action.
