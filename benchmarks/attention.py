@@ -132,6 +132,9 @@ def data_kwargs(root: Path) -> dict:
 
 # --- learners ---------------------------------------------------------------------------------
 ANNEAL = False  # --anneal: learning rates decay linearly to 0 over each cell's budget
+DEVICE = "cpu"  # --device: where RAM and DRAM train (the other learners stay on the CPU)
+HYPER: dict = {}  # --hyper: RAM's or DRAM's hyperparameters beside the cell's own
+RESULTS_OUT: Path | None = None  # --results: a folder for the cells instead of the default
 SAVE: Path | None = None  # --save DIR: trained agents are saved there
 
 
@@ -148,8 +151,9 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
         if kind == "dram-ram":
             hyper.update(context_network=False, layers=1)
     agent = make(
-        "dram" if kind.startswith("dram") else "ram", env_id, seed=seed, env_kwargs=kwargs, **hyper
-    )
+        "dram" if kind.startswith("dram") else "ram", env_id, seed=seed, env_kwargs=kwargs,
+        device=DEVICE, **{**hyper, **HYPER},
+    )  # fmt: skip
 
     length = episode_length(agent)
     clock = {"spent": 0.0}
@@ -347,6 +351,8 @@ def run_learner(name: str, task: str, env_kwargs: dict, budget: float, n: int, s
 
 # --- report -----------------------------------------------------------------------------------
 def results_dir() -> Path:
+    if RESULTS_OUT is not None:
+        return RESULTS_OUT
     return RESULTS_FULL if FULL else RESULTS
 
 
@@ -610,8 +616,10 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
             "DRAM's canvases compose several images: 10,000 drawn episodes, seed 12345). One "
             "seed, one torch thread on this 2-core CPU, two cells at a time (so the wall "
             "times are a busy machine's), tests after each slice of the budget, not counted "
-            "as training. `--anneal`: the agent's learning rate decays linearly to 0 over the "
-            "budget. *On digit*: the share of the glimpses the model chose whose centre lies "
+            "as training; a budget marked (cuda) is a lent H200's, on which five trainings "
+            "shared the GPU at once (BENCHMARKS.md, issue 21's GPU run). `--anneal`: the "
+            "agent's learning rate decays linearly to 0 over the budget. *On digit*: the "
+            "share of the glimpses the model chose whose centre lies "
             "in the digit's ink box (the environments' `on_digit`), in the last test.",
             width=88,
         ),
@@ -631,8 +639,10 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
         verdict = ""
         if goal is not None:
             verdict = f"<= {goal:.1%}: " + ("met" if last["error"] <= goal else "**not met**")
+        where = record.get("device", "cpu")
+        budget = f"{record['budget']:.0f}" + ("" if where == "cpu" else f" ({where})")
         lines.append(
-            f"| {task} | {learner_name(learner)} | {record['budget']:.0f} "
+            f"| {task} | {learner_name(learner)} | {budget} "
             f"| {last['images']:,} | **{pct(last['error'])}** "
             f"| {paper_cell(ANCHORS.get((task, learner)))} "
             f"| {'' if on is None else f'{on:.2f}'} | {verdict} | `{record['command']}` |"
@@ -682,6 +692,14 @@ def main(argv: list[str] | None = None) -> None:
         "--anneal", action="store_true", help="decay agents' learning rates to 0 over the budget"
     )
     parser.add_argument("--save", type=Path, help="folder to save the trained agents in")
+    parser.add_argument("--device", default="cpu", help="RAM's and DRAM's device (cpu, cuda)")
+    parser.add_argument(
+        "--hyper", type=json.loads, default={},
+        help='RAM\'s or DRAM\'s hyperparameters as JSON, e.g. \'{"num_envs": 1024}\'',
+    )  # fmt: skip
+    parser.add_argument(
+        "--results", type=Path, help="folder for the cells' JSON (default: results/attention*)"
+    )
     parser.add_argument(
         "--full",
         action="store_true",
@@ -701,8 +719,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("run needs --table")
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a folder holding MNIST's IDX files")
-    global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE
+    global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE, DEVICE, HYPER, RESULTS_OUT
     ANNEAL, SAVE = args.anneal, args.save
+    DEVICE, HYPER, RESULTS_OUT = args.device, args.hyper, args.results
     cells = TABLES[args.table]
     if args.cells:
         cells = [c for c in cells if f"{c[0]}/{c[1]}" in args.cells]
@@ -732,6 +751,12 @@ def main(argv: list[str] | None = None) -> None:
             command += " --anneal"
         if args.full:
             command += " --full"
+        if args.device != "cpu":
+            command += f" --device {args.device}"
+        if args.hyper:
+            command += f" --hyper '{json.dumps(args.hyper)}'"
+        if args.results:
+            command += f" --results {args.results}"
         results_dir().mkdir(parents=True, exist_ok=True)
         record = {
             "task": task,
@@ -739,6 +764,8 @@ def main(argv: list[str] | None = None) -> None:
             "budget": budget,
             "seed": args.seed,
             "threads": torch.get_num_threads(),
+            "device": args.device,
+            "hyper": args.hyper,
             "command": command,
             **result,
         }

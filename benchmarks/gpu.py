@@ -153,16 +153,18 @@ def learner_cell(
     agent.learn(chunk)
     synchronize(agent.device)
     cell["warm_s"] = time.perf_counter() - start
-    start = time.perf_counter()
+    # learn(k) finishes its last rollout (n_steps x N steps), so it may take more than k
+    # steps: the rates count the steps taken (num_timesteps), not the steps asked for.
+    steps, start = agent.num_timesteps, time.perf_counter()
     agent.learn(chunk, reset_num_timesteps=False)
     synchronize(agent.device)
-    estimate = chunk / (time.perf_counter() - start)
+    estimate = (agent.num_timesteps - steps) / (time.perf_counter() - start)
     timed = max(chunk, int(estimate * budget) // chunk * chunk)
-    start = time.perf_counter()
+    steps, start = agent.num_timesteps, time.perf_counter()
     agent.learn(timed, reset_num_timesteps=False)
     synchronize(agent.device)
-    cell["steps_per_s"] = timed / (time.perf_counter() - start)
-    cell["timed_steps"] = timed
+    cell["steps_per_s"] = (agent.num_timesteps - steps) / (time.perf_counter() - start)
+    cell["timed_steps"] = agent.num_timesteps - steps
     if mode != "eager":
         cell["graphs"] = _graphs() - graphs
         failed = [c.failure for c in agent._compiled.values() if c.failure]
@@ -172,17 +174,19 @@ def learner_cell(
 
 
 def plateau_cell(
-    n: int, mnist: dict, device: str, seconds: float, mode: str, target: float = 0.015
-) -> dict:
+    n: int, mnist: dict, device: str, seconds: float, mode: str, target: float = 0.015,
+    hyper: dict | None = None,
+) -> dict:  # fmt: skip
     """RAM trained for ``seconds`` (learning rate decayed linearly to 0 by time), tested on
-    every test image after each tenth: the curve and the first time at or below ``target``."""
+    every test image after each tenth: the curve and the first time at or below ``target``.
+    ``hyper``: RAM's hyperparameters beside ``num_envs`` (``learning_rate``, ``policy``)."""
     from attention import learn_for  # the annealed, time-bounded learn of the MNIST tables
 
     from cogrl.agents import evaluate, make
 
     agent = make(
         "ram", "cogrl/GlimpseDigits-v0", device=device, seed=0, env_kwargs=mnist,
-        num_envs=n, compile=mode == "compiled",
+        num_envs=n, compile=mode == "compiled", **(hyper or {}),
     )  # fmt: skip
     spent, curve = 0.0, []
     cell: dict[str, Any] = {"num_envs": n, "seconds": seconds, "target": target}
@@ -347,9 +351,16 @@ def run(args: argparse.Namespace) -> None:
     ]:
         p = preset(agent_name, env_id)
         base = int(p.hyperparameters.get("num_envs", 1))
-        for n in [base, *([goal_envs] if goal_envs else [])]:
+        sizes_here = [base, *([goal_envs] if goal_envs else [])]
+        if args.goal_sizes_only:
+            sizes_here = [goal_envs] if goal_envs else []
+        for n in sizes_here:
             n = min(n, 64) if dry else n
             settings = {**p.hyperparameters, "num_envs": n}
+            if "batch_size" in settings and n != base:
+                # The same minibatches per rollout as the preset's: at N environments a
+                # rollout holds N / base times the steps, so do its minibatches.
+                settings["batch_size"] = settings["batch_size"] * n // base
             if agent_name == "dqn":  # one update per vector step, as in the preset
                 settings["train_freq"] = n
                 settings["learning_starts"] = max(settings.get("learning_starts", 0), n)
@@ -357,6 +368,8 @@ def run(args: argparse.Namespace) -> None:
             # DQN has nothing compiled (its update is a few small kernels already).
             for mode in ["eager", *(["compiled"] if agent_name == "ppo" else [])]:
                 key = {"agent": agent_name, "env": env_id, "n": n, "mode": mode}
+                if "batch_size" in settings:
+                    key["batch_size"] = settings["batch_size"]
                 key["device"] = args.device
                 learners.append(
                     (
@@ -374,8 +387,11 @@ def run(args: argparse.Namespace) -> None:
     seconds = 10.0 if dry else args.plateau_seconds
     key = {"agent": "ram", "n": plateau_n, "mode": args.plateau_mode, "device": args.device}
     key["data"] = "mnist" if mnist else "digits"
+    hyper = json.loads(args.plateau_hyper) if args.plateau_hyper else {}
+    if hyper:
+        key["hyper"] = hyper
     plateau = ("plateau", key, partial(plateau_cell, plateau_n, mnist, args.device, seconds,
-                                        args.plateau_mode))  # fmt: skip
+                                        args.plateau_mode, hyper=hyper))  # fmt: skip
     if "plateau" in args.parts:
         rec.cell(*plateau, limit=int(seconds * 1.5 + 120))
     for part, key, measure in learners:
@@ -522,6 +538,15 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--plateau-envs", type=int, default=1024, help="RAM's environments (D)")
     r.add_argument("--plateau-seconds", type=float, default=240.0, help="RAM's training (D)")
     r.add_argument("--plateau-mode", choices=["eager", "compiled"], default="compiled")
+    r.add_argument(
+        "--plateau-hyper",
+        help="RAM's hyperparameters in D as JSON, e.g. '{\"learning_rate\": 0.002, "
+        '"policy": {"core_size": 256}}\'',
+    )
+    r.add_argument(
+        "--goal-sizes-only", action="store_true",
+        help="learners (C) at the issue's goal sizes only (PPO at 4,096 and 1,024 envs)",
+    )  # fmt: skip
     r.add_argument("--compiled-only", action="store_true", help="only the compiled cells")
     r.add_argument("--cell-limit", type=int, default=60, help="seconds a cell may take")
     r.add_argument("--mnist", type=Path, help="MNIST IDX folder (default: scikit-learn digits)")
