@@ -128,7 +128,8 @@ def test_train_writes_the_resolved_config(trained: dict) -> None:
     config = read_config(trained["run"])
     assert config["agent"] == "ram" and config["env"] == ENV and config["seed"] == 3
     assert config["steps"] == 2000 and config["device"] == "cpu"
-    assert config["env_kwargs"] == {"n_glimpses": N_GLIMPSES}
+    # the preset's random first glimpse, and the --set argument
+    assert config["env_kwargs"] == {"first_glimpse": "random", "n_glimpses": N_GLIMPSES}
     hp = config["hyperparameters"]
     assert hp["num_envs"] == 16 and hp["learning_rate"] == 2e-3
     policy = hp["policy"]
@@ -480,9 +481,9 @@ def test_describe_prints_defaults_policy_settings_and_the_preset() -> None:
 
 
 def test_describe_says_when_there_is_no_preset() -> None:
-    code, out, _ = run_cli("describe", "RAM", "--env", ENV)
+    code, out, _ = run_cli("describe", "RAM", "--env", "cogrl/TranslatedDigits-v0")
     assert code == 0
-    assert "no preset for ram on cogrl/GlimpseDigits-v0" in out
+    assert "no preset for ram on cogrl/TranslatedDigits-v0" in out
     assert 'encoder = "glimpse"' in out and "steps when" in out
 
 
@@ -490,7 +491,8 @@ def test_config_records_the_steps_trained_and_whether_a_preset_was_applied(
     trained: dict, cartpole: dict
 ) -> None:
     ram = read_config(trained["run"])
-    assert ram["num_timesteps"] >= 2000 and ram["run"]["preset"] is False  # RAM has no preset
+    # RAM's preset on GlimpseDigits: a random first glimpse (and its steps, overridden here)
+    assert ram["num_timesteps"] >= 2000 and ram["run"]["preset"] is True
     ppo = read_config(cartpole["run"])
     assert ppo["num_timesteps"] == 1024 and ppo["run"]["preset"] is True
     assert "preset" not in ram and "preset" not in ppo  # one truth, in "run"

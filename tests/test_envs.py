@@ -538,6 +538,39 @@ def test_glimpse_digits_digit_is_centred_and_first_glimpse_at_centre() -> None:
         assert info["label"] == by_bytes[canvas.tobytes()]
 
 
+@pytest.mark.parametrize("env_id", ["cogrl/GlimpseDigits-v0", "cogrl/TranslatedDigits-v0"])
+def test_first_glimpse_random_starts_anywhere_on_the_same_episodes(env_id: str) -> None:
+    """first_glimpse="random": the first glimpse at a uniform location drawn with the
+    episode (again at each autoreset), what it shows is the retina there, and the episodes
+    themselves (canvas, label) are those of the centre start with the same seed."""
+    n = 64
+    centre = make_core(env_id, num_envs=n)
+    moved = make_core(env_id, num_envs=n, first_glimpse="random")
+    firsts = []
+    obs_c, _ = centre.reset(seed=3)
+    obs_r, _ = moved.reset(seed=3)
+    for _ in range(2):  # the reset's episodes, then the autoreset's
+        assert torch.equal(moved.canvas, centre.canvas)
+        assert torch.equal(moved.label, centre.label)
+        torch.testing.assert_close(obs_c["location"], torch.zeros(n, 2))
+        first = obs_r["location"]
+        assert bool(((first >= -1) & (first < 1)).all())
+        seen = moved.retina(moved.canvas, first).flatten(1)
+        torch.testing.assert_close(obs_r["glimpse"], seen, atol=1e-6, rtol=0)
+        firsts.append(first)
+        action = torch.zeros(n, 12)
+        for _ in range(moved.n_glimpses):
+            obs_c, *_ = centre.step(action)
+            obs_r, *_ = moved.step(action)
+    # spread over the canvas, and new at each episode
+    assert float(firsts[0].std()) > 0.4 and float(firsts[0].abs().max()) > 0.8
+    assert not torch.allclose(firsts[0], firsts[1])
+    again = make_core(env_id, num_envs=n, first_glimpse="random")
+    torch.testing.assert_close(again.reset(seed=3)[0]["location"], firsts[0], atol=0, rtol=0)
+    with pytest.raises(ValueError, match="first_glimpse.*'middle'"):
+        make_core(env_id, num_envs=1, first_glimpse="middle")
+
+
 def windows_holding(canvas: np.ndarray, images: np.ndarray) -> list[tuple[int, int, int]]:
     """(row, col, j): 28 x 28 windows of ``canvas`` that show image j, maybe under clutter.
 

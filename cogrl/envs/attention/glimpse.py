@@ -50,7 +50,8 @@ baselines (:mod:`cogrl.baselines`) at ``s = canvas_size``.
 ## Starting State
 
 A digit drawn uniformly from the split (and, for the translated and cluttered tasks, a
-uniform position and uniform clutter); the first glimpse is at the canvas centre.
+uniform position and uniform clutter); the first glimpse is at the canvas centre, or, with
+``first_glimpse="random"``, at a uniform location of the canvas.
 
 ## Episode End
 
@@ -86,7 +87,7 @@ ignored (no ``ignored_key``) and the reward is one score (no ``reward_parts``).
 ```python
 gym.make("cogrl/GlimpseDigits-v0", split="train", dataset="digits", root=None,
          action_mode="continuous", n_glimpses=6, glimpse_size=8, n_scales=1, scale=2.0,
-         grid_size=3, context_size=0, render_mode=None)
+         grid_size=3, context_size=0, first_glimpse="centre", render_mode=None)
 ```
 
 - ``split``: ``"train"`` or ``"test"``; test digits never appear in training episodes.
@@ -98,6 +99,10 @@ gym.make("cogrl/GlimpseDigits-v0", split="train", dataset="digits", root=None,
 - ``grid_size``: G of the discrete mode (3 on 28 x 28, 5 on 60 x 60).
 - ``context_size``: s of the ``context`` observation (0, the default, for none; at most
   the canvas size).
+- ``first_glimpse``: where the first glimpse is: ``"centre"`` (the default) or ``"random"``
+  (uniform over the canvas, drawn with the episode). On 28 x 28 the centre glimpse already
+  falls on the digit, so a model can read the class there and park its later glimpses
+  anywhere; from a random start it must find the digit.
 
 Sizes whose tensors would need more memory than the device has (``num_envs``,
 ``n_glimpses``, ``glimpse_size``, ``n_scales``, ``grid_size``) are a ``ValueError`` raised
@@ -126,6 +131,10 @@ from cogrl.retina import Retina, summed_area_table
 N_CLASSES = 10
 DIGIT_SIZE = 28
 ACTION_MODES = ("continuous", "discrete")
+FIRST_GLIMPSES = ("centre", "random")
+# The first draw number of a random first glimpse's location: above every canvas draw
+# (digit, offset, clutter: 3 + 5 x 4 here, fewer than 100 in the multi-object tasks).
+FIRST_GLIMPSE_DRAW = 1000
 
 # Colours of the retina's patches in rendered frames, finest first, and of the scanpath.
 _PATCH_COLOURS = np.array([[0, 255, 0], [255, 200, 0], [255, 60, 60], [200, 80, 255]], np.uint8)
@@ -179,8 +188,11 @@ class GlimpseDigits(BatchedEnv):
         scale: float = 2.0,
         grid_size: int | None = None,
         context_size: int = 0,
+        first_glimpse: str = "centre",
     ) -> None:
         check_choice("action_mode", action_mode, ACTION_MODES)
+        check_choice("first_glimpse", first_glimpse, FIRST_GLIMPSES)
+        self.first_glimpse = first_glimpse
         check_choice("dataset", dataset, DATASETS)
         check_choice("split", split, SPLITS)
         d = self.defaults
@@ -390,6 +402,8 @@ class GlimpseDigits(BatchedEnv):
         self.label[index] = label
         self.t[index] = 0
         self.path[index] = 0.0
+        if self.first_glimpse == "random":
+            self.path[index, 0] = self._random_locations(index)
         self.digit_boxes[index] = self._drawn_boxes
         self.looks[index] = 0
         self.looks_on[index] = 0
@@ -406,9 +420,17 @@ class GlimpseDigits(BatchedEnv):
         torch.where(row, label, self.label, out=self.label)
         self.t.masked_fill_(mask, 0)
         self.path.masked_fill_(rows, 0.0)
+        if self.first_glimpse == "random":
+            first = self._random_locations(self._all)
+            torch.where(mask[:, None], first, self.path[:, 0], out=self.path[:, 0])
         torch.where(rows, self._drawn_boxes, self.digit_boxes, out=self.digit_boxes)
         self.looks.masked_fill_(mask, 0)
         self.looks_on.masked_fill_(mask, 0)
+
+    def _random_locations(self, index: torch.Tensor) -> torch.Tensor:
+        """Uniform first-glimpse locations (M, 2) in [-1, 1) of the current episodes of
+        ``index`` (their own numbered draws: the canvases' draws stay as they were)."""
+        return self.rng.uniform(index, 2, start=FIRST_GLIMPSE_DRAW) * 2.0 - 1.0
 
     def _count_looks(self, location: torch.Tensor, looked: torch.Tensor, info: Info) -> None:
         """Count the glimpses the agent chose that it will see (``looked`` (N,)) and those
