@@ -643,11 +643,19 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
         budget = f"{record['budget']:.0f}" + ("" if where == "cpu" else f" ({where})")
         lines.append(
             f"| {task} | {learner_name(learner)} | {budget} "
-            f"| {last['images']:,} | **{pct(last['error'])}** "
+            f"| {last['images']:,}{' steps' if record.get('unit') == 'steps' else ''} "
+            f"| **{pct(last['error'])}** "
             f"| {paper_cell(ANCHORS.get((task, learner)))} "
             f"| {'' if on is None else f'{on:.2f}'} | {verdict} | `{record['command']}` |"
         )
     lines.append("")
+    if any(task == "search" for task, _ in cells):
+        lines += [
+            "- Visual search: the error is the share of test episodes whose declaration "
+            "missed the cued digit (1 - success; chance 75%), its images seen the "
+            "environment steps (saccades and declarations) of the PPO cell.",
+            "",
+        ]
     r, c = cells.get(("cluttered60", "ram:8")), cells.get(("cluttered60", "cnn"))
     if r and c and r["budget"] == c["budget"]:
         met = final(r)["error"] < final(c)["error"]
@@ -672,6 +680,9 @@ GOALS_FULL = {
     ("cluttered60", "ram:8"): 0.05,
     ("pairs", "dram:3"): 0.07,
     ("addition", "dram:3"): 0.05,
+    # visual search: >= 90% of the targets found, an error (targets missed) <= 10%
+    ("search", "ppo-gru"): 0.10,
+    ("search", "dram:3"): 0.10,
 }
 
 
