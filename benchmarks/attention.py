@@ -738,6 +738,11 @@ def main(argv: list[str] | None = None) -> None:
         cells = [c for c in cells if f"{c[0]}/{c[1]}" in args.cells]
         if not cells:
             parser.error(f"no cell of table {args.table} among {args.cells}")
+    if not isinstance(args.hyper, dict):
+        parser.error(f"--hyper must be a JSON object of hyperparameters, got {args.hyper!r}")
+    others = [f"{t}/{ln}" for t, ln, _ in cells if not ln.startswith(("ram", "dram"))]
+    if (args.hyper or args.device != "cpu") and others:
+        parser.error(f"--hyper and --device apply to RAM and DRAM cells only, not {others}")
     if args.quick:
         TEST_EPISODES = TEST_SEARCH = 500
     print(

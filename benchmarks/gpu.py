@@ -388,6 +388,8 @@ def run(args: argparse.Namespace) -> None:
     key = {"agent": "ram", "n": plateau_n, "mode": args.plateau_mode, "device": args.device}
     key["data"] = "mnist" if mnist else "digits"
     hyper = json.loads(args.plateau_hyper) if args.plateau_hyper else {}
+    if not isinstance(hyper, dict):
+        raise SystemExit(f"--plateau-hyper must be a JSON object, got {args.plateau_hyper!r}")
     if hyper:
         key["hyper"] = hyper
     plateau = ("plateau", key, partial(plateau_cell, plateau_n, mnist, args.device, seconds,

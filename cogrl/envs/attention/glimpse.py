@@ -65,8 +65,8 @@ learners to report the mean of ``correct`` as the accuracy, and ``metadata["spli
 ("train", "test")`` that evaluation runs on ``split="test"``.
 
 ``info["on_digit"]``, at the step an episode ends, is where the agent looked: the fraction of
-the glimpses it chose (the locations it sent that it then saw: not the first glimpse, at the
-centre, nor the location sent at the last step) whose centre lies in the digit's ink box
+the glimpses it chose (the locations it sent that it then saw: not the first glimpse, which
+the task places, nor the location sent at the last step) whose centre lies in the digit's ink box
 (the bounding box of its pixels above 0.25; clutter is not the digit). NaN for an episode in
 which the agent chose no glimpse (a discrete-mode answer at once); learners and
 ``evaluate`` average over the others.
@@ -110,8 +110,9 @@ before anything is allocated, naming them, the estimated bytes and the device's 
 
 ## Version History
 
-- v0: initial version; ``on_digit`` added to its info and episode metrics without a
-  version change (the dynamics and rewards are unchanged).
+- v0: initial version; ``on_digit`` added to its info and episode metrics, and the
+  ``first_glimpse`` argument (default ``"centre"``, as before), without a version change
+  (the default dynamics and rewards are unchanged).
 """
 
 from __future__ import annotations
