@@ -449,7 +449,8 @@ def test_every_preset_builds_its_agent_with_its_policy(name: str, env_id: str) -
         return  # the classifier's whole-image models have no PolicyConfig: building is all
     default = type(agent).Config().policy
     assert agent.config.policy == default.replace(p.hyperparameters.get("policy", {}))
-    torso = agent.policy.torso if name == "dqn" else agent.policy.actor_torso
+    # DQN's and RAM's policies have one torso; the actor-critics' actor has its own
+    torso = agent.policy.torso if name in ("dqn", "ram") else agent.policy.actor_torso
     if agent.config.policy.encoder == "glimpse":  # the GlimpseDigits presets
         assert isinstance(torso.encoder, GlimpseNetwork)
 
