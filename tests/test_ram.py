@@ -130,6 +130,24 @@ def test_rams_default_policy_is_the_glimpse_network_and_a_gru():
     assert default.hidden_sizes == [128] and default.core_size == 128
 
 
+@pytest.mark.parametrize("detach", [False, True])
+def test_detach_location_keeps_reinforce_out_of_the_glimpse_network_and_core(detach):
+    # With the classifier's term off, the location head's REINFORCE term is the only one
+    # that can reach the torso (the baseline reads a detached h_t): detach_location=True
+    # must leave the torso as it was, while the location head still learns.
+    agent = small_agent(answer_coef=0.0, detach_location=detach)
+    torso = [p.detach().clone() for p in agent.policy.torso.parameters()]
+    head = [p.detach().clone() for p in agent.policy.location.parameters()]
+    agent.learn(16 * 6)
+
+    def moved(before, module):
+        return any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+
+    torso_moved, head_moved = moved(torso, agent.policy.torso), moved(head, agent.policy.location)
+    assert head_moved
+    assert torso_moved is not detach
+
+
 def test_bad_hyperparameters_raise():
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         make("ram", ENV, device="cpu", learning_rat=1e-3)
@@ -144,6 +162,8 @@ def test_bad_hyperparameters_raise():
         make("ram", ENV, device="cpu", core_size=32)
     with pytest.raises(ValueError, match="feature_size"):
         make("ram", ENV, device="cpu", feature_size=32)
+    with pytest.raises(ValueError, match="detach_location must be true or false, got 'yes'"):
+        make("ram", ENV, device="cpu", detach_location="yes")
 
 
 def test_ram_needs_the_continuous_action_mode():

@@ -30,7 +30,7 @@ from gymnasium import spaces
 
 from cogrl.agents.base import Hyperparameters, register_agent
 from cogrl.agents.episodic import EpisodicAgent, Objective
-from cogrl.checks import check_int, check_number
+from cogrl.checks import check_bools, check_int, check_number
 from cogrl.core import sync_free
 from cogrl.nn import PolicyConfig, RAMPolicy
 
@@ -84,6 +84,11 @@ class RAM(EpisodicAgent):
           default; 0 leaves the classifier untrained, pure reinforcement of the
           locations with a classifier that does not learn).
         - ``max_grad_norm``: gradient clipping (``None`` for none).
+        - ``detach_location``: whether the location head reads a detached ``h_t``. ``False``
+          (the paper's): the REINFORCE term trains the glimpse network and the core too.
+          ``True``: it trains the location head alone, and the glimpse network and core
+          learn from the classifier's cross-entropy only, which has far less variance
+          than the REINFORCE gradient (the choice of widely used public RAM code).
         """
 
         num_envs: int = 128
@@ -93,6 +98,7 @@ class RAM(EpisodicAgent):
         baseline_coef: float = 1.0
         max_grad_norm: float | None = 1.0
         answer_coef: float = 1.0
+        detach_location: bool = False
 
         def __post_init__(self) -> None:
             check_int("num_envs", self.num_envs)
@@ -101,6 +107,7 @@ class RAM(EpisodicAgent):
                 check_number(name, getattr(self, name))
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
+            check_bools(self, "detach_location")
 
     config: Config
     # About a minute on two CPU cores; ~90% test accuracy on GlimpseDigits (BENCHMARKS.md).
@@ -166,7 +173,7 @@ class RAM(EpisodicAgent):
         mean and the baseline b_t (which sees a detached h_t). Compiled with ``compile``."""
         h, state = self.policy(obs, state)
         logits = self.policy.classifier(h)
-        mean = self.policy.location(h)
+        mean = self.policy.location(h.detach() if self.config.detach_location else h)
         return state, logits, mean, self.policy.baseline(h.detach())
 
     def _policy_step(self, obs, state):
