@@ -136,6 +136,7 @@ DEVICE = "cpu"  # --device: where RAM and DRAM train (the other learners stay on
 HYPER: dict = {}  # --hyper: RAM's or DRAM's hyperparameters beside the cell's own
 RESULTS_OUT: Path | None = None  # --results: a folder for the cells instead of the default
 SAVE: Path | None = None  # --save DIR: trained agents are saved there
+TRAIN_ERROR = False  # --train-error: each test also measures TEST_EPISODES training episodes
 
 
 def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
@@ -171,7 +172,11 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
     def test() -> dict:
         episodes = "all" if every else TEST_EPISODES
         result = evaluate(agent, episodes, num_envs=TEST_EPISODES, seed=TEST_SEED, split="test")
-        return test_metrics(result)
+        metrics = test_metrics(result)
+        if TRAIN_ERROR:  # overfitting or not: the same error on images it trains on
+            seen = evaluate(agent, TEST_EPISODES, num_envs=TEST_EPISODES, seed=TEST_SEED)
+            metrics["train_error"] = 1.0 - seen["accuracy"]
+        return metrics
 
     curve = slices(budget, n, train_for, test)
     if SAVE is not None:
@@ -750,6 +755,11 @@ def main(argv: list[str] | None = None) -> None:
         "--anneal", action="store_true", help="decay agents' learning rates to 0 over the budget"
     )
     parser.add_argument("--save", type=Path, help="folder to save the trained agents in")
+    parser.add_argument(
+        "--train-error",
+        action="store_true",
+        help="RAM and DRAM: also test on 10,000 random training episodes (train_error)",
+    )
     parser.add_argument("--device", default="cpu", help="RAM's and DRAM's device (cpu, cuda)")
     parser.add_argument(
         "--hyper", type=json.loads, default={},
@@ -777,8 +787,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("run needs --table")
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a folder holding MNIST's IDX files")
-    global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE, DEVICE, HYPER, RESULTS_OUT
-    ANNEAL, SAVE = args.anneal, args.save
+    global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE, DEVICE, HYPER, RESULTS_OUT, TRAIN_ERROR
+    ANNEAL, SAVE, TRAIN_ERROR = args.anneal, args.save, args.train_error
     DEVICE, HYPER, RESULTS_OUT = args.device, args.hyper, args.results
     cells = TABLES[args.table]
     if args.cells:
@@ -812,6 +822,8 @@ def main(argv: list[str] | None = None) -> None:
             command += f" --slices {args.slices}"
         if args.anneal:
             command += " --anneal"
+        if args.train_error:
+            command += " --train-error"
         if args.full:
             command += " --full"
         if args.device != "cpu":
