@@ -16,6 +16,7 @@ from cogrl.logging import RunLogger, read_images, read_scalars
 from cogrl.nn import GlimpseNetwork, GRUCore, LSTMCore, PolicyConfig
 
 ENV = "cogrl/GlimpseDigits-v0"
+DRAM_ENV = "cogrl/MultiDigits-v0"
 # hidden_sizes=[g] is the glimpse feature's width.
 SMALL_POLICY = {"hidden_sizes": [32], "glimpse_hidden": 16, "location_hidden": 16, "core_size": 32}
 
@@ -148,6 +149,23 @@ def test_detach_location_keeps_reinforce_out_of_the_glimpse_network_and_core(det
     assert torso_moved is not detach
 
 
+@pytest.mark.parametrize("agent_name", ["ram", "dram"])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_weight_decay_shrinks_every_weight_apart_from_the_gradient(agent_name, weight_decay):
+    # With every loss term off the gradient is zero, so Adam leaves the weights as they
+    # are and AdamW's decoupled decay shrinks each by lr * weight_decay of itself.
+    zero = {"reinforce_coef": 0.0, "baseline_coef": 0.0, "answer_coef": 0.0}
+    env, hyper = (ENV, {"policy": SMALL_POLICY}) if agent_name == "ram" else (DRAM_ENV, {})
+    agent = make(
+        agent_name, env, device="cpu", seed=0, num_envs=8, learning_rate=0.01,
+        weight_decay=weight_decay, **zero, **hyper,
+    )  # fmt: skip
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    agent.learn(1)  # one update: one batch of whole episodes
+    for a, b in zip(before, agent.policy.parameters(), strict=True):
+        torch.testing.assert_close(b.detach(), a * (1 - 0.01 * weight_decay))
+
+
 def test_bad_hyperparameters_raise():
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         make("ram", ENV, device="cpu", learning_rat=1e-3)
@@ -164,6 +182,10 @@ def test_bad_hyperparameters_raise():
         make("ram", ENV, device="cpu", feature_size=32)
     with pytest.raises(ValueError, match="detach_location must be true or false, got 'yes'"):
         make("ram", ENV, device="cpu", detach_location="yes")
+    with pytest.raises(ValueError, match=r"weight_decay must be .*\[0.0, inf\], got -0.1"):
+        make("ram", ENV, device="cpu", weight_decay=-0.1)
+    with pytest.raises(ValueError, match=r"weight_decay must be .*, got 'x'"):
+        make("dram", DRAM_ENV, device="cpu", weight_decay="x")
 
 
 def test_ram_needs_the_continuous_action_mode():

@@ -96,8 +96,8 @@ class DRAM(RAM):
           context network sets the first state (it needs the ``context`` observation:
           the environment's ``context_size`` is set to a quarter of the canvas unless
           given).
-        - ``reinforce_coef``, ``baseline_coef``, ``answer_coef``, ``max_grad_norm``: as
-          RAM's (``answer_coef`` weighs the labels' log-likelihood).
+        - ``reinforce_coef``, ``baseline_coef``, ``answer_coef``, ``max_grad_norm``,
+          ``weight_decay``: as RAM's (``answer_coef`` weighs the labels' log-likelihood).
 
         The widths and the location std are RAM's defaults (128 and 0.3, measured on the
         glimpse tasks: see :class:`~cogrl.agents.ram.RAM.Config`), not the paper's 512-unit
@@ -123,6 +123,7 @@ class DRAM(RAM):
         baseline_coef: float = 1.0
         max_grad_norm: float | None = 1.0
         answer_coef: float = 1.0
+        weight_decay: float = 0.0
 
         def __post_init__(self) -> None:
             for name in (
@@ -138,7 +139,7 @@ class DRAM(RAM):
             if self.layers not in (1, 2):
                 raise ValueError(f"layers must be 1 or 2, got {self.layers!r}")
             check_bools(self, "context_network")
-            for name in ("reinforce_coef", "baseline_coef", "answer_coef"):
+            for name in ("reinforce_coef", "baseline_coef", "answer_coef", "weight_decay"):
                 check_number(name, getattr(self, name))
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)

@@ -52,10 +52,16 @@ def check_learn_args(total_timesteps: Any, video_interval: Any) -> None:
         check_int("video_interval", video_interval)
 
 
-def adam(parameters: Any, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
+def adam(
+    parameters: Any, lr: float, eps: float = 1e-8, weight_decay: float = 0.0
+) -> torch.optim.Adam:
     """Adam with the fused (one kernel for all parameters) update, which the small
     networks of these tasks make worth having: the per-tensor loop costs more than the
-    arithmetic."""
+    arithmetic. A ``weight_decay`` above 0 makes it AdamW (Loshchilov and Hutter 2019):
+    each step also shrinks every weight by ``lr * weight_decay`` of itself, apart from the
+    gradient's adaptive scaling."""
+    if weight_decay > 0:
+        return torch.optim.AdamW(parameters, lr=lr, eps=eps, weight_decay=weight_decay, fused=True)
     return torch.optim.Adam(parameters, lr=lr, eps=eps, fused=True)
 
 
