@@ -48,6 +48,7 @@ import torch
 
 import cogrl
 from cogrl.agents import evaluate, make
+from cogrl.agents.ram import LOCATION_SIZE
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "attention"
@@ -137,6 +138,7 @@ HYPER: dict = {}  # --hyper: RAM's or DRAM's hyperparameters beside the cell's o
 RESULTS_OUT: Path | None = None  # --results: a folder for the cells instead of the default
 SAVE: Path | None = None  # --save DIR: trained agents are saved there
 TRAIN_ERROR = False  # --train-error: each test also measures TEST_EPISODES training episodes
+MC_SAMPLES = 0  # --mc M: RAM's tests also average the class over M sampled glimpse paths
 
 
 def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
@@ -176,6 +178,8 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
         if TRAIN_ERROR:  # overfitting or not: the same error on images it trains on
             seen = evaluate(agent, TEST_EPISODES, num_envs=TEST_EPISODES, seed=TEST_SEED)
             metrics["train_error"] = 1.0 - seen["accuracy"]
+        if MC_SAMPLES and kind == "ram" and every:
+            metrics["error_mc"] = mc_error(agent, MC_SAMPLES)
         return metrics
 
     curve = slices(budget, n, train_for, test)
@@ -183,6 +187,35 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
         SAVE.mkdir(parents=True, exist_ok=True)
         agent.save(SAVE / f"{task}__{name.replace(':', '-')}.pt")
     return {"curve": curve, "pixels": pixels_per_image(agent.make_core(1), length)}
+
+
+@torch.no_grad()
+def mc_error(agent, samples: int, chunk: int = 1000) -> float:
+    """RAM's test error with each test image's class probabilities averaged over
+    ``samples`` episodes whose glimpse locations are sampled from the location policy, as
+    public RAM code reports its figures (the paper's and the other rows take the policy's
+    mean location, one episode per image)."""
+    items = agent.make_core(1, split="test").num_items
+    n = chunk * samples
+    core = agent.make_core(n, split="test")
+    wrong = 0
+    for first in range(0, items, chunk):
+        chosen = (torch.arange(first, first + chunk, device=core.device) % items).repeat(samples)
+        obs, _ = core.reset(seed=TEST_SEED if first == 0 else None, options={"item": chosen})
+        state, start = None, torch.ones(n, dtype=torch.bool, device=core.device)
+        done = torch.zeros_like(start)
+        while not bool(done.all()):  # RAM's episodes all take n_glimpses steps
+            action, state = agent.predict(obs, state, start, deterministic=False)
+            obs, _, terminated, truncated, info = core.step(action)
+            start = terminated | truncated
+            done |= start
+        scores = action[:, LOCATION_SIZE:]  # 2 softmax(logits) - 1 at the last step
+        probs = scores.reshape(samples, chunk, -1).add(1).mean(0)
+        label = info[agent.label_key].reshape(samples, chunk)[0]
+        counted = torch.arange(first, first + chunk, device=core.device) < items
+        wrong += int(((probs.argmax(-1) != label) & counted).sum())
+    core.close()
+    return wrong / items
 
 
 def learn_for(
@@ -756,6 +789,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--save", type=Path, help="folder to save the trained agents in")
     parser.add_argument(
+        "--mc",
+        type=int,
+        default=0,
+        metavar="M",
+        help="RAM on one-image tasks: also the test error averaged over M sampled glimpse paths",
+    )
+    parser.add_argument(
         "--train-error",
         action="store_true",
         help="RAM and DRAM: also test on 10,000 random training episodes (train_error)",
@@ -788,7 +828,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a folder holding MNIST's IDX files")
     global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE, DEVICE, HYPER, RESULTS_OUT, TRAIN_ERROR
-    ANNEAL, SAVE, TRAIN_ERROR = args.anneal, args.save, args.train_error
+    global MC_SAMPLES
+    ANNEAL, SAVE, TRAIN_ERROR, MC_SAMPLES = args.anneal, args.save, args.train_error, args.mc
+    if args.mc < 0:
+        parser.error(f"--mc must be a number of sampled glimpse paths >= 0, got {args.mc}")
     DEVICE, HYPER, RESULTS_OUT = args.device, args.hyper, args.results
     cells = TABLES[args.table]
     if args.cells:
@@ -824,6 +867,8 @@ def main(argv: list[str] | None = None) -> None:
             command += " --anneal"
         if args.train_error:
             command += " --train-error"
+        if args.mc:
+            command += f" --mc {args.mc}"
         if args.full:
             command += " --full"
         if args.device != "cpu":
