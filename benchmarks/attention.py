@@ -15,11 +15,17 @@ episode metric), beside the error.
 With ``--anneal``, an agent's learning rate decays linearly to 0 over its cell's wall-clock
 budget (set before each update from the time spent), the schedule a long run needs to
 settle; ``--save DIR`` keeps each trained agent there (``cogrl eval``/``record`` read it).
+Two diagnostics of RAM and DRAM cells: ``--train-error`` also tests each slice on 10,000
+random training episodes (the gap to the test error is overfitting); ``--mc M`` (RAM)
+also reports the test error with each image's class probabilities averaged over M
+episodes of sampled glimpse locations, and ``mc`` adds that figure to a finished cell
+from its ``--save``d agent.
 
     python benchmarks/attention.py run --table ram            # every cell of one table
     python benchmarks/attention.py run --table ram --cells mnist28/ram:6   # one cell
     python benchmarks/attention.py report                     # tables + plots from JSON
     python benchmarks/attention.py run --table ram --quick    # smoke run, saves nothing
+    python benchmarks/attention.py mc --cells mnist28/ram:6 --save DIR --mc 10 --full
 
 Learners (``NAME[:GLIMPSES]``):
 
@@ -216,6 +222,33 @@ def mc_error(agent, samples: int, chunk: int = 1000) -> float:
         wrong += int(((probs.argmax(-1) != label) & counted).sum())
     core.close()
     return wrong / items
+
+
+def add_mc_error(cells: list[str], save: Path | None, samples: int, full: bool, parser) -> None:
+    """``mc``: for RAM cells run with ``--save``, the last test's error over ``samples``
+    sampled glimpse paths (:func:`mc_error`) from the saved agent, added to the cell's
+    record with this command."""
+    from cogrl.agents import load
+
+    if save is None or samples < 1 or not cells:
+        parser.error("mc needs --cells TASK/ram:N ..., --save DIR (the run's) and --mc M >= 1")
+    for cell in cells:
+        task, _, learner = cell.partition("/")
+        path = save / f"{task}__{learner.replace(':', '-')}.pt"
+        record_path = cell_path(task, learner)
+        if not learner.startswith("ram:") or not path.is_file() or not record_path.is_file():
+            parser.error(f"{cell}: needs a RAM cell's record {record_path} and its agent {path}")
+        agent = load(path, device="cpu")
+        error = mc_error(agent, samples)
+        print(f"{cell}: test error {error:.4f} over {samples} sampled glimpse paths", flush=True)
+        record = json.loads(record_path.read_text())
+        record["curve"][-1]["error_mc"] = error
+        record["mc_samples"] = samples
+        record["mc_command"] = (
+            f"python benchmarks/attention.py mc --cells {cell} --save DIR --mc {samples}"
+            + (" --full" if full else "")
+        )
+        record_path.write_text(json.dumps(record, indent=1))
 
 
 def learn_for(
@@ -701,6 +734,8 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
             "environment steps (saccades and declarations) of the PPO cell.",
             "",
         ]
+    for task, learner in dict.fromkeys(order):
+        lines += diagnostics(task, learner, cells.get((task, learner)))
     for task, model, other, names, claim in SAME_TIME_CLAIMS:
         lines += same_time_claim(cells.get((task, model)), cells.get((task, other)), names, claim)
     for task in dict.fromkeys(t for t, _ in cells if t != "search"):
@@ -708,6 +743,31 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
         if path is not None:
             lines.append(f"![{task}]({os.path.relpath(path, markdown_path.parent)})")
     return "\n".join(lines) + "\n"
+
+
+def diagnostics(task: str, learner: str, record: dict | None) -> list[str]:
+    """A cell's last test beyond the table's error, where it was run with them: the
+    error on training images (``--train-error``) and averaged over sampled glimpse paths
+    (``--mc``)."""
+    if record is None:
+        return []
+    last, parts = final(record), []
+    if "train_error" in last:
+        parts.append(
+            f"train error {pct(last['train_error'])} on 10,000 random training images "
+            f"(test {pct(last['error'])})"
+        )
+    if "error_mc" in last:
+        mc = (
+            f"test error {pct(last['error_mc'])} with each image's class averaged over "
+            f"{record['mc_samples']} sampled glimpse paths"
+        )
+        if "mc_command" in record:
+            mc += f" (`{record['mc_command']}`, DIR the run's `--save`)"
+        parts.append(mc)
+    if not parts:
+        return []
+    return [f"- {task}, {learner_name(learner)}: " + "; ".join(parts) + ".", ""]
 
 
 #: Issue 21's comparisons at equal wall time: (task, model, the model it must beat, their
@@ -775,7 +835,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["run", "report"])
+    parser.add_argument("action", choices=["run", "report", "mc"])
     parser.add_argument("--table", choices=sorted(TABLES))
     parser.add_argument("--cells", nargs="+", help="TASK/LEARNER cells of the table to run")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
@@ -823,11 +883,16 @@ def main(argv: list[str] | None = None) -> None:
         print(text)
         write_section(args.markdown, SECTION_FULL if FULL else SECTION, text)
         return
+    if args.action == "mc":
+        global RESULTS_OUT
+        RESULTS_OUT = args.results
+        add_mc_error(args.cells or [], args.save, args.mc, args.full, parser)
+        return
     if args.table is None:
         parser.error("run needs --table")
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a folder holding MNIST's IDX files")
-    global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE, DEVICE, HYPER, RESULTS_OUT, TRAIN_ERROR
+    global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE, DEVICE, HYPER, TRAIN_ERROR
     global MC_SAMPLES
     ANNEAL, SAVE, TRAIN_ERROR, MC_SAMPLES = args.anneal, args.save, args.train_error, args.mc
     if args.mc < 0:
@@ -887,6 +952,7 @@ def main(argv: list[str] | None = None) -> None:
             "device": args.device,
             "hyper": args.hyper,
             "command": command,
+            **({"mc_samples": args.mc} if args.mc else {}),
             **result,
         }
         cell_path(task, learner).write_text(json.dumps(record, indent=1))
