@@ -932,6 +932,8 @@ def main(argv: list[str] | None = None) -> None:
             command += " --anneal"
         if args.train_error:
             command += " --train-error"
+        if args.save:
+            command += " --save DIR"
         if args.mc:
             command += f" --mc {args.mc}"
         if args.full:
