@@ -184,7 +184,7 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
         if TRAIN_ERROR:  # overfitting or not: the same error on images it trains on
             seen = evaluate(agent, TEST_EPISODES, num_envs=TEST_EPISODES, seed=TEST_SEED)
             metrics["train_error"] = 1.0 - seen["accuracy"]
-        if MC_SAMPLES and kind == "ram" and every:
+        if MC_SAMPLES:  # RAM cells only (main checks)
             metrics["error_mc"] = mc_error(agent, MC_SAMPLES)
         return metrics
 
@@ -201,7 +201,9 @@ def mc_error(agent, samples: int, chunk: int = 1000) -> float:
     ``samples`` episodes whose glimpse locations are sampled from the location policy, as
     public RAM code reports its figures (the paper's and the other rows take the policy's
     mean location, one episode per image)."""
-    items = agent.make_core(1, split="test").num_items
+    probe = agent.make_core(1, split="test")
+    items = probe.num_items
+    probe.close()
     n = chunk * samples
     core = agent.make_core(n, split="test")
     wrong = 0
@@ -906,6 +908,11 @@ def main(argv: list[str] | None = None) -> None:
     if not isinstance(args.hyper, dict):
         parser.error(f"--hyper must be a JSON object of hyperparameters, got {args.hyper!r}")
     others = [f"{t}/{ln}" for t, ln, _ in cells if not ln.startswith(("ram", "dram"))]
+    not_ram = [f"{t}/{ln}" for t, ln, _ in cells if not ln.startswith("ram:")]
+    if args.mc and not_ram:
+        parser.error(f"--mc averages RAM's glimpse paths: not for {not_ram}")
+    if args.train_error and others:
+        parser.error(f"--train-error applies to RAM and DRAM cells only, not {others}")
     if (args.hyper or args.device != "cpu") and others:
         parser.error(f"--hyper and --device apply to RAM and DRAM cells only, not {others}")
     if args.quick:
