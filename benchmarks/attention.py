@@ -15,6 +15,8 @@ episode metric), beside the error.
 With ``--anneal``, an agent's learning rate decays linearly to 0 over its cell's wall-clock
 budget (set before each update from the time spent), the schedule a long run needs to
 settle; ``--save DIR`` keeps each trained agent there (``cogrl eval``/``record`` read it).
+``--env JSON`` adds arguments to every environment a cell makes (training and test: an
+augmentation such as GlimpseDigits' ``train_shift`` leaves the test split as it is).
 Two diagnostics of RAM and DRAM cells: ``--train-error`` also tests each slice on 10,000
 random training episodes (the gap to the test error is overfitting); ``--mc M`` (RAM)
 also reports the test error with each image's class probabilities averaged over M
@@ -35,7 +37,10 @@ Learners (``NAME[:GLIMPSES]``):
   on sequences.
 - ``fc``, ``cnn``, ``stn``, ``soft``: the whole-image models of :mod:`cogrl.baselines`,
   trained by cross-entropy on canvases drawn from the same training episodes.
-- ``ppo-gru``, ``saliency``: the visual-search learners (table ``search``).
+- ``ppo-gru``, ``ppo-gru-answer``, ``saliency``: the visual-search learners (table
+  ``search``): PPO with a GRU core by pure reinforcement, the same with answer
+  supervision (the target's cell as the declaration due at an episode's end), and the
+  bottom-up saliency baseline.
 """
 
 from __future__ import annotations
@@ -102,6 +107,7 @@ TABLES: dict[str, list[tuple[str, str, float]]] = {
     "search": [
         ("search", "saliency", 0),
         ("search", "ppo-gru", 600),
+        ("search", "ppo-gru-answer", 600),
         ("search", "dram:3", 600),
     ],
     "dram": [
@@ -140,7 +146,7 @@ def data_kwargs(root: Path) -> dict:
 # --- learners ---------------------------------------------------------------------------------
 ANNEAL = False  # --anneal: learning rates decay linearly to 0 over each cell's budget
 DEVICE = "cpu"  # --device: where RAM and DRAM train (the other learners stay on the CPU)
-HYPER: dict = {}  # --hyper: RAM's or DRAM's hyperparameters beside the cell's own
+HYPER: dict = {}  # --hyper: the hyperparameters of RAM, DRAM and PPO cells, over the cell's own
 RESULTS_OUT: Path | None = None  # --results: a folder for the cells instead of the default
 SAVE: Path | None = None  # --save DIR: trained agents are saved there
 TRAIN_ERROR = False  # --train-error: each test also measures TEST_EPISODES training episodes
@@ -291,17 +297,27 @@ def test_metrics(result: dict) -> dict:
 
 def run_ppo_gru(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
     """cogrl's PPO with a GRU core on the discrete mode (look at or declare on a cell),
-    every observation key encoded (the cue included): its preset for the search task."""
+    every observation key encoded (the cue included): its preset for the search task, with
+    ``--hyper`` over it. ``ppo-gru-answer`` adds answer supervision (``answer_coef=1``):
+    at an episode's last step, the negative log-likelihood of declaring on the target's
+    cell, beside the reward (the hybrid loss of the RAM papers); ``ppo-gru`` is pure
+    reinforcement."""
     from cogrl.agents.presets import preset
 
     env_id, task_kwargs = TASKS[task]
     p = preset("ppo", env_id)
-    hyper = p.hyperparameters
+    hyper = {**p.hyperparameters, **({"answer_coef": 1.0} if name == "ppo-gru-answer" else {})}
+    if ANNEAL:  # learn_for's decay over the budget, which PPO's own (per learn call) would undo
+        hyper["anneal_lr"] = False
     kwargs = {**task_kwargs, **env_kwargs, **p.env_kwargs}
-    agent = make("ppo", env_id, seed=seed, env_kwargs=kwargs, **hyper)
+    agent = make("ppo", env_id, seed=seed, env_kwargs=kwargs, **{**hyper, **HYPER})
+    clock = {"spent": 0.0}
 
     def train_for(seconds: float) -> int:
-        return learn_for(agent, seconds)  # environment steps (saccades + declarations)
+        start = time.perf_counter()
+        steps = learn_for(agent, seconds, budget, clock["spent"])
+        clock["spent"] += time.perf_counter() - start
+        return steps  # environment steps (saccades + declarations)
 
     def test() -> dict:
         result = evaluate(agent, TEST_SEARCH, num_envs=TEST_SEARCH, seed=TEST_SEED, split="test")
@@ -411,7 +427,7 @@ def run_whole(
 
 def run_learner(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
     kind = name.split(":")[0]
-    if kind == "ppo-gru":
+    if kind in ("ppo-gru", "ppo-gru-answer"):
         return run_ppo_gru(name, task, env_kwargs, budget, n, seed)
     if kind == "saliency":
         return run_saliency(name, task, env_kwargs, budget, n, seed)
@@ -503,6 +519,7 @@ NAMES = {
     "soft": "soft attention over a CNN grid",
     "saliency": "Itti-Koch winner-take-all",
     "ppo-gru": "PPO, GRU core (discrete)",
+    "ppo-gru-answer": "PPO, GRU core (discrete), answer supervision",
 }
 
 
@@ -864,8 +881,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--device", default="cpu", help="RAM's and DRAM's device (cpu, cuda)")
     parser.add_argument(
+        "--env", type=json.loads, default={},
+        help='the environments\' arguments beyond the task\'s, e.g. \'{"train_shift": 2}\'',
+    )  # fmt: skip
+    parser.add_argument(
         "--hyper", type=json.loads, default={},
-        help='RAM\'s or DRAM\'s hyperparameters as JSON, e.g. \'{"num_envs": 1024}\'',
+        help='the hyperparameters of RAM, DRAM or PPO cells as JSON, e.g. \'{"num_envs": 1024}\'',
     )  # fmt: skip
     parser.add_argument(
         "--results", type=Path, help="folder for the cells' JSON (default: results/attention*)"
@@ -905,16 +926,22 @@ def main(argv: list[str] | None = None) -> None:
         cells = [c for c in cells if f"{c[0]}/{c[1]}" in args.cells]
         if not cells:
             parser.error(f"no cell of table {args.table} among {args.cells}")
+    if not isinstance(args.env, dict):
+        parser.error(f"--env must be a JSON object of environment arguments, got {args.env!r}")
     if not isinstance(args.hyper, dict):
         parser.error(f"--hyper must be a JSON object of hyperparameters, got {args.hyper!r}")
     others = [f"{t}/{ln}" for t, ln, _ in cells if not ln.startswith(("ram", "dram"))]
+    # cells trained by cogrl's learners, whose hyperparameters --hyper sets
+    fixed = [f"{t}/{ln}" for t, ln, _ in cells if not ln.startswith(("ram", "dram", "ppo"))]
     not_ram = [f"{t}/{ln}" for t, ln, _ in cells if not ln.startswith("ram:")]
     if args.mc and not_ram:
         parser.error(f"--mc averages RAM's glimpse paths: not for {not_ram}")
     if args.train_error and others:
         parser.error(f"--train-error applies to RAM and DRAM cells only, not {others}")
-    if (args.hyper or args.device != "cpu") and others:
-        parser.error(f"--hyper and --device apply to RAM and DRAM cells only, not {others}")
+    if args.hyper and fixed:
+        parser.error(f"--hyper applies to RAM, DRAM and PPO cells only, not {fixed}")
+    if args.device != "cpu" and others:
+        parser.error(f"--device applies to RAM and DRAM cells only, not {others}")
     if args.quick:
         TEST_EPISODES = TEST_SEARCH = 500
     print(
@@ -925,7 +952,8 @@ def main(argv: list[str] | None = None) -> None:
         budget = 10.0 if args.quick else budget * args.budget_scale
         n = 2 if args.quick else args.slices
         print(f"{task} {learner} ({budget:.0f} s)", flush=True)
-        result = run_learner(learner, task, data_kwargs(args.root), budget, n, args.seed)
+        env_kwargs = {**data_kwargs(args.root), **args.env}
+        result = run_learner(learner, task, env_kwargs, budget, n, args.seed)
         if args.quick:
             continue
         command = (
@@ -947,6 +975,8 @@ def main(argv: list[str] | None = None) -> None:
             command += " --full"
         if args.device != "cpu":
             command += f" --device {args.device}"
+        if args.env:
+            command += f" --env '{json.dumps(args.env)}'"
         if args.hyper:
             command += f" --hyper '{json.dumps(args.hyper)}'"
         if args.results:
@@ -960,6 +990,7 @@ def main(argv: list[str] | None = None) -> None:
             "threads": torch.get_num_threads(),
             "device": args.device,
             "hyper": args.hyper,
+            **({"env": args.env} if args.env else {}),
             "command": command,
             **({"mc_samples": args.mc} if args.mc else {}),
             **result,

@@ -571,6 +571,59 @@ def test_first_glimpse_random_starts_anywhere_on_the_same_episodes(env_id: str) 
         make_core(env_id, num_envs=1, first_glimpse="middle")
 
 
+def test_train_shift_moves_training_digits_and_never_test_digits() -> None:
+    """train_shift=s: each training canvas is the centred canvas of the same episode moved
+    by a whole offset in [-s, s] per axis (the ink box with it, for on_digit), the glimpse
+    is read from the moved canvas, and the test split shows its digits centred."""
+    n, s = 256, 3
+    centred = make_core(GLIMPSE, num_envs=n)
+    shifted = make_core(GLIMPSE, num_envs=n, train_shift=s)
+    centred.reset(seed=4)
+    obs, _ = shifted.reset(seed=4)
+    assert torch.equal(shifted.label, centred.label)
+    moves = set()
+    for i in range(n):
+        matches = [
+            (dy, dx)
+            for dy in range(-s, s + 1)
+            for dx in range(-s, s + 1)
+            # MNIST-like digits keep 4 blank pixels to each edge: rolling cuts no ink
+            if torch.equal(centred.canvas[i].roll((dy, dx), (0, 1)), shifted.canvas[i])
+        ]
+        assert len(matches) == 1, (i, matches)
+        dy, dx = matches[0]
+        moves.add((dy, dx))
+        box = centred.digit_boxes[i, 0] + torch.tensor([dy, dx, dy, dx])
+        assert torch.equal(shifted.digit_boxes[i, 0], box)
+    assert len(moves) > 30  # of the 49 offsets, drawn uniformly
+    seen = shifted.retina(shifted.canvas, obs["location"]).flatten(1)
+    torch.testing.assert_close(obs["glimpse"], seen, atol=1e-6, rtol=0)
+    test = make_core(GLIMPSE, num_envs=n, split="test", train_shift=s)
+    test_centred = make_core(GLIMPSE, num_envs=n, split="test")
+    test.reset(seed=4)
+    test_centred.reset(seed=4)
+    assert torch.equal(test.canvas, test_centred.canvas)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"train_shift": -1}, r"train_shift must lie in \[0, 13\] pixels, got -1"),
+        ({"train_shift": 14}, r"got 14"),
+        ({"train_shift": 1.5}, r"train_shift must be an int, got 1.5"),
+        ({"train_shift": True}, r"train_shift must be an int, got True"),
+    ],
+)
+def test_train_shift_bad_values_are_named(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_core(GLIMPSE, num_envs=1, **kwargs)
+
+
+def test_train_shift_is_refused_where_digits_are_placed_at_random() -> None:
+    with pytest.raises(ValueError, match="not to TranslatedDigits.*got 2"):
+        make_core(TRANSLATED, num_envs=1, train_shift=2)
+
+
 def windows_holding(canvas: np.ndarray, images: np.ndarray) -> list[tuple[int, int, int]]:
     """(row, col, j): 28 x 28 windows of ``canvas`` that show image j, maybe under clutter.
 

@@ -87,7 +87,8 @@ ignored (no ``ignored_key``) and the reward is one score (no ``reward_parts``).
 ```python
 gym.make("cogrl/GlimpseDigits-v0", split="train", dataset="digits", root=None,
          action_mode="continuous", n_glimpses=6, glimpse_size=8, n_scales=1, scale=2.0,
-         grid_size=3, context_size=0, first_glimpse="centre", render_mode=None)
+         grid_size=3, context_size=0, first_glimpse="centre", train_shift=0,
+         render_mode=None)
 ```
 
 - ``split``: ``"train"`` or ``"test"``; test digits never appear in training episodes.
@@ -103,6 +104,13 @@ gym.make("cogrl/GlimpseDigits-v0", split="train", dataset="digits", root=None,
   (uniform over the canvas, drawn with the episode). On 28 x 28 the centre glimpse already
   falls on the digit, so a model can read the class there and park its later glimpses
   anywhere; from a random start it must find the digit.
+- ``train_shift``: data augmentation of the training split (``GlimpseDigits`` only): each
+  training episode's digit is moved by a uniform whole number of pixels in
+  ``[-train_shift, train_shift]`` along each axis, drawn with the episode; ink moved past
+  the canvas edge is cut off, and the digit's ink box moves with it (``on_digit``). The
+  test split always shows the digit centred, whatever ``train_shift``: it is the test of a
+  model trained on shifted digits. 0 (the default) shifts nothing. On 28 x 28 MNIST most
+  digits' ink lies at least 4 pixels from each edge, so shifts up to 4 rarely cut any.
 
 Sizes whose tensors would need more memory than the device has (``num_envs``,
 ``n_glimpses``, ``glimpse_size``, ``n_scales``, ``grid_size``) are a ``ValueError`` raised
@@ -111,8 +119,9 @@ before anything is allocated, naming them, the estimated bytes and the device's 
 ## Version History
 
 - v0: initial version; ``on_digit`` added to its info and episode metrics, and the
-  ``first_glimpse`` argument (default ``"centre"``, as before), without a version change
-  (the default dynamics and rewards are unchanged).
+  ``first_glimpse`` argument (default ``"centre"``, as before) and the ``train_shift``
+  argument (default 0, as before), without a version change (the default dynamics and
+  rewards are unchanged).
 """
 
 from __future__ import annotations
@@ -190,6 +199,7 @@ class GlimpseDigits(BatchedEnv):
         grid_size: int | None = None,
         context_size: int = 0,
         first_glimpse: str = "centre",
+        train_shift: int = 0,
     ) -> None:
         check_choice("action_mode", action_mode, ACTION_MODES)
         check_choice("first_glimpse", first_glimpse, FIRST_GLIMPSES)
@@ -218,6 +228,18 @@ class GlimpseDigits(BatchedEnv):
                 f"got {context_size}"
             )
         self.context_size = int(context_size)
+        if isinstance(train_shift, bool) or not isinstance(train_shift, (int, np.integer)):
+            raise ValueError(f"train_shift must be an int, got {train_shift!r}")
+        if train_shift and self.translate:
+            raise ValueError(
+                f"train_shift applies to GlimpseDigits' centred digit, not to "
+                f"{type(self).__name__}, which places its digits at random; got {train_shift}"
+            )
+        if not 0 <= train_shift < DIGIT_SIZE // 2:
+            raise ValueError(
+                f"train_shift must lie in [0, {DIGIT_SIZE // 2 - 1}] pixels, got {train_shift}"
+            )
+        self.train_shift = int(train_shift)
         # Sizes that cannot fit are an error before anything is allocated.
         num_envs = check_num_envs(num_envs)
         check_memory(
@@ -235,6 +257,8 @@ class GlimpseDigits(BatchedEnv):
         self.retina.check_widest()
         super().__init__(num_envs, device, render_mode, autoreset)
         self.split, self.dataset, self.action_mode = split, dataset, action_mode
+        # the training split's augmentation (the test split never shifts)
+        self._shift = self.train_shift if split == "train" else 0
         if action_mode == "discrete":
             # Answers are actions only in the discrete mode (class scores have no likelihood).
             self.metadata = {**type(self).metadata, "answer_key": "answer"}
@@ -360,7 +384,26 @@ class GlimpseDigits(BatchedEnv):
         self._paste_clutter(flat, u[:, 3:])
         self._paste_digits(flat, digit[:, None], offset[:, None])
         self._drawn_boxes = self._boxes_of(digit[:, None], offset[:, None])
+        if self._shift:  # (the draws u[:, 1:3] place translated digits, which never shift)
+            s = self._shift
+            move = (u[:, 1:3] * (2 * s + 1)).long() - s
+            self._move(canvas, move)
+            self._drawn_boxes = (self._drawn_boxes + move.repeat(1, 2)[:, None]).clamp_(0, c)
         return canvas, self._table_of(canvas), self.labels[digit]
+
+    def _move(self, canvas: torch.Tensor, move: torch.Tensor) -> None:
+        """Move the canvases (M, C, C) in place by ``move`` (M, 2) pixels (rows down,
+        columns right), filling with 0 where nothing moves in: ``train_shift``."""
+        m, c = canvas.shape[0], self.canvas_size
+        steps = torch.arange(c, device=self.device)
+        # pixel (a, b) of the moved canvas is (a - rows, b - columns) of the canvas
+        rows = steps - move[:, :1]
+        cols = steps - move[:, 1:]
+        moved = self._scratch[1, :m]
+        torch.gather(canvas, 1, rows.clamp(0, c - 1)[:, :, None].expand(m, c, c), out=moved)
+        moved.mul_(((rows >= 0) & (rows < c))[:, :, None])
+        torch.gather(moved, 2, cols.clamp(0, c - 1)[:, None, :].expand(m, c, c), out=canvas)
+        canvas.mul_(((cols >= 0) & (cols < c))[:, None, :])
 
     def _boxes_of(self, digit: torch.Tensor, corner: torch.Tensor) -> torch.Tensor:
         """The ink boxes (M, n, 4) on the canvas of dataset images ``digit`` (M, n) pasted
