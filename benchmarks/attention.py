@@ -846,6 +846,7 @@ GOALS_FULL = {
     ("addition", "dram:3"): 0.05,
     # visual search: >= 90% of the targets found, an error (targets missed) <= 10%
     ("search", "ppo-gru"): 0.10,
+    ("search", "ppo-gru-answer"): 0.10,
     ("search", "dram:3"): 0.10,
 }
 
