@@ -772,9 +772,11 @@ def diagnostics(task: str, learner: str, record: dict | None) -> list[str]:
         return []
     last, parts = final(record), []
     if "train_error" in last:
+        env = record.get("env")
+        drawn = f"drawn as in training, `{json.dumps(env)}`; " if env else ""
         parts.append(
             f"train error {pct(last['train_error'])} on 10,000 random training images "
-            f"(test {pct(last['error'])})"
+            f"({drawn}test {pct(last['error'])})"
         )
     if "error_mc" in last:
         mc = (
