@@ -171,13 +171,10 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
     )  # fmt: skip
 
     length = episode_length(agent)
-    clock = {"spent": 0.0}
+    learn_slice = budget_slices(agent, budget)
 
     def train_for(seconds: float) -> int:
-        start = time.perf_counter()
-        steps = learn_for(agent, seconds, budget, clock["spent"])
-        clock["spent"] += time.perf_counter() - start
-        return steps // length
+        return learn_slice(seconds) // length
 
     # The test set's error, each test image once, where an episode shows one (RAM's tasks;
     # DRAM's compose several, drawn at random); --quick draws TEST_EPISODES.
@@ -285,6 +282,21 @@ def learn_for(
     return agent.num_timesteps - start_steps
 
 
+def budget_slices(agent, budget: float) -> Callable[[float], int]:
+    """``train_for(seconds)``: :func:`learn_for` over one slice of ``budget``, keeping the
+    training time spent so far for ``--anneal``'s decay; the environment steps taken."""
+    spent = 0.0
+
+    def train_for(seconds: float) -> int:
+        nonlocal spent
+        start = time.perf_counter()
+        steps = learn_for(agent, seconds, budget, spent)
+        spent += time.perf_counter() - start
+        return steps
+
+    return train_for
+
+
 def test_metrics(result: dict) -> dict:
     """The test's error (1 - accuracy: sequences right, or targets found) and, on the
     search task, the mean saccades to the target and per episode."""
@@ -306,18 +318,15 @@ def run_ppo_gru(name: str, task: str, env_kwargs: dict, budget: float, n: int, s
 
     env_id, task_kwargs = TASKS[task]
     p = preset("ppo", env_id)
-    hyper = {**p.hyperparameters, **({"answer_coef": 1.0} if name == "ppo-gru-answer" else {})}
+    answer = {"answer_coef": 1.0} if name == "ppo-gru-answer" else {}
+    hyper = {**p.hyperparameters, **answer, **HYPER}
     if ANNEAL:  # learn_for's decay over the budget, which PPO's own (per learn call) would undo
+        if HYPER.get("anneal_lr"):
+            raise SystemExit("--anneal decays over the budget: it cannot run with anneal_lr true")
         hyper["anneal_lr"] = False
     kwargs = {**task_kwargs, **env_kwargs, **p.env_kwargs}
-    agent = make("ppo", env_id, seed=seed, env_kwargs=kwargs, **{**hyper, **HYPER})
-    clock = {"spent": 0.0}
-
-    def train_for(seconds: float) -> int:
-        start = time.perf_counter()
-        steps = learn_for(agent, seconds, budget, clock["spent"])
-        clock["spent"] += time.perf_counter() - start
-        return steps  # environment steps (saccades + declarations)
+    agent = make("ppo", env_id, seed=seed, env_kwargs=kwargs, **hyper)
+    train_for = budget_slices(agent, budget)  # environment steps (saccades + declarations)
 
     def test() -> dict:
         result = evaluate(agent, TEST_SEARCH, num_envs=TEST_SEARCH, seed=TEST_SEED, split="test")
