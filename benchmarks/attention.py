@@ -37,10 +37,11 @@ Learners (``NAME[:GLIMPSES]``):
   on sequences.
 - ``fc``, ``cnn``, ``stn``, ``soft``: the whole-image models of :mod:`cogrl.baselines`,
   trained by cross-entropy on canvases drawn from the same training episodes.
-- ``ppo-gru``, ``ppo-gru-answer``, ``saliency``: the visual-search learners (table
-  ``search``): PPO with a GRU core by pure reinforcement, the same with answer
-  supervision (the target's cell as the declaration due at an episode's end), and the
-  bottom-up saliency baseline.
+- ``ppo-gru``, ``ppo-gru-answer``, ``ppo-gru-where``, ``saliency``: the visual-search
+  learners (table ``search``): PPO with a GRU core by pure reinforcement, the same with
+  answer supervision (the target's cell as the declaration due at an episode's end: its
+  likelihood among all actions, or, ``-where``, among the declaring actions only), and
+  the bottom-up saliency baseline.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ TABLES: dict[str, list[tuple[str, str, float]]] = {
         ("search", "saliency", 0),
         ("search", "ppo-gru", 600),
         ("search", "ppo-gru-answer", 600),
+        ("search", "ppo-gru-where", 600),
         ("search", "dram:3", 600),
     ],
     "dram": [
@@ -312,13 +314,18 @@ def run_ppo_gru(name: str, task: str, env_kwargs: dict, budget: float, n: int, s
     every observation key encoded (the cue included): its preset for the search task, with
     ``--hyper`` over it. ``ppo-gru-answer`` adds answer supervision (``answer_coef=1``):
     at an episode's last step, the negative log-likelihood of declaring on the target's
-    cell, beside the reward (the hybrid loss of the RAM papers); ``ppo-gru`` is pure
-    reinforcement."""
+    cell, beside the reward (the hybrid loss of the RAM papers); ``ppo-gru-where`` takes
+    that likelihood among the declaring actions only (``answer_scope="answers"``: where
+    to declare, not when); ``ppo-gru`` is pure reinforcement."""
     from cogrl.agents.presets import preset
 
     env_id, task_kwargs = TASKS[task]
     p = preset("ppo", env_id)
-    answer = {"answer_coef": 1.0} if name == "ppo-gru-answer" else {}
+    answer = {
+        "ppo-gru": {},
+        "ppo-gru-answer": {"answer_coef": 1.0},
+        "ppo-gru-where": {"answer_coef": 1.0, "answer_scope": "answers"},
+    }[name]
     hyper = {**p.hyperparameters, **answer, **HYPER}
     if ANNEAL:  # learn_for's decay over the budget, which PPO's own (per learn call) would undo
         if HYPER.get("anneal_lr"):
@@ -436,7 +443,7 @@ def run_whole(
 
 def run_learner(name: str, task: str, env_kwargs: dict, budget: float, n: int, seed: int) -> dict:
     kind = name.split(":")[0]
-    if kind in ("ppo-gru", "ppo-gru-answer"):
+    if kind in ("ppo-gru", "ppo-gru-answer", "ppo-gru-where"):
         return run_ppo_gru(name, task, env_kwargs, budget, n, seed)
     if kind == "saliency":
         return run_saliency(name, task, env_kwargs, budget, n, seed)
@@ -529,6 +536,7 @@ NAMES = {
     "saliency": "Itti-Koch winner-take-all",
     "ppo-gru": "PPO, GRU core (discrete)",
     "ppo-gru-answer": "PPO, GRU core (discrete), answer supervision",
+    "ppo-gru-where": "PPO, GRU core (discrete), answer supervision among declarations",
 }
 
 
@@ -858,6 +866,7 @@ GOALS_FULL = {
     # visual search: >= 90% of the targets found, an error (targets missed) <= 10%
     ("search", "ppo-gru"): 0.10,
     ("search", "ppo-gru-answer"): 0.10,
+    ("search", "ppo-gru-where"): 0.10,
     ("search", "dram:3"): 0.10,
 }
 

@@ -136,6 +136,78 @@ def test_answer_supervision_teaches_delayed_recall_fast(name):
     assert A.evaluate(agent, episodes=200)["accuracy"] > 0.95
 
 
+SEARCH_KW = {"action_mode": "discrete", "canvas_size": 60, "n_distractors": 1, "grid_size": 3}
+
+
+@pytest.mark.parametrize(
+    "env_id, kwargs, looks, n",
+    [
+        ("cogrl/GlimpseDigits-v0", {"action_mode": "discrete"}, 9, 19),
+        ("cogrl/MultiDigits-v0", {"action_mode": "discrete", "grid_size": 3}, 9, 9 + 10 + 1),
+        ("cogrl/VisualSearch-v0", SEARCH_KW, 9, 18),
+    ],
+)
+def test_glimpse_tasks_name_their_answering_actions(env_id, kwargs, looks, n):
+    import gymnasium as gym
+
+    import cogrl  # noqa: F401  (registers the ids)
+
+    env = gym.make_vec(env_id, num_envs=1, **kwargs)
+    assert env.single_action_space.n == n
+    assert env.metadata["answer_actions"] == (looks, n)
+    continuous = gym.make_vec(env_id, num_envs=1, **{**kwargs, "action_mode": "continuous"})
+    assert "answer_actions" not in continuous.metadata
+
+
+@pytest.mark.parametrize("name", ["ppo", "a2c"])
+def test_answer_scope_answers_scores_where_to_answer_not_when(name):
+    """With ``answer_scope="answers"`` the answer's likelihood is a softmax over the
+    declaring actions alone: the looking actions' logits get no gradient from it, so the
+    supervision cannot teach declaring at once (what the whole likelihood teaches)."""
+    hp = {"num_envs": 8, "n_steps": 8, "policy": {"core": "gru", "core_size": 16}}
+    if name == "ppo":
+        hp["batch_size"] = 32
+    agent = A.make(
+        name,
+        "cogrl/VisualSearch-v0",
+        device="cpu",
+        seed=0,
+        env_kwargs=SEARCH_KW,
+        answer_coef=1.0,
+        answer_scope="answers",
+        **hp,
+    )
+    agent.learn(64)  # makes the environments
+    assert agent.answer_slice == slice(9, 18)
+    rollout = agent.collect_rollout()
+    rows = torch.arange(64)
+    assert rollout.answer_due.sum() > 0
+    params = torch.randn(64, 18, requires_grad=True)
+    loss = agent.answer_loss(rollout, rows, params)
+    loss.backward()
+    assert torch.all(params.grad[:, :9] == 0)
+    assert params.grad[:, 9:].abs().sum() > 0
+    # the conditional likelihood, -log pi(a* | s, declaring), at the steps where it was due
+    answer = rollout.answers.flatten()[rows] - 9
+    due = rollout.answer_due.flatten()[rows]
+    nll = -torch.log_softmax(params[:, 9:], -1).gather(-1, answer[:, None]).squeeze(-1)
+    torch.testing.assert_close(loss, (nll * due).sum() / due.sum())
+    # the whole likelihood, the default, does push the looking actions' logits down
+    agent.answer_slice = None
+    params.grad = None
+    agent.answer_loss(rollout, rows, params).backward()
+    assert params.grad[:, :9].abs().sum() > 0
+
+
+def test_answer_scope_is_checked():
+    with pytest.raises(ValueError, match="answer_scope.*'where'"):
+        A.make("ppo", "cogrl/DelayedRecall-v0", device="cpu", answer_scope="where")
+    with pytest.raises(ValueError, match="answer_actions"):
+        A.make(
+            "ppo", "cogrl/DelayedRecall-v0", device="cpu", answer_coef=1.0, answer_scope="answers"
+        )
+
+
 def test_answer_coef_zero_reads_no_answers():
     agent = A.make("ppo", COPY, device="cpu", **SMALL_PPO)
     assert agent.answer_key is None

@@ -30,7 +30,11 @@ What the environment declares (docs/architecture.md, "An environment") the rollo
 - ``metadata["answer_key"]`` with ``answer_coef > 0``: the negative log-likelihood of the
   revealed right action under the policy's action head, at the steps where one was due,
   is added to the loss with weight ``answer_coef`` (answer supervision: the RAM paper's
-  hybrid loss, here for any action head).
+  hybrid loss, here for any action head). With ``answer_scope="answers"`` and
+  ``metadata["answer_actions"] = (lo, hi)``, a categorical head's likelihood is taken
+  among the answering actions ``lo <= a < hi`` only, ``-log pi(a* | s, answering)``:
+  it teaches which answer, not whether to answer now (on a task whose answer also ends
+  the episode, the whole likelihood teaches answering at once).
 """
 
 from __future__ import annotations
@@ -47,18 +51,25 @@ from cogrl.agents.training import adam
 from cogrl.checks import check_bools, check_int, check_number
 from cogrl.core import sync_free
 from cogrl.nn import (
+    ActionHead,
     ActorCriticPolicy,
+    CategoricalHead,
     PolicyConfig,
     State,
     detach_state,
     index_state,
     map_state,
 )
+from cogrl.nn.distributions import categorical_log_prob
 from cogrl.nn.policies import flatten_time
 from cogrl.nn.sequences import Segments
 from cogrl.nn.state import leaves
 
 __all__ = ["Evaluation", "OnPolicyAgent", "OnPolicyConfig", "Rollout", "masked_mean", "per_part"]
+
+
+#: What answer supervision's likelihood is taken over (``OnPolicyConfig.answer_scope``).
+ANSWER_SCOPES = ("all", "answers")
 
 
 @dataclass
@@ -88,6 +99,10 @@ class OnPolicyConfig(Hyperparameters):
     - ``answer_coef``: weight of the answer's negative log-likelihood where the
       environment reveals the right action (``metadata["answer_key"]``); 0 is pure
       reinforcement.
+    - ``answer_scope``: ``"all"``, the answer's likelihood among all actions; or
+      ``"answers"``, among the answering actions the environment names
+      (``metadata["answer_actions"]``, a categorical action space): which answer given
+      that the agent answers, leaving when to answer to the reward.
     - ``mask_ignored_actions``: no policy gradient at steps whose action the environment
       says it ignored (``metadata["ignored_key"]``).
     - ``whole_episodes``: recurrent policies replay every episode from its first step,
@@ -114,6 +129,7 @@ class OnPolicyConfig(Hyperparameters):
     factored_credit: bool = False
     part_values: bool = False
     answer_coef: float = 0.0
+    answer_scope: str = "all"
     mask_ignored_actions: bool = True
     whole_episodes: bool = False
 
@@ -144,6 +160,10 @@ class OnPolicyConfig(Hyperparameters):
                 f"combined with sequence_length={self.sequence_length} (truncated pieces)"
             )
         check_number("answer_coef", self.answer_coef)
+        if self.answer_scope not in ANSWER_SCOPES:
+            raise ValueError(
+                f"answer_scope must be one of {ANSWER_SCOPES}, got {self.answer_scope!r}"
+            )
         if self.part_values and not self.factored_credit:
             raise ValueError("part_values=True needs factored_credit=True (values of parts)")
 
@@ -212,6 +232,9 @@ class OnPolicyAgent(Agent):
             value_parts=self.parts if self.part_values else 1,
         )
         check_factorises(policy.action_head, self.parts, self.action_space)
+        self.answer_slice = None
+        if self.answer_key is not None and c.answer_scope == "answers":
+            self.answer_slice = answer_slice(policy.action_head, meta, self.env_id)
         return policy
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -497,7 +520,11 @@ class OnPolicyAgent(Agent):
         averaged over the steps of ``rows`` where one was due (0 where none was)."""
         due = rollout.answer_due.flatten()[rows]
         answer = index_state(flatten_time(rollout.answers), rows)
-        nll = -self.policy.action_head.log_prob(params, answer)
+        if self.answer_slice is None:
+            nll = -self.policy.action_head.log_prob(params, answer)
+        else:  # -log pi(a* | s, answering): a softmax over the answering actions' logits
+            answers = self.answer_slice
+            nll = -categorical_log_prob(params[..., answers], answer - answers.start)
         return (nll * due).sum() / due.sum().clamp(min=1)
 
     def acted_weights(self, rollout: Rollout, rows: torch.Tensor) -> torch.Tensor | None:
@@ -581,6 +608,31 @@ def check_answer_key(answer_coef: float, metadata: Mapping[str, Any], env_id: st
             "reinforcement)"
         )
     return key
+
+
+def answer_slice(head: ActionHead, metadata: Mapping[str, Any], env_id: str) -> slice:
+    """The answering actions' columns of a categorical head's logits, from the
+    environment's ``metadata["answer_actions"] = (lo, hi)``; a ValueError where the
+    environment names none or the head is not categorical."""
+    actions = metadata.get("answer_actions")
+    if actions is None:
+        raise ValueError(
+            f"answer_scope='answers' needs an environment that names its answering actions "
+            f"(metadata['answer_actions'] = (lo, hi)); {env_id} does not. Use "
+            "answer_scope='all'"
+        )
+    if not isinstance(head, CategoricalHead):
+        raise ValueError(
+            f"answer_scope='answers' needs a Discrete action space (a categorical head); "
+            f"{env_id}'s head is {type(head).__name__}"
+        )
+    lo, hi = (int(a) - head.start for a in actions)
+    if not 0 <= lo < hi <= head.n:
+        raise ValueError(
+            f"metadata['answer_actions'] = {tuple(actions)} of {env_id} is not a range of "
+            f"its {head.n} actions starting at {head.start}"
+        )
+    return slice(lo, hi)
 
 
 def explained_variance(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

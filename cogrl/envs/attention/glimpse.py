@@ -79,8 +79,11 @@ answering would have earned the reward). It is not due at the steps before: ther
 agent looks, and answering at once would earn no more than looking first, so a supervised
 loss there would teach it to answer without looking. At an episode's last step it is the
 finished episode's answer, not the next episode's. In the continuous mode there is no
-``answer_key`` (the answer is class scores, which no likelihood applies to). No action is
-ignored (no ``ignored_key``) and the reward is one score (no ``reward_parts``).
+``answer_key`` (the answer is class scores, which no likelihood applies to).
+``metadata["answer_actions"] = (G*G, G*G + 10)`` (discrete mode) is the range of the
+answering actions, for learners that supervise which answer given that the agent answers
+(PPO's ``answer_scope="answers"``). No action is ignored (no ``ignored_key``) and the
+reward is one score (no ``reward_parts``).
 
 ## Arguments
 
@@ -284,6 +287,7 @@ class GlimpseDigits(BatchedEnv):
             self.single_action_space = spaces.Box(-1.0, 1.0, (2 + N_CLASSES,), np.float32)
         else:
             self.single_action_space = spaces.Discrete(self.grid_size**2 + N_CLASSES)
+            self.metadata["answer_actions"] = (self.grid_size**2, self.single_action_space.n)
 
         n, c = self.num_envs, self.canvas_size
         # The canvases and their summed-area tables in byte units, which the retina reads:

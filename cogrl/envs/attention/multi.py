@@ -67,15 +67,18 @@ reports ``accuracy`` (sequences right), ``label_accuracy`` and ``on_digit``;
 In the discrete mode the core also declares ``metadata["answer_key"] = "answer"`` and
 reports at every step, for learners that supervise answers, ``info["answer"]``: the action
 that emits the label due next (``G*G + c``, ``c`` the label at the position of the next
-emission; int64 (num_envs,)), which earns the reward 1. Its mask ``_answer`` is true at
-the steps that answer (an emission or end-of-sequence, whatever it emitted) and at the
-step the episode ends (also when truncated while looking), false at looks: a look earns no
-less in the end than an early emission, so a supervised loss at looks would teach the agent
-to emit without looking. At an episode's last step it is the finished episode's answer, not
-the next episode's. In the continuous mode there is no ``answer_key`` (the answer is scores,
-which no likelihood applies to). No action is ignored (no ``ignored_key``). There are no
-``reward_parts``: in either mode a step's action is one choice (one emission, or a look),
-and its reward scores that one emission, not independent parts of the action.
+emission; int64 (num_envs,)), which earns the reward 1. Its mask ``_answer`` is true at the
+steps that answer (an emission or end-of-sequence, whatever it emitted) and at the step the
+episode ends (also when truncated while looking), false at looks: a look earns no less in
+the end than an early emission, so a supervised loss at looks would teach the agent to emit
+without looking. At an episode's last step it is the finished episode's answer, not the next
+episode's. ``metadata["answer_actions"] = (G*G, G*G + K + 1)`` is the range of the answering
+actions (emissions and end-of-sequence), for learners that supervise which answer given that
+the agent answers (PPO's ``answer_scope="answers"``). In the continuous mode there is no
+``answer_key`` (the answer is scores, which no likelihood applies to). No action is ignored
+(no ``ignored_key``). There are no ``reward_parts``: in either mode a step's action is one
+choice (one emission, or a look), and its reward scores that one emission, not independent
+parts of the action.
 
 ## Arguments
 
@@ -204,6 +207,7 @@ class MultiDigits(GlimpseDigits):
             self.single_action_space = spaces.Box(-1.0, 1.0, (2 + k + 2,), np.float32)
         else:
             self.single_action_space = spaces.Discrete(self.grid_size**2 + k + 1)
+            self.metadata["answer_actions"] = (self.grid_size**2, self.single_action_space.n)
         n = self.num_envs
         self.label = torch.zeros(n, self.n_answers, dtype=torch.int64, device=self.device)
         self.emitted = torch.full_like(self.label, -1)

@@ -78,17 +78,19 @@ episode and the mean saccades to the target (counting ``n_glimpses + 1`` for epi
 never reached it); ``metadata["splits"] = ("train", "test")``.
 
 In the discrete mode the core also declares ``metadata["answer_key"] = "answer"`` and
-reports, for learners that supervise answers, ``info["answer"]``: the declaration that
-finds the target, ``G*G + a`` with ``a`` the grid cell whose centre lies in the target's
-box (the nearest the box's centre where several do; :meth:`VisualSearch.target_cell`),
-int64 (num_envs,). Its mask ``_answer`` is true at the step the episode ends (a
-declaration, or the truncating step, where declaring there would have earned the reward
-1), where such a cell exists. It is not due at the steps before: declaring at once would
-earn the most, so a supervised loss there would teach the agent to declare without
-searching. At an episode's last step it is the finished episode's answer, not the next
-episode's. In the continuous mode there is no ``answer_key`` (the answer is a continuous
-location). No action is ignored (no ``ignored_key``) and the reward is one score (no
-``reward_parts``).
+reports, for learners that supervise answers, ``info["answer"]``: the declaration that finds
+the target, ``G*G + a`` with ``a`` the grid cell whose centre lies in the target's box (the
+nearest the box's centre where several do; :meth:`VisualSearch.target_cell`), int64
+(num_envs,). Its mask ``_answer`` is true at the step the episode ends (a declaration, or
+the truncating step, where declaring there would have earned the reward 1), where such a
+cell exists. It is not due at the steps before: declaring at once would earn the most, so a
+supervised loss there would teach the agent to declare without searching. At an episode's
+last step it is the finished episode's answer, not the next episode's.
+``metadata["answer_actions"] = (G*G, 2*G*G)`` is the range of the declaring actions, for
+learners that supervise *where* to declare given that the agent declares (PPO's
+``answer_scope="answers"``), and leave *when* to the reward. In the continuous mode there is
+no ``answer_key`` (the answer is a continuous location). No action is ignored (no
+``ignored_key``) and the reward is one score (no ``reward_parts``).
 
 The target's box is :attr:`VisualSearch.target_box` and every digit's :attr:`VisualSearch.boxes`
 (for baselines that score a location); :meth:`VisualSearch.canvas_images` gives the whole
@@ -254,6 +256,7 @@ class VisualSearch(GlimpseDigits):
             self.single_action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
         else:
             self.single_action_space = spaces.Discrete(2 * self.grid_size**2)
+            self.metadata["answer_actions"] = (self.grid_size**2, self.single_action_space.n)
 
         n = self.num_envs
         self.target = torch.zeros(n, dtype=torch.int64, device=self.device)
