@@ -705,6 +705,8 @@ def report(markdown_path: Path) -> str:
             name = learner_name(learner)
             if learner.startswith("dram:"):
                 name = f"DRAM, {learner[5:]} saccades then a declaration"
+            if record.get("env"):  # the task's arguments beyond its defaults
+                name += f", `{json.dumps(record['env'])}`"
             lines.append(
                 f"| {name} | {budget} | "
                 f"**{pct(1 - last['error'])}** | {last.get('saccades_to_target', 0):.2f} | "
