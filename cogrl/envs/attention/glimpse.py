@@ -82,7 +82,7 @@ finished episode's answer, not the next episode's. In the continuous mode there 
 ``answer_key`` (the answer is class scores, which no likelihood applies to).
 ``metadata["answer_actions"] = (G*G, G*G + 10)`` (discrete mode) is the range of the
 answering actions, for learners that supervise which answer given that the agent answers
-(PPO's ``answer_scope="answers"``). No action is ignored (no ``ignored_key``) and the
+(PPO's and A2C's ``answer_scope="answers"``). No action is ignored (no ``ignored_key``) and the
 reward is one score (no ``reward_parts``).
 
 ## Arguments

@@ -74,7 +74,7 @@ the end than an early emission, so a supervised loss at looks would teach the ag
 without looking. At an episode's last step it is the finished episode's answer, not the next
 episode's. ``metadata["answer_actions"] = (G*G, G*G + K + 1)`` is the range of the answering
 actions (emissions and end-of-sequence), for learners that supervise which answer given that
-the agent answers (PPO's ``answer_scope="answers"``). In the continuous mode there is no
+the agent answers (PPO's and A2C's ``answer_scope="answers"``). In the continuous mode there is no
 ``answer_key`` (the answer is scores, which no likelihood applies to). No action is ignored
 (no ``ignored_key``). There are no ``reward_parts``: in either mode a step's action is one
 choice (one emission, or a look), and its reward scores that one emission, not independent

@@ -87,7 +87,7 @@ cell exists. It is not due at the steps before: declaring at once would earn the
 supervised loss there would teach the agent to declare without searching. At an episode's
 last step it is the finished episode's answer, not the next episode's.
 ``metadata["answer_actions"] = (G*G, 2*G*G)`` is the range of the declaring actions, for
-learners that supervise *where* to declare given that the agent declares (PPO's
+learners that supervise *where* to declare given that the agent declares (PPO's and A2C's
 ``answer_scope="answers"``), and leave *when* to the reward. In the continuous mode there is
 no ``answer_key`` (the answer is a continuous location). No action is ignored (no
 ``ignored_key``) and the reward is one score (no ``reward_parts``).
