@@ -202,6 +202,8 @@ def test_answer_scope_answers_scores_where_to_answer_not_when(name):
 def test_answer_scope_is_checked():
     with pytest.raises(ValueError, match="answer_scope.*'where'"):
         A.make("ppo", "cogrl/DelayedRecall-v0", device="cpu", answer_scope="where")
+    with pytest.raises(ValueError, match="answer_coef=0"):  # a scope of nothing
+        A.make("ppo", "cogrl/DelayedRecall-v0", device="cpu", answer_scope="answers")
     with pytest.raises(ValueError, match="answer_actions"):
         A.make(
             "ppo", "cogrl/DelayedRecall-v0", device="cpu", answer_coef=1.0, answer_scope="answers"

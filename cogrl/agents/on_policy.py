@@ -102,7 +102,7 @@ class OnPolicyConfig(Hyperparameters):
     - ``answer_scope``: ``"all"``, the answer's likelihood among all actions; or
       ``"answers"``, among the answering actions the environment names
       (``metadata["answer_actions"]``, a categorical action space): which answer given
-      that the agent answers, leaving when to answer to the reward.
+      that the agent answers, leaving when to answer to the reward (with ``answer_coef > 0``).
     - ``mask_ignored_actions``: no policy gradient at steps whose action the environment
       says it ignored (``metadata["ignored_key"]``).
     - ``whole_episodes``: recurrent policies replay every episode from its first step,
@@ -163,6 +163,11 @@ class OnPolicyConfig(Hyperparameters):
         if self.answer_scope not in ANSWER_SCOPES:
             raise ValueError(
                 f"answer_scope must be one of {ANSWER_SCOPES}, got {self.answer_scope!r}"
+            )
+        if self.answer_scope != "all" and self.answer_coef == 0:
+            raise ValueError(
+                f"answer_scope={self.answer_scope!r} scopes answer supervision, which "
+                "answer_coef=0 turns off: set answer_coef > 0, or leave answer_scope='all'"
             )
         if self.part_values and not self.factored_credit:
             raise ValueError("part_values=True needs factored_credit=True (values of parts)")
