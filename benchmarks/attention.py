@@ -35,6 +35,9 @@ Learners (``NAME[:GLIMPSES]``):
 - ``dram:N`` / ``dram-ram:N``: cogrl's DRAM with N glimpses per object; ``dram-ram`` is
   DRAM without its context network and with one recurrent layer, the paper's RAM baseline
   on sequences.
+- ``dram-ll:N``: DRAM whose locations are reinforced with the classifier's log-likelihood
+  of each label (``location_reward="log_likelihood"``, the learning signal of the paper's
+  variational bound) instead of the 0/1 reward.
 - ``fc``, ``cnn``, ``stn``, ``soft``: the whole-image models of :mod:`cogrl.baselines`,
   trained by cross-entropy on canvases drawn from the same training episodes.
 - ``ppo-gru``, ``ppo-gru-answer``, ``ppo-gru-where``, ``saliency``: the visual-search
@@ -103,6 +106,7 @@ TABLES: dict[str, list[tuple[str, str, float]]] = {
     ],
     "addition": [
         ("addition", "dram:3", 600),
+        ("addition", "dram-ll:3", 600),
         ("addition", "cnn", 600),
     ],
     "search": [
@@ -163,10 +167,12 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
     hyper: dict = {}
     if kind == "ram":
         kwargs["n_glimpses"] = int(glimpses)
-    else:  # dram, dram-ram
+    else:  # dram, dram-ram, dram-ll
         hyper["glimpses_per_object"] = int(glimpses)
         if kind == "dram-ram":
             hyper.update(context_network=False, layers=1)
+        if kind == "dram-ll":
+            hyper["location_reward"] = "log_likelihood"
     agent = make(
         "dram" if kind.startswith("dram") else "ram", env_id, seed=seed, env_kwargs=kwargs,
         device=DEVICE, **{**hyper, **HYPER},
@@ -447,7 +453,7 @@ def run_learner(name: str, task: str, env_kwargs: dict, budget: float, n: int, s
         return run_ppo_gru(name, task, env_kwargs, budget, n, seed)
     if kind == "saliency":
         return run_saliency(name, task, env_kwargs, budget, n, seed)
-    if kind in ("ram", "dram", "dram-ram"):
+    if kind in ("ram", "dram", "dram-ram", "dram-ll"):
         return run_agent(name, task, env_kwargs, budget, n, seed)
     if kind in ("fc", "cnn", "stn", "soft"):
         return run_whole(name, task, env_kwargs, budget, n, seed)
@@ -526,6 +532,7 @@ ANCHORS = {
     ("pairs", "dram:3"): 5,
     ("pairs", "dram-ram:3"): 9,
     ("addition", "dram:3"): 2.5,
+    ("addition", "dram-ll:3"): 2.5,
     ("addition", "cnn"): "3.2% (its ConvNet 64-64-64-512)",
 }
 NAMES = {
@@ -555,6 +562,8 @@ def learner_name(learner: str) -> str:
         return f"DRAM, {n} glimpses per digit"
     if kind == "dram-ram":
         return f"RAM (DRAM without context, one layer), {n} per digit"
+    if kind == "dram-ll":
+        return f"DRAM, log-likelihood reward, {n} glimpses per digit"
     return NAMES.get(kind, learner)
 
 
@@ -865,6 +874,7 @@ GOALS_FULL = {
     ("cluttered60", "ram:8"): 0.05,
     ("pairs", "dram:3"): 0.07,
     ("addition", "dram:3"): 0.05,
+    ("addition", "dram-ll:3"): 0.05,
     # visual search: >= 90% of the targets found, an error (targets missed) <= 10%
     ("search", "ppo-gru"): 0.10,
     ("search", "ppo-gru-answer"): 0.10,

@@ -149,6 +149,75 @@ def test_detach_location_keeps_reinforce_out_of_the_glimpse_network_and_core(det
     assert torso_moved is not detach
 
 
+def _reward_spy(agent):
+    """Wrap ``agent._learning_rewards`` to keep what it was given and what it returned."""
+    calls = []
+    inner = agent._learning_rewards
+
+    def spy(rewards, extras, info):
+        given = [r.clone() for r in rewards]
+        out = inner(rewards, extras, info)
+        calls.append((given, [r.clone() for r in out], extras, info))
+        return out
+
+    agent._learning_rewards = spy
+    return calls
+
+
+@pytest.mark.parametrize("agent_name", ["ram", "dram"])
+def test_log_likelihood_reward_pays_each_answer_its_label_log_probability(agent_name):
+    # location_reward="log_likelihood" pays log p(y | l, x) at each answering step (RAM:
+    # the last; DRAM on pairs: after each digit's 3 glimpses) and leaves the other steps'
+    # rewards as the environment's; "correct" passes the environment's rewards through.
+    env_kwargs = {"canvas_size": 60, "glimpse_size": 8, "n_scales": 2}
+    hyper = {"policy": SMALL_POLICY} if agent_name == "ram" else {"env_kwargs": env_kwargs}
+    env = ENV if agent_name == "ram" else DRAM_ENV
+    for reward in ("correct", "log_likelihood"):
+        agent = make(
+            agent_name, env, device="cpu", seed=0, num_envs=8, location_reward=reward, **hyper
+        )
+        calls = _reward_spy(agent)
+        agent.learn(1)  # one update: one batch of whole episodes
+        ((given, out, extras, info),) = calls
+        T = len(given)
+        answers = [T - 1] if agent_name == "ram" else [2, 5]
+        label = info[agent.label_key].view(8, -1)
+        assert label.shape[1] == len(answers)
+        for t in range(T):
+            if reward == "correct" or t not in answers:
+                assert torch.equal(out[t], given[t]), (reward, t)
+                continue
+            logits = extras[t]["logits"].detach()
+            expected = torch.log_softmax(logits, -1)[torch.arange(8), label[:, answers.index(t)]]
+            torch.testing.assert_close(out[t], expected)
+            assert not out[t].requires_grad and bool((out[t] < 0).all())
+
+
+def test_log_likelihood_reward_trains_the_baseline_on_it():
+    # The baseline regresses on the return, which is now a log-probability (below 0):
+    # after a few updates it predicts a negative return, where the 0/1 reward's is positive.
+    def baseline(reward):
+        agent = small_agent(location_reward=reward, learning_rate=0.01)
+        agent.learn(16 * 6 * 20)
+        with torch.no_grad():
+            return float(agent.policy.baseline(torch.zeros(1, 32)).mean())
+
+    assert baseline("log_likelihood") < 0 < baseline("correct")
+
+
+def test_bad_location_reward_is_named():
+    named = r"location_reward must be one of .*'log_likelihood'.*got 'nll'"
+    with pytest.raises(ValueError, match=named):
+        make("ram", ENV, device="cpu", location_reward="nll")
+    with pytest.raises(ValueError, match="location_reward must be one of"):
+        make("dram", DRAM_ENV, device="cpu", location_reward=1)
+    with pytest.raises(ValueError, match=r"location_reward='log_likelihood' scores labels"):
+        make(
+            "dram", "cogrl/VisualSearch-v0", device="cpu", location_reward="log_likelihood",
+            env_kwargs={"canvas_size": 56, "n_distractors": 2, "glimpse_size": 8, "n_scales": 2},
+        )  # fmt: skip
+
+
 @pytest.mark.parametrize("agent_name", ["ram", "dram"])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_weight_decay_shrinks_every_weight_apart_from_the_gradient(agent_name, weight_decay):

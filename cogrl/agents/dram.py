@@ -58,8 +58,8 @@ from gymnasium import spaces
 
 from cogrl.agents.base import Hyperparameters, register_agent
 from cogrl.agents.episodic import Objective
-from cogrl.agents.ram import RAM
-from cogrl.checks import check_bools, check_int, check_number
+from cogrl.agents.ram import LOCATION_REWARDS, RAM, label_log_likelihood
+from cogrl.checks import check_bools, check_choice, check_int, check_number
 from cogrl.core import sync_free
 from cogrl.nn import DRAMPolicy
 
@@ -98,6 +98,10 @@ class DRAM(RAM):
           given).
         - ``reinforce_coef``, ``baseline_coef``, ``answer_coef``, ``max_grad_norm``,
           ``weight_decay``: as RAM's (``answer_coef`` weighs the labels' log-likelihood).
+        - ``location_reward``: as RAM's: ``"correct"`` (1 for each right label, the
+          paper's experiments) or ``"log_likelihood"`` (each emission's ``log p(y_i |
+          l, x)``, the learning signal of the paper's variational bound, section 3); not
+          on a search task, which has no label.
 
         The widths and the location std are RAM's defaults (128 and 0.3, measured on the
         glimpse tasks: see :class:`~cogrl.agents.ram.RAM.Config`), not the paper's 512-unit
@@ -124,6 +128,7 @@ class DRAM(RAM):
         max_grad_norm: float | None = 1.0
         answer_coef: float = 1.0
         weight_decay: float = 0.0
+        location_reward: str = "correct"
 
         def __post_init__(self) -> None:
             for name in (
@@ -143,6 +148,7 @@ class DRAM(RAM):
                 check_number(name, getattr(self, name))
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
+            check_choice("location_reward", self.location_reward, LOCATION_REWARDS)
 
     config: Config
     # MNIST pairs: 3M steps (500k canvases) take about 6 minutes on one CPU thread; the
@@ -166,6 +172,11 @@ class DRAM(RAM):
         # Search: (x, y, declare) and a cue of what to find; the answer is a location.
         self.searches = cue and isinstance(space, spaces.Box) and space.shape == (3,)
         if self.searches:
+            if self.config.location_reward != "correct":
+                raise ValueError(
+                    f"location_reward={self.config.location_reward!r} scores labels, and a "
+                    f"search task ({self.env_id}) has none: use location_reward='correct'"
+                )
             self.n_classes, self.n_answers, self.emits = None, 0, False
             # glimpses_per_object saccades, then the declaration.
             self.episode_length = self.config.glimpses_per_object + 1
@@ -290,6 +301,27 @@ class DRAM(RAM):
         # the last included, is credited. Recognition: the last one is never looked at.
         return mask if self.searches else super()._credited_steps(mask)
 
+    def _emission_steps(self, T: int) -> range:
+        """The steps (0-based) at which the labels are emitted, in an episode of ``T``."""
+        return range(self.steps_per_answer - 1, T, self.steps_per_answer)
+
+    def _answers(self, extras, info) -> tuple[torch.Tensor, torch.Tensor]:
+        """The class logits at the emission steps (N, answers, K) and the labels due
+        there (N, answers)."""
+        steps = self._emission_steps(len(extras))
+        logits = torch.stack([extras[s]["logits"] for s in steps], 1)
+        return logits, info[self.label_key].view(logits.shape[0], -1)
+
+    def _learning_rewards(self, rewards, extras, info):
+        if self.config.location_reward == "correct" or self.searches:
+            return rewards
+        # Each emission's reward becomes log p(y_i | l, x) (the paper's section 3).
+        logits, label = self._answers(extras, info)
+        rewards = list(rewards)
+        for i, s in enumerate(self._emission_steps(len(rewards))):
+            rewards[s] = label_log_likelihood(logits[:, i], label[:, i])
+        return rewards
+
     def _supervised_loss(self, extras, info, mask):
         T = mask.shape[0]
         if not (self._checked_length and sync_free(self.device)):
@@ -307,9 +339,7 @@ class DRAM(RAM):
                 "train/location_std": self.policy.location.std
             }
         # Classification: the log-likelihood of each label at its emission step.
-        steps = range(self.steps_per_answer - 1, T, self.steps_per_answer)
-        logits = torch.stack([extras[s]["logits"] for s in steps], 1)  # (N, answers, K)
-        label = info[self.label_key].view(logits.shape[0], -1)
+        logits, label = self._answers(extras, info)
         classifier_loss = F.cross_entropy(logits.flatten(0, 1), label.flatten())
         right = logits.argmax(-1) == label
         return self.config.answer_coef * classifier_loss, {

@@ -154,6 +154,15 @@ class EpisodicAgent(Agent):
         each step's ``extras`` (:meth:`_policy_step`) and the last step's ``info``."""
         return torch.zeros((), device=self.device), {}
 
+    def _learning_rewards(
+        self, rewards: list[torch.Tensor], extras: list[dict[str, Any]], info: dict[str, Any]
+    ) -> list[torch.Tensor]:
+        """The rewards (one (N,) tensor per step) that the reward-to-go sums, from the
+        environment's ``rewards``, each step's ``extras`` and the last step's ``info``: the
+        environment's own, unless a learner scores its answers otherwise (RAM's and DRAM's
+        ``location_reward="log_likelihood"``)."""
+        return rewards
+
     def _episode_length_bound(self, env: BatchedEnv, max_steps: int) -> int | None:
         """The most steps an episode of ``env`` can take, where the core declares it."""
         bound = getattr(env, "max_episode_steps", None)
@@ -236,6 +245,7 @@ class EpisodicAgent(Agent):
             else:
                 log_prob, value = torch.stack(log_probs), torch.stack(values)
                 entropy = None if entropies[0] is None else torch.stack(entropies)
+            rewards = self._learning_rewards(rewards, extras, info)
 
             # Reward-to-go G_t = r_t + gamma G_{t+1}, backwards within each episode (per
             # part with factored credit: (T, N, K)).
