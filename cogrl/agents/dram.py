@@ -58,10 +58,11 @@ from gymnasium import spaces
 
 from cogrl.agents.base import Hyperparameters, register_agent
 from cogrl.agents.episodic import Objective
-from cogrl.agents.ram import LOCATION_REWARDS, RAM, label_log_likelihood
+from cogrl.agents.ram import LOCATION_REWARDS, RAM
 from cogrl.checks import check_bools, check_choice, check_int, check_number
 from cogrl.core import sync_free
 from cogrl.nn import DRAMPolicy
+from cogrl.nn.distributions import categorical_log_prob
 
 __all__ = ["DRAM"]
 
@@ -315,11 +316,13 @@ class DRAM(RAM):
     def _learning_rewards(self, rewards, extras, info):
         if self.config.location_reward == "correct" or self.searches:
             return rewards
-        # Each emission's reward becomes log p(y_i | l, x) (the paper's section 3).
+        # Each emission's reward becomes log p(y_i | l, x) (the paper's section 3), detached:
+        # a reward, not a term to differentiate.
         logits, label = self._answers(extras, info)
+        log_p = categorical_log_prob(logits.detach(), label)  # (N, answers)
         rewards = list(rewards)
         for i, s in enumerate(self._emission_steps(len(rewards))):
-            rewards[s] = label_log_likelihood(logits[:, i], label[:, i])
+            rewards[s] = log_p[:, i]
         return rewards
 
     def _supervised_loss(self, extras, info, mask):

@@ -34,6 +34,7 @@ from cogrl.agents.training import adam
 from cogrl.checks import check_bools, check_choice, check_int, check_number
 from cogrl.core import sync_free
 from cogrl.nn import PolicyConfig, RAMPolicy
+from cogrl.nn.distributions import categorical_log_prob
 
 __all__ = ["RAM"]
 
@@ -227,7 +228,7 @@ class RAM(EpisodicAgent):
             return rewards
         # The answer's reward becomes log p(y | l, x) (Ba et al. 2015's learning signal).
         logits, label = extras[-1]["logits"], info[self.label_key]
-        return [*rewards[:-1], label_log_likelihood(logits, label)]
+        return [*rewards[:-1], categorical_log_prob(logits.detach(), label)]
 
     def _supervised_loss(self, extras, info, mask):
         T = mask.shape[0]
@@ -249,10 +250,3 @@ class RAM(EpisodicAgent):
             "train/accuracy": accuracy,
             "train/location_std": self.policy.location.std,
         }
-
-
-def label_log_likelihood(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """``log softmax(logits)[label]`` (B,) for logits (B, K) and labels (B,), detached: a
-    reward, not a term to differentiate."""
-    log_p = F.log_softmax(logits.detach(), -1)
-    return log_p.gather(-1, label.long()[..., None]).squeeze(-1)
