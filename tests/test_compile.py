@@ -3,6 +3,7 @@ fall back to eager, with a warning that says why, where compiling cannot work.""
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -36,7 +37,8 @@ def test_compiled_ppo_learns_what_eager_ppo_learns() -> None:
     eager.learn(128)
     compiled.learn(128)
     assert all(c.active for c in compiled._compiled.values())
-    assert set(compiled._compiled) == {"PPO's minibatch loss", "the policy's step"}
+    # On the CPU the whole minibatch step (loss, gradients, clipping, Adam) is one function.
+    assert set(compiled._compiled) == {"PPO's minibatch update", "the policy's step"}
     moved = max((parameters(eager)[k] - before[k]).abs().max() for k in before)
     assert moved > 1e-3  # the updates did change the weights
     for key, value in parameters(eager).items():
@@ -125,3 +127,88 @@ def test_compile_must_be_a_bool_and_a_run_records_it() -> None:
     agent = runner.build_agent(spec)
     assert agent.compile == (compile_unavailable(torch.device("cpu")) is None)
     assert agent.describe()["compile"] == agent.compile
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_compiler)])
+@pytest.mark.parametrize(("weight_decay", "max_grad_norm"), [(0.0, 0.5), (0.1, None)])
+def test_a_fused_update_steps_as_gradient_step_and_torchs_adam(
+    compiled, weight_decay, max_grad_norm
+) -> None:
+    # fused_update's own Adam (AdamW with weight decay) and clipping against torch's fused
+    # optimiser after training.gradient_step: three steps, a learning rate changed between
+    # them (a schedule), an aux output holding None; then torch's optimiser goes on from
+    # the state the fused update left, as after a fallback or a resumed checkpoint. The
+    # gradients come from torch.func rather than the autograd engine: equal to rounding,
+    # which Adam's division by sqrt(v) enlarges where a gradient is near 0, hence 1e-4.
+    from cogrl.agents.compiling import fused_update
+    from cogrl.agents.training import adam, gradient_step
+
+    def build():
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+        return net, adam(net.parameters(), lr=0.05, eps=1e-5, weight_decay=weight_decay)
+
+    def loss_fn(net, x, y):
+        loss = (net(x) - y).square().mean() * 10
+        return loss, (loss.detach() * 2, None)
+
+    x, y = torch.randn(16, 3), torch.randn(16, 2)
+    net_a, opt_a = build()
+    net_b, opt_b = build()
+    wrap = (lambda f: Compiled(f, "the test's update", torch.device("cpu"))) if compiled else None
+    update = fused_update(
+        net_b,
+        opt_b,
+        lambda x, y: loss_fn(net_b, x, y),
+        max_grad_norm,
+        **({"wrap": wrap} if wrap else {}),
+    )
+    for lr in (0.05, 0.05, 0.02):
+        for opt in (opt_a, opt_b):
+            opt.param_groups[0]["lr"] = lr
+        loss_a, (double_a, _) = loss_fn(net_a, x, y)
+        norm_a = gradient_step(opt_a, loss_a, max_grad_norm)
+        loss_b, (double_b, none), norm_b = update(x, y)
+        assert none is None and not loss_b.requires_grad
+        torch.testing.assert_close(loss_b, loss_a.detach(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(double_b, double_a, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(norm_b, norm_a, rtol=1e-4, atol=1e-5)
+        for a, b in zip(net_a.parameters(), net_b.parameters(), strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    assert float(opt_b.state[next(net_b.parameters())]["step"]) == 3
+    for opt, net in ((opt_a, net_a), (opt_b, net_b)):
+        gradient_step(opt, loss_fn(net, x, y)[0], max_grad_norm)
+    for a, b in zip(net_a.parameters(), net_b.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_a_fused_update_names_what_it_cannot_stand_in_for() -> None:
+    from cogrl.agents.compiling import fused_update
+
+    net = torch.nn.Linear(2, 1)
+    with pytest.raises(ValueError, match="Adam and AdamW only, not SGD"):
+        fused_update(net, torch.optim.SGD(net.parameters(), lr=0.1), lambda: None, None)
+    with pytest.raises(ValueError, match="amsgrad=True"):
+        fused_update(net, torch.optim.Adam(net.parameters(), amsgrad=True), lambda: None, None)
+    other = torch.nn.Linear(2, 1)
+    with pytest.raises(ValueError, match="must hold the module's parameters"):
+        fused_update(net, torch.optim.Adam(other.parameters()), lambda: None, None)
+
+
+@needs_compiler
+def test_a_compiled_ppo_goes_on_from_a_loaded_training_state() -> None:
+    # The fused minibatch update reads the optimiser's state at every call: after
+    # load_training_state (a resumed checkpoint) it steps from the loaded moments, not from
+    # the tensors it saw first.
+    env = "cogrl/Copy-v0"  # its environments snapshot: the resumed run steps as the first
+    a = make("ppo", env, seed=3, compile=True, **SMALL_PPO)
+    a.learn(64)
+    weights, state = parameters(a), copy.deepcopy(a.training_state())
+    a.learn(64, reset_num_timesteps=False)
+    b = make("ppo", env, seed=4, compile=True, **SMALL_PPO)
+    b.learn(64)  # its own moments first, and its fused update made
+    b.policy.load_state_dict(weights)
+    b.load_training_state(state)
+    b.learn(64, reset_num_timesteps=False)
+    for key, value in parameters(a).items():
+        torch.testing.assert_close(parameters(b)[key], value, rtol=1e-4, atol=1e-5)

@@ -31,7 +31,12 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from cogrl.agents.compiling import Compiled, compile_unavailable
+from cogrl.agents.compiling import (
+    Compiled,
+    compile_unavailable,
+    fused_update,
+    fused_update_unavailable,
+)
 from cogrl.agents.training import EpisodeStats, NumericsGuard, Progress, RunContext, adam
 from cogrl.checkpoint import atomic_save, read_checkpoint
 from cogrl.core import BatchedEnv, check_memory, resolve_device
@@ -282,6 +287,7 @@ class Agent(ABC):
         #: Whether the learner's hot functions run compiled.
         self.compile = enabled and reason is None
         self._compiled: dict[str, Compiled] = {}
+        self._fused: dict[str, Callable[..., Any]] = {}
 
     def compiled(
         self,
@@ -304,6 +310,33 @@ class Agent(ABC):
             found = Compiled(fn, what, self.device, cuda_graphs=cuda_graphs)
             self._compiled[what] = found
         return found
+
+    def fused_update(
+        self, loss_fn: Callable[..., Any], what: str, max_grad_norm: float | None
+    ) -> Callable[..., Any] | None:
+        """Where the agent compiles on the CPU and its optimiser is Adam or AdamW: the
+        whole optimiser step on ``loss_fn(*args) -> (loss, aux)`` as one compiled function
+        (:func:`~cogrl.agents.compiling.fused_update`), ``update(*args) -> (loss, aux,
+        grad_norm)``; else None (the learner steps with
+        :func:`~cogrl.agents.training.gradient_step`). Made once per ``what``; once its
+        compiling has failed (``self._compiled[what].active`` false), None again."""
+        if not self.compile or self.device.type != "cpu":
+            return None
+        if fused_update_unavailable(self.optimizer) is not None:
+            return None
+        found = self._fused.get(what)
+        if found is None:
+            found = fused_update(
+                self.policy,
+                self.optimizer,
+                loss_fn,
+                max_grad_norm,
+                wrap=lambda step: self._compiled.setdefault(
+                    what, Compiled(step, what, self.device, cuda_graphs=False)
+                ),
+            )
+            self._fused[what] = found
+        return found if self._compiled[what].active else None
 
     # --- construction hooks -----------------------------------------------------------------------
     def _probe_spaces(self) -> None:

@@ -95,13 +95,23 @@ class PPO(OnPolicyAgent):
             # Recurrent minibatches are segments of varying lengths, which the fused cores
             # take as host values: they run eagerly (their rollout step is compiled).
             minibatch_loss = self._minibatch_loss
+            update = None
             if not self.policy.recurrent:
-                minibatch_loss = self.compiled(minibatch_loss, "PPO's minibatch loss")
+                # On the CPU the whole minibatch step compiles as one function; elsewhere
+                # the loss does, and the optimiser steps eagerly.
+                update = self.fused_update(
+                    minibatch_loss, "PPO's minibatch update", c.max_grad_norm
+                )
+                if update is None:
+                    minibatch_loss = self.compiled(minibatch_loss, "PPO's minibatch loss")
             losses, policy_losses, value_losses, entropies, answer_losses = [], [], [], [], []
             for _epoch in range(c.n_epochs):
                 for index in self.minibatches(rollout, c.batch_size):
-                    loss, terms = minibatch_loss(rollout, index, flat)
-                    norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
+                    if update is not None:
+                        loss, terms, norm = update(rollout, index, flat)
+                    else:
+                        loss, terms = minibatch_loss(rollout, index, flat)
+                        norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
                     self.guard.after_update(self.num_timesteps + N * T, loss, norm)
                     losses.append(loss.detach())
                     policy_loss, value_loss, entropy, answer_loss, approx_kl, clipped = terms
