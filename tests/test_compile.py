@@ -136,7 +136,8 @@ def test_a_fused_update_steps_as_gradient_step_and_torchs_adam(
 ) -> None:
     # fused_update's own Adam (AdamW with weight decay) and clipping against torch's fused
     # optimiser after training.gradient_step: three steps, a learning rate changed between
-    # them (a schedule), an aux output holding None; then torch's optimiser goes on from
+    # them (a schedule), an aux output holding None; then two steps in one call; then
+    # torch's optimiser goes on from
     # the state the fused update left, as after a fallback or a resumed checkpoint. The
     # gradients come from torch.func rather than the autograd engine: equal to rounding,
     # which Adam's division by sqrt(v) enlarges where a gradient is near 0, hence 1e-4.
@@ -168,7 +169,7 @@ def test_a_fused_update_steps_as_gradient_step_and_torchs_adam(
             opt.param_groups[0]["lr"] = lr
         loss_a, (double_a, _) = loss_fn(net_a, x, y)
         norm_a = gradient_step(opt_a, loss_a, max_grad_norm)
-        loss_b, (double_b, none), norm_b = update(x, y)
+        [(loss_b, (double_b, none), norm_b)] = update((x, y))
         assert none is None and not loss_b.requires_grad
         torch.testing.assert_close(loss_b, loss_a.detach(), rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(double_b, double_a, rtol=1e-4, atol=1e-5)
@@ -176,6 +177,16 @@ def test_a_fused_update_steps_as_gradient_step_and_torchs_adam(
         for a, b in zip(net_a.parameters(), net_b.parameters(), strict=True):
             torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     assert float(opt_b.state[next(net_b.parameters())]["step"]) == 3
+    x2, y2 = torch.randn(16, 3), torch.randn(16, 2)
+    losses_a = []
+    for xs, ys in ((x, y), (x2, y2)):
+        loss_a = loss_fn(net_a, xs, ys)[0]
+        losses_a.append(loss_a.detach())
+        gradient_step(opt_a, loss_a, max_grad_norm)
+    two = update((x, y), (x2, y2))
+    torch.testing.assert_close([s[0] for s in two], losses_a, rtol=1e-4, atol=1e-5)
+    for a, b in zip(net_a.parameters(), net_b.parameters(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     for opt, net in ((opt_a, net_a), (opt_b, net_b)):
         gradient_step(opt, loss_fn(net, x, y)[0], max_grad_norm)
     for a, b in zip(net_a.parameters(), net_b.parameters(), strict=True):
@@ -212,3 +223,18 @@ def test_a_compiled_ppo_goes_on_from_a_loaded_training_state() -> None:
     b.learn(64, reset_num_timesteps=False)
     for key, value in parameters(a).items():
         torch.testing.assert_close(parameters(b)[key], value, rtol=1e-4, atol=1e-5)
+
+
+@needs_compiler
+def test_the_tanh_activation_is_torchs_eager_and_within_2e7_compiled() -> None:
+    from cogrl.nn.encoders import Tanh
+
+    x = torch.linspace(-40, 40, 20001, requires_grad=True)
+    eager = Tanh()(x)
+    assert torch.equal(eager, torch.tanh(x))
+    compiled = torch.compile(Tanh())(x)
+    torch.testing.assert_close(compiled, torch.tanh(x), rtol=0, atol=2e-7)
+    (grad,) = torch.autograd.grad(compiled.sum(), x)
+    (expected,) = torch.autograd.grad(torch.tanh(x).sum(), x)
+    assert torch.isfinite(grad).all()  # no overflow far from 0
+    torch.testing.assert_close(grad, expected, rtol=0, atol=1e-6)

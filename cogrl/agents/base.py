@@ -314,10 +314,10 @@ class Agent(ABC):
     def fused_update(
         self, loss_fn: Callable[..., Any], what: str, max_grad_norm: float | None
     ) -> Callable[..., Any] | None:
-        """Where the agent compiles on the CPU and its optimiser is Adam or AdamW: the
-        whole optimiser step on ``loss_fn(*args) -> (loss, aux)`` as one compiled function
-        (:func:`~cogrl.agents.compiling.fused_update`), ``update(*args) -> (loss, aux,
-        grad_norm)``; else None (the learner steps with
+        """Where the agent compiles on the CPU and its optimiser is Adam or AdamW: whole
+        optimiser steps on ``loss_fn(*args) -> (loss, aux)`` as one compiled function
+        (:func:`~cogrl.agents.compiling.fused_update`), ``update(args_1, ...) -> [(loss,
+        aux, grad_norm), ...]``; else None (the learner steps with
         :func:`~cogrl.agents.training.gradient_step`). Made once per ``what``; once its
         compiling has failed (``self._compiled[what].active`` false), None again."""
         if not self.compile or self.device.type != "cpu":

@@ -167,10 +167,12 @@ def fused_update(
     max_grad_norm: float | None,
     wrap: Callable[[Callable[..., Any]], Callable[..., Any]] = lambda fn: fn,
 ) -> Callable[..., tuple[torch.Tensor, Any, torch.Tensor]]:
-    """One optimiser step on ``loss_fn(*args) -> (loss, aux)`` (a function of
-    ``module``'s parameters) as one function, ``update(*args) -> (loss, aux, grad_norm)``:
-    the loss detached, the norm before clipping. ``wrap`` (e.g. a :class:`Compiled`) wraps
-    its arithmetic, which is :func:`~cogrl.agents.training.gradient_step`'s: the global
+    """Optimiser steps on ``loss_fn(*args) -> (loss, aux)`` (a function of ``module``'s
+    parameters) as one function: ``update(args_1, args_2, ...)`` takes one step per tuple
+    of arguments, in order, and returns ``[(loss, aux, grad_norm), ...]`` (each loss
+    detached, each norm before clipping). ``wrap`` (e.g. a :class:`Compiled`) wraps its
+    arithmetic, so that several steps are one compiled call; per step it is
+    :func:`~cogrl.agents.training.gradient_step`'s: the global
     gradient norm clipped to ``max_grad_norm`` as :func:`~cogrl.agents.training.clip_grad`
     does, then torch's Adam (AdamW: with decoupled weight decay) step on ``optimizer``'s
     state, ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
@@ -203,26 +205,29 @@ def fused_update(
 
     gradients = torch.func.grad(loss_of, has_aux=True)
 
-    def step(lr, weights, exp_avgs, exp_avg_sqs, steps, *args):
-        grads, (loss, aux) = gradients(dict(zip(keys, weights, strict=True)), *args)
-        g = [grads[k] for k in keys]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in g]))
-        if max_grad_norm is not None:
-            coef = torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0)
-            g = [x * coef for x in g]
-        for w, x, m, v, t in zip(weights, g, exp_avgs, exp_avg_sqs, steps, strict=True):
-            t.add_(1)
-            if decoupled and decay:
-                w.mul_(1 - lr * decay)
-            m.lerp_(x, 1 - beta1)
-            v.mul_(beta2).addcmul_(x, x, value=1 - beta2)
-            denom = v.sqrt() / (1 - beta2**t).sqrt() + eps
-            w.sub_(lr / (1 - beta1**t) * m / denom)
-        return loss, aux, norm
+    def step(lr, weights, exp_avgs, exp_avg_sqs, steps, batches):
+        out = []
+        for args in batches:  # one optimiser step each, in order
+            grads, (loss, aux) = gradients(dict(zip(keys, weights, strict=True)), *args)
+            g = [grads[k] for k in keys]
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in g]))
+            if max_grad_norm is not None:
+                coef = torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0)
+                g = [x * coef for x in g]
+            for w, x, m, v, t in zip(weights, g, exp_avgs, exp_avg_sqs, steps, strict=True):
+                t.add_(1)
+                if decoupled and decay:
+                    w.mul_(1 - lr * decay)
+                m.lerp_(x, 1 - beta1)
+                v.mul_(beta2).addcmul_(x, x, value=1 - beta2)
+                denom = v.sqrt() / (1 - beta2**t).sqrt() + eps
+                w.sub_(lr / (1 - beta1**t) * m / denom)
+            out.append((loss, aux, norm))
+        return out
 
     wrapped = wrap(step)
 
-    def update(*args: Any) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    def update(*batches: tuple) -> list[tuple[torch.Tensor, Any, torch.Tensor]]:
         states = []
         for p in params:
             state = optimizer.state[p]
@@ -232,16 +237,19 @@ def fused_update(
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             states.append(state)
         lr = torch.tensor(float(group["lr"]), device=params[0].device)
-        loss, leaves, norm = wrapped(
+        results = wrapped(
             lr,
             [p.detach() for p in params],
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
             [s["step"] for s in states],
-            *args,
+            batches,
         )
-        tensors = iter(leaves)
-        aux = [None if none else next(tensors) for none in structure[1]]
-        return loss, tree_unflatten(aux, structure[0]), norm
+        out = []
+        for loss, leaves, norm in results:
+            tensors = iter(leaves)
+            aux = [None if none else next(tensors) for none in structure[1]]
+            out.append((loss, tree_unflatten(aux, structure[0]), norm))
+        return out
 
     return update

@@ -106,12 +106,19 @@ class PPO(OnPolicyAgent):
                     minibatch_loss = self.compiled(minibatch_loss, "PPO's minibatch loss")
             losses, policy_losses, value_losses, entropies, answer_losses = [], [], [], [], []
             for _epoch in range(c.n_epochs):
-                for index in self.minibatches(rollout, c.batch_size):
-                    if update is not None:
-                        loss, terms, norm = update(rollout, index, flat)
-                    else:
+                indices = self.minibatches(rollout, c.batch_size)
+                if update is not None:
+                    steps = []
+                    for first in range(0, len(indices), STEPS_PER_CALL):
+                        group = indices[first : first + STEPS_PER_CALL]
+                        steps += update(*((rollout, index, flat) for index in group))
+                else:
+                    steps = []
+                    for index in indices:
                         loss, terms = minibatch_loss(rollout, index, flat)
                         norm = gradient_step(self.optimizer, loss, c.max_grad_norm)
+                        steps.append((loss, terms, norm))
+                for loss, terms, norm in steps:
                     self.guard.after_update(self.num_timesteps + N * T, loss, norm)
                     losses.append(loss.detach())
                     policy_loss, value_loss, entropy, answer_loss, approx_kl, clipped = terms
@@ -181,6 +188,12 @@ class PPO(OnPolicyAgent):
             clip_fraction = masked_mean(clipped.mean(-1) if self.parts else clipped, acted)
         terms = (policy_loss.detach(), value_loss.detach(), -entropy_loss.detach())
         return loss, (*terms, answer_loss, approx_kl, clip_fraction)
+
+
+# Minibatches per call of the fused update (compile=True on the CPU): each call's fixed
+# cost (guards, wrappers) is shared by two; measured on CartPole, 17% more steps/s than
+# one, at 22 s of compiling instead of 8 (more would grow the compiled graph further).
+STEPS_PER_CALL = 2
 
 
 class Flat(NamedTuple):

@@ -82,7 +82,20 @@ class GlimpseNetwork(nn.Module):
         return F.relu(self.glimpse_out(h_g) + self.location_out(h_l))
 
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+class Tanh(nn.Module):
+    """``tanh``; compiled for the CPU, as ``2 sigmoid(2x) - 1`` (the same function, within
+    2e-7). Inductor's CPU code takes ``tanh`` from ATen's vectorised one, which in torch's
+    x86 builds costs about five ``sigmoid``s (47 us for 256 x 64 values on one thread,
+    BENCHMARKS.md, "Issue 21"); the sigmoid form fuses into one cheap loop. Eager, it is
+    ``torch.tanh``, bit for bit."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() and x.device.type == "cpu":
+            return 2 * torch.sigmoid(2 * x) - 1
+        return torch.tanh(x)
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": Tanh}
 
 
 class MLPEncoder(nn.Module):
