@@ -201,6 +201,10 @@ def test_a_fused_update_names_what_it_cannot_stand_in_for() -> None:
         fused_update(net, torch.optim.SGD(net.parameters(), lr=0.1), lambda: None, None)
     with pytest.raises(ValueError, match="amsgrad=True"):
         fused_update(net, torch.optim.Adam(net.parameters(), amsgrad=True), lambda: None, None)
+    net.bias.requires_grad_(False)
+    with pytest.raises(ValueError, match="some are frozen"):
+        fused_update(net, torch.optim.Adam(net.parameters()), lambda: None, None)
+    net.bias.requires_grad_(True)
     other = torch.nn.Linear(2, 1)
     with pytest.raises(ValueError, match="must hold the module's parameters"):
         fused_update(net, torch.optim.Adam(other.parameters()), lambda: None, None)

@@ -145,6 +145,9 @@ def fused_update_unavailable(optimizer: torch.optim.Optimizer) -> str | None:
         return "it takes a float learning rate, not a tensor"
     if type(optimizer) is torch.optim.Adam and group["weight_decay"]:
         return "it does not implement Adam's L2 weight decay (AdamW's decoupled one it does)"
+    if not all(p.requires_grad for p in group["params"]):
+        # torch.func would give them gradients (zeros) that torch's Adam never sees.
+        return "it steps every parameter, and some are frozen (requires_grad=False)"
     return None
 
 

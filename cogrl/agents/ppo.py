@@ -191,8 +191,9 @@ class PPO(OnPolicyAgent):
 
 
 # Minibatches per call of the fused update (compile=True on the CPU): each call's fixed
-# cost (guards, wrappers) is shared by two; measured on CartPole, 17% more steps/s than
-# one, at 22 s of compiling instead of 8 (more would grow the compiled graph further).
+# cost (guards, wrappers) is shared by two. On CartPole 5% more steps/s than one on a
+# lightly loaded machine, 22% on a busy one (benchmarks/compile_ablation.py); more would
+# grow the compiled graph, and its compiling time, further.
 STEPS_PER_CALL = 2
 
 

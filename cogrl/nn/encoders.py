@@ -84,9 +84,10 @@ class GlimpseNetwork(nn.Module):
 
 class Tanh(nn.Module):
     """``tanh``; compiled for the CPU, as ``2 sigmoid(2x) - 1`` (the same function, within
-    2e-7). Inductor's CPU code takes ``tanh`` from ATen's vectorised one, which in torch's
-    x86 builds costs about five ``sigmoid``s (47 us for 256 x 64 values on one thread,
-    BENCHMARKS.md, "Issue 21"); the sigmoid form fuses into one cheap loop. Eager, it is
+    2e-7). Inductor's CPU code takes ``tanh`` from ATen's vectorised one, which in this
+    machine's torch build (x86, AVX-512) costs about five ``sigmoid``s (47 us for 256 x 64
+    values on one thread, BENCHMARKS.md, "Issue 21"); the sigmoid form fuses into one
+    cheap loop. Eager, it is
     ``torch.tanh``, bit for bit."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
