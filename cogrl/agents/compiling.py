@@ -21,12 +21,12 @@ over a long run the two diverge as any two runs on different hardware do.
 A feedforward policy's PPO minibatch goes further on the CPU (:func:`fused_update`): the
 loss, its gradients (``torch.func.grad`` over the policy's parameters, in the graph rather
 than through the autograd engine), the gradient clipping and the Adam step are one
-compiled function, so that a minibatch is one call into Inductor's C++ and the matrix
-products, instead of an autograd graph walked node by node and an optimiser step apart
-(measured: BENCHMARKS.md, "Issue 21"). Its Adam is torch's algorithm on the optimiser's
-own state tensors (``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints, resuming and the
-learning-rate schedule are as eager; it matches the eager update to float32 rounding, which
-Adam's division by ``sqrt(v)`` enlarges for gradients near zero.
+compiled function, so that a minibatch (two, for PPO) is one call into Inductor's C++ and
+the matrix products, instead of an autograd graph walked node by node and an optimiser
+step apart (measured: BENCHMARKS.md, "Issue 21"). Its Adam is torch's algorithm on the
+optimiser's own state tensors (``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints,
+resuming and the learning-rate schedule are as eager; it matches the eager update to
+float32 rounding, which Adam's division by ``sqrt(v)`` enlarges for gradients near zero.
 
 Where compiling cannot work (:func:`compile_unavailable`: no Dynamo for this Python, no C++
 compiler for Inductor's CPU code) or fails on the first call, a warning says why and the
