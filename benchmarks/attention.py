@@ -15,6 +15,8 @@ episode metric), beside the error.
 With ``--anneal``, an agent's learning rate decays linearly to 0 over its cell's wall-clock
 budget (set before each update from the time spent), the schedule a long run needs to
 settle; ``--save DIR`` keeps each trained agent there (``cogrl eval``/``record`` read it).
+``--checkpoint DIR`` saves a RAM or DRAM cell's training state there after every slice, and
+the same command run again resumes it from its last slice (a run longer than a session).
 ``--env JSON`` adds arguments to every environment a cell makes (training and test: an
 augmentation such as GlimpseDigits' ``train_shift`` leaves the test split as it is).
 Two diagnostics of RAM and DRAM cells: ``--train-error`` also tests each slice on 10,000
@@ -128,13 +130,21 @@ TABLES: dict[str, list[tuple[str, str, float]]] = {
 Curve = list[dict[str, float]]  # {"seconds", "images", "error"} after each slice
 
 
-def slices(budget: float, n: int, train_for: Callable[[float], int], test: Callable[[], dict]):
+def slices(
+    budget: float,
+    n: int,
+    train_for: Callable[[float], int],
+    test: Callable[[], dict],
+    curve: Curve | None = None,
+    after: Callable[[Curve], None] | None = None,
+) -> Curve:
     """Alternate ``budget / n`` seconds of training (returning images trained on) and an
     untimed test (returning ``{"error": ..., other metrics}``); the curve of training
-    seconds, images seen and the test's metrics."""
-    curve: Curve = []
-    spent, images = 0.0, 0
-    for _ in range(n):
+    seconds, images seen and the test's metrics. ``curve``: the slices a resumed run has
+    done (it goes on from the last); ``after(curve)`` is called after each new slice."""
+    curve = [] if curve is None else list(curve)
+    spent, images = (curve[-1]["seconds"], curve[-1]["images"]) if curve else (0.0, 0)
+    for _ in range(len(curve), n):
         start = time.perf_counter()
         images += train_for(budget / n)
         spent += time.perf_counter() - start
@@ -142,6 +152,8 @@ def slices(budget: float, n: int, train_for: Callable[[float], int], test: Calla
         curve.append({"seconds": spent, "images": images, **metrics})
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         print(f"    {spent:7.0f} s {images:9d} images  {shown}", flush=True)
+        if after is not None:
+            after(curve)
     return curve
 
 
@@ -155,6 +167,7 @@ DEVICE = "cpu"  # --device: where RAM and DRAM train (the other learners stay on
 HYPER: dict = {}  # --hyper: the hyperparameters of RAM, DRAM and PPO cells, over the cell's own
 RESULTS_OUT: Path | None = None  # --results: a folder for the cells instead of the default
 SAVE: Path | None = None  # --save DIR: trained agents are saved there
+CHECKPOINT: Path | None = None  # --checkpoint DIR: RAM and DRAM cells save and resume there
 TRAIN_ERROR = False  # --train-error: each test also measures TEST_EPISODES training episodes
 MC_SAMPLES = 0  # --mc M: RAM's tests also average the class over M sampled glimpse paths
 
@@ -173,13 +186,18 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
             hyper.update(context_network=False, layers=1)
         if kind == "dram-ll":
             hyper["location_reward"] = "log_likelihood"
-    agent = make(
-        "dram" if kind.startswith("dram") else "ram", env_id, seed=seed, env_kwargs=kwargs,
-        device=DEVICE, **{**hyper, **HYPER},
-    )  # fmt: skip
+    stem = f"{task}__{name.replace(':', '-')}"
+    agent, done = None, []
+    if CHECKPOINT is not None:
+        agent, done = resume_cell(CHECKPOINT / f"{stem}.json", budget, n)
+    if agent is None:
+        agent = make(
+            "dram" if kind.startswith("dram") else "ram", env_id, seed=seed,
+            env_kwargs=kwargs, device=DEVICE, **{**hyper, **HYPER},
+        )  # fmt: skip
 
     length = episode_length(agent)
-    learn_slice = budget_slices(agent, budget)
+    learn_slice = budget_slices(agent, budget, done[-1]["seconds"] if done else 0.0)
 
     def train_for(seconds: float) -> int:
         return learn_slice(seconds) // length
@@ -199,7 +217,22 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
             metrics["error_mc"] = mc_error(agent, MC_SAMPLES)
         return metrics
 
-    curve = slices(budget, n, train_for, test)
+    def keep(curve: Curve) -> None:
+        """The cell's training state after each slice, for --checkpoint's resume: the agent
+        (weights, optimiser, random states) under the slice's own name, then the record
+        naming it, each written whole, so a run killed at any moment leaves a pair that
+        fits; the previous slice's agent goes last."""
+        record = CHECKPOINT / f"{stem}.json"
+        previous = json.loads(record.read_text())["agent"] if record.is_file() else None
+        saved = agent.save(CHECKPOINT / f"{stem}__slice{len(curve)}", training=True)
+        tmp = record.with_name(record.name + ".tmp")
+        state = {"budget": budget, "slices": n, "agent": saved.name, "curve": curve}
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, record)
+        if previous is not None and previous != saved.name:
+            (CHECKPOINT / previous).unlink(missing_ok=True)
+
+    curve = slices(budget, n, train_for, test, done, None if CHECKPOINT is None else keep)
     if SAVE is not None:
         SAVE.mkdir(parents=True, exist_ok=True)
         agent.save(SAVE / f"{task}__{name.replace(':', '-')}.pt")
@@ -290,10 +323,10 @@ def learn_for(
     return agent.num_timesteps - start_steps
 
 
-def budget_slices(agent, budget: float) -> Callable[[float], int]:
+def budget_slices(agent, budget: float, spent: float = 0.0) -> Callable[[float], int]:
     """``train_for(seconds)``: :func:`learn_for` over one slice of ``budget``, keeping the
-    training time spent so far for ``--anneal``'s decay; the environment steps taken."""
-    spent = 0.0
+    training time spent so far (from ``spent``, a resumed run's) for ``--anneal``'s decay;
+    the environment steps taken."""
 
     def train_for(seconds: float) -> int:
         nonlocal spent
@@ -303,6 +336,29 @@ def budget_slices(agent, budget: float) -> Callable[[float], int]:
         return steps
 
     return train_for
+
+
+def resume_cell(record: Path, budget: float, n: int) -> tuple:
+    """The agent and curve that ``--checkpoint``'s ``record`` holds (``(None, [])`` where
+    there is none yet): the agent with its training state, to go on with slice
+    ``len(curve) + 1`` of ``n``. A record of another budget or number of slices is an
+    error: its learning rate's decay and its slices would not be this run's."""
+    from cogrl.agents.base import load_checkpoint
+
+    if not record.is_file():
+        return None, []
+    saved = json.loads(record.read_text())
+    if (saved["budget"], saved["slices"]) != (budget, n):
+        raise SystemExit(
+            f"{record} is a run of {saved['budget']:.0f} s in {saved['slices']} slices, not "
+            f"{budget:.0f} s in {n}: run with its --budget-scale and --slices, or another "
+            "--checkpoint folder"
+        )
+    agent, training = load_checkpoint(record.parent / saved["agent"], device=DEVICE)
+    agent.load_training_state(training)
+    curve = saved["curve"]
+    print(f"    resumed from {record} after slice {len(curve)} of {n}", flush=True)
+    return agent, curve
 
 
 def test_metrics(result: dict) -> dict:
@@ -901,6 +957,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--save", type=Path, help="folder to save the trained agents in")
     parser.add_argument(
+        "--checkpoint", type=Path,
+        help="RAM and DRAM cells: save the training state there after each slice, and "
+        "resume from it (a run that spans sessions)",
+    )  # fmt: skip
+    parser.add_argument(
         "--mc",
         type=int,
         default=0,
@@ -949,7 +1010,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.root.is_dir():
         parser.error(f"--root {args.root} is not a folder holding MNIST's IDX files")
     global TEST_EPISODES, TEST_SEARCH, ANNEAL, SAVE, DEVICE, HYPER, TRAIN_ERROR
-    global MC_SAMPLES
+    global MC_SAMPLES, CHECKPOINT
+    CHECKPOINT = args.checkpoint
     ANNEAL, SAVE, TRAIN_ERROR, MC_SAMPLES = args.anneal, args.save, args.train_error, args.mc
     if args.mc < 0:
         parser.error(f"--mc must be a number of sampled glimpse paths >= 0, got {args.mc}")
@@ -969,6 +1031,8 @@ def main(argv: list[str] | None = None) -> None:
     not_ram = [f"{t}/{ln}" for t, ln, _ in cells if not ln.startswith("ram:")]
     if args.mc and not_ram:
         parser.error(f"--mc averages RAM's glimpse paths: not for {not_ram}")
+    if args.checkpoint and (others or args.quick):
+        parser.error(f"--checkpoint applies to RAM and DRAM cells, not --quick or {others}")
     if args.train_error and others:
         parser.error(f"--train-error applies to RAM and DRAM cells only, not {others}")
     if args.hyper and fixed:
