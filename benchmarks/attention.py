@@ -1066,6 +1066,8 @@ def main(argv: list[str] | None = None) -> None:
             command += " --train-error"
         if args.save:
             command += " --save DIR"
+        if args.checkpoint:
+            command += " --checkpoint DIR"
         if args.mc:
             command += f" --mc {args.mc}"
         if args.full:
