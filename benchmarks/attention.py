@@ -188,8 +188,9 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
             hyper["location_reward"] = "log_likelihood"
     stem = f"{task}__{name.replace(':', '-')}"
     agent, done = None, []
+    made_with = {"hyper": {**hyper, **HYPER}, "env": kwargs}
     if CHECKPOINT is not None:
-        agent, done = resume_cell(CHECKPOINT / f"{stem}.json", budget, n)
+        agent, done = resume_cell(CHECKPOINT / f"{stem}.json", budget, n, made_with)
     if agent is None:
         agent = make(
             "dram" if kind.startswith("dram") else "ram", env_id, seed=seed,
@@ -226,7 +227,7 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
         previous = json.loads(record.read_text())["agent"] if record.is_file() else None
         saved = agent.save(CHECKPOINT / f"{stem}__slice{len(curve)}", training=True)
         tmp = record.with_name(record.name + ".tmp")
-        state = {"budget": budget, "slices": n, "agent": saved.name, "curve": curve}
+        state = {"budget": budget, "slices": n, **made_with, "agent": saved.name, "curve": curve}
         tmp.write_text(json.dumps(state))
         os.replace(tmp, record)
         if previous is not None and previous != saved.name:
@@ -338,11 +339,13 @@ def budget_slices(agent, budget: float, spent: float = 0.0) -> Callable[[float],
     return train_for
 
 
-def resume_cell(record: Path, budget: float, n: int) -> tuple:
+def resume_cell(record: Path, budget: float, n: int, made_with: dict) -> tuple:
     """The agent and curve that ``--checkpoint``'s ``record`` holds (``(None, [])`` where
     there is none yet): the agent with its training state, to go on with slice
     ``len(curve) + 1`` of ``n``. A record of another budget or number of slices is an
-    error: its learning rate's decay and its slices would not be this run's."""
+    error (its learning rate's decay and its slices would not be this run's), and so is
+    one of other hyperparameters or environment arguments (``made_with``): the saved
+    agent would go on with its own, not the command's."""
     from cogrl.agents.base import load_checkpoint
 
     if not record.is_file():
@@ -354,6 +357,12 @@ def resume_cell(record: Path, budget: float, n: int) -> tuple:
             f"{budget:.0f} s in {n}: run with its --budget-scale and --slices, or another "
             "--checkpoint folder"
         )
+    for key, value in made_with.items():
+        if key in saved and saved[key] != value:
+            raise SystemExit(
+                f"{record} was made with {key} {saved[key]}, not {value}: run with its "
+                "--hyper and --env, or another --checkpoint folder"
+            )
     agent, training = load_checkpoint(record.parent / saved["agent"], device=DEVICE)
     agent.load_training_state(training)
     curve = saved["curve"]
@@ -1031,8 +1040,10 @@ def main(argv: list[str] | None = None) -> None:
     not_ram = [f"{t}/{ln}" for t, ln, _ in cells if not ln.startswith("ram:")]
     if args.mc and not_ram:
         parser.error(f"--mc averages RAM's glimpse paths: not for {not_ram}")
-    if args.checkpoint and (others or args.quick):
-        parser.error(f"--checkpoint applies to RAM and DRAM cells, not --quick or {others}")
+    if args.checkpoint and others:
+        parser.error(f"--checkpoint applies to RAM and DRAM cells only, not {others}")
+    if args.checkpoint and args.quick:
+        parser.error("--checkpoint keeps a run's state, and --quick runs save nothing")
     if args.train_error and others:
         parser.error(f"--train-error applies to RAM and DRAM cells only, not {others}")
     if args.hyper and fixed:

@@ -62,7 +62,10 @@ def test_a_killed_cell_resumes_from_its_last_slice(attention, monkeypatch, tmp_p
     assert load(tmp_path / final["agent"]).num_timesteps == 2 * curve[-1]["images"]
 
 
-def test_a_checkpoint_of_another_budget_is_refused(attention) -> None:
+def test_a_checkpoint_of_other_settings_is_refused(attention, monkeypatch) -> None:
     attention.run_agent("ram:2", "mnist28", DATA, 0.5, 1, 0)
     with pytest.raises(SystemExit, match="0 s in 1 slices, not 1 s in 2"):
         attention.run_agent("ram:2", "mnist28", DATA, 1.0, 2, 0)
+    monkeypatch.setattr(attention, "HYPER", {"num_envs": 32})
+    with pytest.raises(SystemExit, match="made with hyper .*16.*, not .*32"):
+        attention.run_agent("ram:2", "mnist28", DATA, 0.5, 1, 0)
