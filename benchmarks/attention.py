@@ -236,7 +236,7 @@ def run_agent(name: str, task: str, env_kwargs: dict, budget: float, n: int, see
     curve = slices(budget, n, train_for, test, done, None if CHECKPOINT is None else keep)
     if SAVE is not None:
         SAVE.mkdir(parents=True, exist_ok=True)
-        agent.save(SAVE / f"{task}__{name.replace(':', '-')}.pt")
+        agent.save(SAVE / f"{stem}.pt")
     return {"curve": curve, "pixels": pixels_per_image(agent.make_core(1), length)}
 
 

@@ -556,7 +556,7 @@ class GlimpseDigits(BatchedEnv):
             return canvas.flatten(1).clone()
         table = self.table if index is None else self.table[index]
         edges = self._context_edges
-        # index_select, not table[:, edges][:, :, edges]: the same values in half the time.
+        # index_select, not table[:, edges][:, :, edges]: the same values, fewer copies.
         corners = table.index_select(1, edges).index_select(2, edges)
         sums = corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]
         return (sums * self._context_scale).flatten(1)
