@@ -108,6 +108,7 @@ TABLES: dict[str, list[tuple[str, str, float]]] = {
     ],
     "addition": [
         ("addition", "dram:3", 600),
+        ("addition", "dram:4", 600),
         ("addition", "dram-ll:3", 600),
         ("addition", "cnn", 600),
     ],
@@ -597,6 +598,7 @@ ANCHORS = {
     ("pairs", "dram:3"): 5,
     ("pairs", "dram-ram:3"): 9,
     ("addition", "dram:3"): 2.5,
+    ("addition", "dram:4"): 2.5,
     ("addition", "dram-ll:3"): 2.5,
     ("addition", "cnn"): "3.2% (its ConvNet 64-64-64-512)",
 }
@@ -939,6 +941,7 @@ GOALS_FULL = {
     ("cluttered60", "ram:8"): 0.05,
     ("pairs", "dram:3"): 0.07,
     ("addition", "dram:3"): 0.05,
+    ("addition", "dram:4"): 0.05,
     ("addition", "dram-ll:3"): 0.05,
     # visual search: >= 90% of the targets found, an error (targets missed) <= 10%
     ("search", "ppo-gru"): 0.10,
