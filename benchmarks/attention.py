@@ -23,13 +23,16 @@ Two diagnostics of RAM and DRAM cells: ``--train-error`` also tests each slice o
 random training episodes (the gap to the test error is overfitting); ``--mc M`` (RAM)
 also reports the test error with each image's class probabilities averaged over M
 episodes of sampled glimpse locations, and ``mc`` adds that figure to a finished cell
-from its ``--save``d agent.
+from its ``--save``d agent. ``where --agent FILE`` splits a saved agent's test errors by how
+many of each episode's digits its glimpses fell on (:func:`where_errors`), and with
+``--probe`` how well each digit can be read from its state after the last glimpse.
 
     python benchmarks/attention.py run --table ram            # every cell of one table
     python benchmarks/attention.py run --table ram --cells mnist28/ram:6   # one cell
     python benchmarks/attention.py report                     # tables + plots from JSON
     python benchmarks/attention.py run --table ram --quick    # smoke run, saves nothing
     python benchmarks/attention.py mc --cells mnist28/ram:6 --save DIR --mc 10 --full
+    python benchmarks/attention.py where --agent DIR/addition__dram-3.pt --probe  # errors by gaze
 
 Learners (``NAME[:GLIMPSES]``):
 
@@ -66,6 +69,7 @@ import torch
 import cogrl
 from cogrl.agents import evaluate, make
 from cogrl.agents.ram import LOCATION_SIZE
+from cogrl.envs import make_core
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "attention"
@@ -297,6 +301,144 @@ def add_mc_error(cells: list[str], save: Path | None, samples: int, full: bool, 
             + (" --full" if full else "")
         )
         record_path.write_text(json.dumps(record, indent=1))
+
+
+@torch.no_grad()
+def glimpse_rollout(agent, split: str, seed: int, episodes: int) -> dict:
+    """``episodes`` episodes of ``split`` (reset with ``seed``) under the deterministic
+    policy of the tables' tests, and for each: ``correct``; ``centre_on`` and ``patch_on``
+    (N, n_digits), whether some glimpse it saw (the first included) had its centre in the
+    digit's ink box (``on_digit``'s sense), or its finest patch overlapping the ink box;
+    ``state`` (N, S), the agent's recurrent state after the episode's last glimpse, its
+    tensors side by side; ``digits`` (N, n_digits), the digits' labels in reading order."""
+    core = agent.make_core(episodes, split=split)
+    obs, _ = core.reset(seed=seed)
+    digits = core.label.clone().view(episodes, -1)
+    if agent.env_kwargs.get("target") == "sum":  # the same canvases, labelled digit by digit
+        twin = make_core(
+            agent.env_id,
+            episodes,
+            agent.device,
+            **{**agent.env_kwargs, "split": split, "target": "sequence"},
+        )
+        twin.reset(seed=seed)
+        if not torch.equal(twin.canvas, core.canvas):
+            raise RuntimeError("the sequence-labelled twin drew other canvases than the task's")
+        digits = twin.label.clone()
+        twin.close()
+    boxes = core.digit_boxes.clone()  # (N, n, 4): top, left, bottom, right
+    half = core.retina.g / 2
+    centre_on = torch.zeros_like(boxes[..., 0], dtype=torch.bool)
+    patch_on = torch.zeros_like(centre_on)
+    correct = torch.zeros(episodes, dtype=torch.bool)
+    done = torch.zeros(episodes, dtype=torch.bool)
+    state, start, final = None, torch.ones(episodes, dtype=torch.bool), None
+    while not bool(done.all()):
+        # obs["location"] is where this step's glimpse was taken, (x, y) in [-1, 1].
+        pixel = ((obs["location"] + 1.0) * (0.5 * core.canvas_size)).flip(-1)[:, None]
+        low, high = boxes[..., :2], boxes[..., 2:]
+        seen = ~done[:, None]
+        centre_on |= seen & ((pixel >= low) & (pixel < high)).all(-1)
+        patch_on |= seen & ((pixel + half > low) & (pixel - half < high)).all(-1)
+        action, state = agent.predict(obs, state, start, deterministic=True)
+        obs, _, terminated, truncated, info = core.step(action)
+        start = terminated | truncated
+        ends = start & ~done
+        flat = torch.cat([x.float().view(episodes, -1) for x in state if x.is_floating_point()], 1)
+        final = flat.clone() if final is None else torch.where(ends[:, None], flat, final)
+        correct |= ends & info["correct"].bool()
+        done |= start
+    core.close()
+    return {
+        "correct": correct, "centre_on": centre_on, "patch_on": patch_on, "state": final,
+        "digits": digits,
+    }  # fmt: skip
+
+
+def where_errors(agent, episodes: int = TEST_EPISODES) -> dict:
+    """Where a glimpse agent's test errors come from: ``episodes`` test episodes (seed
+    ``TEST_SEED``) grouped by how many of their digits some glimpse fell on
+    (:func:`glimpse_rollout`'s two senses, ``centre`` and ``patch``), each group's share
+    of the episodes and its error. Wrong answers spread evenly over the groups say the
+    location policy is not what limits the error."""
+    test = glimpse_rollout(agent, "test", TEST_SEED, episodes)
+    correct = test["correct"]
+    result = {"episodes": episodes, "error": 1.0 - correct.float().mean().item()}
+    for sense in ("centre", "patch"):
+        count = test[f"{sense}_on"].sum(1)
+        result[sense] = [
+            {
+                "digits": k,
+                "share": (count == k).float().mean().item(),
+                "error": 1.0 - correct[count == k].float().mean().item(),
+            }
+            for k in range(test["digits"].shape[1] + 1)
+            if bool((count == k).any())
+        ]
+    return result, test
+
+
+def digit_probe(agent, test: dict, rows: int = 4 * TEST_EPISODES, steps: int = 1500) -> list:
+    """How well each digit can be read from the agent's state after its last glimpse:
+    for each digit position, a linear probe (softmax regression on the standardised
+    state, Adam, ``steps`` batches of 2,048) fitted on ``rows`` training episodes and
+    scored on ``test`` (:func:`glimpse_rollout`'s); the test and training errors per
+    position. A probe's error bounds from above what the state holds: where it is as high
+    as the answer's, the state has not recognised the digits."""
+    chunks = [
+        glimpse_rollout(agent, "train", TEST_SEED + 1 + i, min(TEST_EPISODES, rows - first))
+        for i, first in enumerate(range(0, rows, TEST_EPISODES))
+    ]
+    x = torch.cat([c["state"] for c in chunks])
+    digits = torch.cat([c["digits"] for c in chunks])
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    generator = torch.Generator().manual_seed(0)
+    errors = []
+    for position in range(digits.shape[1]):
+        probe = torch.nn.Linear(x.shape[1], int(digits.max()) + 1)
+        optimizer = torch.optim.Adam(probe.parameters(), lr=3e-3)
+        for _ in range(steps):
+            batch = torch.randint(0, len(x), (2048,), generator=generator)
+            logits = probe((x[batch] - mean) / std)
+            loss = torch.nn.functional.cross_entropy(logits, digits[batch, position])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            wrong = [
+                (probe((s - mean) / std).argmax(1) != d[:, position]).float().mean().item()
+                for s, d in ((test["state"], test["digits"]), (x, digits))
+            ]
+        errors.append({"position": position, "test_error": wrong[0], "train_error": wrong[1]})
+    return errors
+
+
+def print_where(path: Path, root: Path, probe: bool) -> None:
+    """``where``: :func:`where_errors` of the agent saved at ``path`` (and with ``probe``
+    :func:`digit_probe`'s), its MNIST read from ``root`` (the folder it trained on may be
+    another machine's)."""
+    from cogrl.agents import load
+
+    agent = load(path, device="cpu")
+    if "root" in agent.env_kwargs:
+        agent.env_kwargs["root"] = str(root)
+    result, test = where_errors(agent)
+    print(f"{path}: test error {result['error']:.4f} over {result['episodes']} episodes")
+    senses = (("centre", "a glimpse's centre in the ink box"), ("patch", "the finest patch on it"))
+    for sense, what in senses:
+        print(f"  by digits with {what}:")
+        for group in result[sense]:
+            print(
+                f"    {group['digits']}: {group['share']:.2%} of the episodes, "
+                f"error {group['error']:.2%}"
+            )
+    if probe:
+        print("  each digit read from the state after the last glimpse by a linear probe:")
+        for row in digit_probe(agent, test):
+            print(
+                f"    digit {row['position'] + 1}: test error {row['test_error']:.2%} "
+                f"(training {row['train_error']:.2%})"
+            )
 
 
 def learn_for(
@@ -955,7 +1097,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["run", "report", "mc"])
+    parser.add_argument("action", choices=["run", "report", "mc", "where"])
     parser.add_argument("--table", choices=sorted(TABLES))
     parser.add_argument("--cells", nargs="+", help="TASK/LEARNER cells of the table to run")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
@@ -968,6 +1110,12 @@ def main(argv: list[str] | None = None) -> None:
         "--anneal", action="store_true", help="decay agents' learning rates to 0 over the budget"
     )
     parser.add_argument("--save", type=Path, help="folder to save the trained agents in")
+    parser.add_argument(
+        "--agent", type=Path, help="where: a saved RAM or DRAM agent (--save's or --checkpoint's)"
+    )
+    parser.add_argument(
+        "--probe", action="store_true", help="where: also read each digit from the final state"
+    )
     parser.add_argument(
         "--checkpoint", type=Path,
         help="RAM and DRAM cells: save the training state there after each slice, and "
@@ -1016,6 +1164,11 @@ def main(argv: list[str] | None = None) -> None:
         global RESULTS_OUT
         RESULTS_OUT = args.results
         add_mc_error(args.cells or [], args.save, args.mc, args.full, parser)
+        return
+    if args.action == "where":
+        if args.agent is None or not args.agent.is_file():
+            parser.error(f"where needs --agent FILE, a saved RAM or DRAM agent; got {args.agent}")
+        print_where(args.agent, args.root, args.probe)
         return
     if args.table is None:
         parser.error("run needs --table")

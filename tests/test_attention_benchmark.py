@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from cogrl.agents import load
 
@@ -69,3 +70,53 @@ def test_a_checkpoint_of_other_settings_is_refused(attention, monkeypatch) -> No
     monkeypatch.setattr(attention, "HYPER", {"num_envs": 32})
     with pytest.raises(SystemExit, match="made with hyper .*16.*, not .*32"):
         attention.run_agent("ram:2", "mnist28", DATA, 0.5, 1, 0)
+
+
+def test_where_splits_the_test_error_by_the_digits_looked_at(attention) -> None:
+    from cogrl.agents import evaluate, make
+
+    agent = make("dram", "cogrl/MultiDigits-v0", seed=0, env_kwargs={**DATA, "target": "sum"})
+    agent.learn(2_000)
+    result, test = attention.where_errors(agent, episodes=64)
+    plain = evaluate(agent, 64, num_envs=64, seed=attention.TEST_SEED, split="test")
+    assert result["error"] == pytest.approx(1.0 - plain["accuracy"])
+    for sense in ("centre", "patch"):
+        groups = result[sense]
+        assert sum(g["share"] for g in groups) == pytest.approx(1.0)
+        # the groups' errors, weighed by their shares, make the whole error
+        assert sum(g["share"] * g["error"] for g in groups) == pytest.approx(result["error"])
+
+    # a centre in a digit's ink box puts the finest patch on it: at least as many digits
+    # are looked at in the patch's sense
+    def mean_digits(groups):
+        return sum(g["digits"] * g["share"] for g in groups)
+
+    assert mean_digits(result["patch"]) >= mean_digits(result["centre"])
+    # the digits' labels of the sum's episodes (from a sequence-labelled twin) add up to
+    # the sums the task drew
+    core = agent.make_core(64, split="test")
+    core.reset(seed=attention.TEST_SEED)
+    assert test["digits"].shape == (64, 2)
+    assert torch.equal(test["digits"].sum(1), core.label[:, 0])
+
+
+def test_the_digit_probe_reads_what_the_state_holds(attention, monkeypatch) -> None:
+    generator = torch.Generator().manual_seed(0)
+
+    def episodes(n, holds_digits):
+        digits = torch.randint(0, 10, (n, 2), generator=generator)
+        noise = torch.randn(n, 16, generator=generator)
+        if not holds_digits:
+            return {"state": noise, "digits": digits}
+        codes = torch.nn.functional.one_hot(digits, 10).flatten(1).float()
+        return {"state": torch.cat([codes, noise], 1), "digits": digits}
+
+    for holds_digits, bound in ((True, lambda e: e < 0.02), (False, lambda e: e > 0.7)):
+        monkeypatch.setattr(
+            attention,
+            "glimpse_rollout",
+            lambda agent, split, seed, n, h=holds_digits: episodes(n, h),
+        )
+        rows = attention.digit_probe(None, episodes(500, holds_digits), rows=2000, steps=300)
+        assert [r["position"] for r in rows] == [0, 1]
+        assert all(bound(r["test_error"]) for r in rows), rows

@@ -126,7 +126,11 @@ def test_runs_on_the_one_digit_glimpse_tasks_as_ram_does() -> None:
     assert 0.0 <= evaluate(agent, 32, split="test")["accuracy"] <= 1.0
 
 
-@pytest.mark.parametrize("agent_of", [pairs_agent, search_agent])
+def conv_agent():
+    return pairs_agent(glimpse_image="conv")
+
+
+@pytest.mark.parametrize("agent_of", [pairs_agent, search_agent, conv_agent])
 def test_save_and_load_predict_the_same(tmp_path, agent_of) -> None:
     agent = agent_of()
     agent.learn(16 * agent.episode_length)
@@ -147,11 +151,31 @@ def test_save_and_load_predict_the_same(tmp_path, agent_of) -> None:
         ({**PAIRS, "n_glimpses": 5}, {"glimpses_per_object": 3}, "n_glimpses=5"),
         (PAIRS, {"layers": 3}, "layers"),
         (PAIRS, {"glimpses_per_object": 0}, "glimpses_per_object"),
+        (PAIRS, {"glimpse_image": "cnn"}, "glimpse_image"),
+        ({**PAIRS, "glimpse_size": 6}, {"glimpse_image": "conv"}, "g >= 7"),
     ],
 )
 def test_bad_settings_are_named(env_kwargs, hyper, match) -> None:
     with pytest.raises(ValueError, match=match):
         make("dram", "cogrl/MultiDigits-v0", env_kwargs=env_kwargs, **{**SMALL, **hyper})
+
+
+def test_conv_glimpse_image_convolves_the_retinas_patches_as_channels() -> None:
+    agent = pairs_agent(glimpse_image="conv")
+    glimpse = agent.policy.glimpse
+    assert glimpse.glimpse_conv is not None and agent.patches == (2, 8)
+    first = glimpse.glimpse_conv[1]
+    assert (first.in_channels, first.kernel_size) == (2, (3, 3))  # the 2 scales
+    assert glimpse.glimpse_fc.in_features == 16 * 2 * 2  # 8 - 3 * 2 pixels a side
+    # A patch's pixels are read in place: moving ink within the finest patch changes g.
+    x = torch.zeros(1, 2, 8, 8)
+    x[0, 0, 2:4, 2:4] = 1.0
+    moved = x.roll(3, dims=3)
+    location = torch.zeros(1, 2)
+    g = [glimpse({"glimpse": y.flatten(1), "location": location}) for y in (x, moved)]
+    assert not torch.allclose(g[0], g[1])
+    agent.learn(16 * agent.episode_length)  # and it trains
+    assert agent.num_timesteps == 16 * agent.episode_length
 
 
 def test_trains_from_the_cli(tmp_path) -> None:

@@ -63,6 +63,7 @@ from cogrl.checks import check_bools, check_choice, check_int, check_number
 from cogrl.core import sync_free
 from cogrl.nn import DRAMPolicy
 from cogrl.nn.distributions import categorical_log_prob
+from cogrl.nn.encoders import GLIMPSE_IMAGES
 
 __all__ = ["DRAM"]
 
@@ -92,6 +93,10 @@ class DRAM(RAM):
           episode takes ``glimpses_per_object + 1`` steps).
         - ``hidden_size``: the LSTM layers' width (and the glimpse feature's);
           ``glimpse_hidden``, ``location_hidden``: ``G_image`` and ``G_loc``'s first layers.
+        - ``glimpse_image``: ``G_image`` as one fully connected layer (``"fc"``, RAM's) or
+          three convolutions on the retina's patches and a fully connected layer
+          (``"conv"``, the paper's; :class:`~cogrl.nn.GlimpseNetwork`); ``"conv"`` needs
+          a task with a retina (its patches' number and side).
         - ``location_std``: the emission network's Gaussian std (before tanh).
         - ``layers``: 2 (DRAM) or 1 (RAM's single core); ``context_network``: whether the
           context network sets the first state (it needs the ``context`` observation:
@@ -121,6 +126,7 @@ class DRAM(RAM):
         hidden_size: int = 128
         glimpse_hidden: int = 128
         location_hidden: int = 128
+        glimpse_image: str = "fc"
         location_std: float = 0.3
         layers: int = 2
         context_network: bool = True
@@ -150,6 +156,7 @@ class DRAM(RAM):
             if self.max_grad_norm is not None:
                 check_number("max_grad_norm", self.max_grad_norm, low_open=True)
             check_choice("location_reward", self.location_reward, LOCATION_REWARDS)
+            check_choice("glimpse_image", self.glimpse_image, GLIMPSE_IMAGES)
 
     config: Config
     # MNIST pairs: 3M steps (500k canvases) take about 6 minutes on one CPU thread; the
@@ -159,6 +166,13 @@ class DRAM(RAM):
 
     def _probe_spaces(self) -> None:
         probe = self.make_core(1)
+        retina = getattr(probe, "retina", None)
+        self.patches = None if retina is None else (retina.k, retina.g)
+        if self.config.glimpse_image == "conv" and self.patches is None:
+            raise ValueError(
+                f"glimpse_image='conv' convolves the retina's patches, and {self.env_id} has no "
+                "retina: use glimpse_image='fc'"
+            )
         if (
             self.config.context_network
             and "context_size" not in self.env_kwargs
@@ -238,6 +252,8 @@ class DRAM(RAM):
             location_std=c.location_std,
             layers=c.layers,
             context_network=c.context_network,
+            glimpse_image=c.glimpse_image,
+            patches=self.patches,
         )
 
     def _objective(self) -> Objective:

@@ -40,6 +40,12 @@ __all__ = [
 ]
 
 
+#: ``GlimpseNetwork``'s choices of ``h_g``: RAM's one layer, or DRAM's convolutions.
+GLIMPSE_IMAGES = ("fc", "conv")
+#: The channels of the convolutional ``G_image``'s three layers.
+CONV_CHANNELS = (16, 16, 16)
+
+
 class GlimpseNetwork(nn.Module):
     """RAM's glimpse network ``f_g``: the feature ``g_t`` of a glimpse and its location.
 
@@ -50,6 +56,14 @@ class GlimpseNetwork(nn.Module):
     Takes an observation dict holding the retina's flat patches (B, k*g*g) and the location
     (B, 2): the glimpse tasks' ``{"glimpse": ..., "location": ...}`` by default, other
     keys with ``glimpse_key`` and ``location_key``.
+
+    ``image="conv"`` (it needs ``patches=(k, g)``, the retina's patches and their side) makes
+    ``h_g`` convolutional, as DRAM's ``G_image`` (three convolutional layers without
+    pooling, then a fully connected one: Ba et al. 2015, section 3.1, as recalled; the
+    paper's widths are not): the ``k`` patches as the channels of one ``g x g`` image,
+    three 3 x 3 convolutions with ReLUs and no padding (:data:`CONV_CHANNELS` channels),
+    then ``ReLU(Linear)`` to ``glimpse_hidden``. ``image="fc"`` (default) is RAM's one
+    layer.
     """
 
     def __init__(
@@ -62,12 +76,32 @@ class GlimpseNetwork(nn.Module):
         glimpse_key: str = "glimpse",
         location_key: str = "location",
         combine: str = "sum",
+        image: str = "fc",
+        patches: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         if combine not in ("sum", "product"):
             raise ValueError(f"combine must be 'sum' or 'product', got {combine!r}")
+        if image not in GLIMPSE_IMAGES:
+            raise ValueError(f"image must be one of {GLIMPSE_IMAGES}, got {image!r}")
         self.combine = combine
         self.glimpse_key, self.location_key = glimpse_key, location_key
+        self.glimpse_conv = None
+        if image == "conv":
+            k, g = patches if patches is not None else (0, 0)
+            if patches is None or k * g * g != glimpse_size or g < 7:
+                raise ValueError(
+                    f"image='conv' needs patches=(k, g): k patches of g x g pixels, g >= 7 "
+                    f"(three unpadded 3 x 3 convolutions), making the glimpse's "
+                    f"{glimpse_size} values; got patches={patches!r}"
+                )
+            layers: list[nn.Module] = [nn.Unflatten(1, (k, g, g))]
+            channels = k
+            for width in CONV_CHANNELS:
+                layers += [nn.Conv2d(channels, width, 3), nn.ReLU()]
+                channels = width
+            self.glimpse_conv = nn.Sequential(*layers, nn.Flatten())
+            glimpse_size = channels * (g - 6) ** 2
         self.glimpse_fc = nn.Linear(glimpse_size, glimpse_hidden)
         self.location_fc = nn.Linear(location_size, location_hidden)
         self.glimpse_out = nn.Linear(glimpse_hidden, output_size)
@@ -75,7 +109,10 @@ class GlimpseNetwork(nn.Module):
         self.output_size = output_size
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        h_g = F.relu(self.glimpse_fc(obs[self.glimpse_key]))
+        x = obs[self.glimpse_key]
+        if self.glimpse_conv is not None:
+            x = self.glimpse_conv(x)
+        h_g = F.relu(self.glimpse_fc(x))
         h_l = F.relu(self.location_fc(obs[self.location_key]))
         if self.combine == "product":
             return F.relu(self.glimpse_out(h_g)) * F.relu(self.location_out(h_l))

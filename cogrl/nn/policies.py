@@ -396,7 +396,9 @@ class DRAMPolicy(nn.Module):
     """The deep recurrent attention model's networks (Ba, Mnih and Kavukcuoglu 2015, 3).
 
     - Glimpse network: ``g_n = G_image(x_n) * G_loc(l_n)`` (:class:`GlimpseNetwork` with
-      ``combine="product"``).
+      ``combine="product"``); ``G_image`` is one fully connected layer, or with
+      ``glimpse_image="conv"`` and ``patches=(k, g)`` the paper's three convolutions and a
+      fully connected layer.
     - Recurrent network of two LSTM layers: ``r1_n = R1(g_n, r1_{n-1})`` feeds the
       classification network, ``r2_n = R2(r1_n, r2_{n-1})`` the emission network. With
       ``layers=1``, one LSTM serves both (RAM's single core, as the paper's RAM baseline).
@@ -441,6 +443,8 @@ class DRAMPolicy(nn.Module):
         location_std: float = 0.2,
         layers: int = 2,
         context_network: bool = True,
+        glimpse_image: str = "fc",
+        patches: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         check_choice("layers", layers, {1, 2})
@@ -458,6 +462,8 @@ class DRAMPolicy(nn.Module):
             location_hidden,
             hidden_size,
             combine="product",
+            image=glimpse_image,
+            patches=patches,
         )
         self.r1 = nn.LSTMCell(hidden_size, hidden_size)
         self.r2 = nn.LSTMCell(hidden_size, hidden_size) if layers == 2 else None
