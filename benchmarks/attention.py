@@ -763,10 +763,14 @@ def paper_cell(paper: float | str | None) -> str:
     return paper if isinstance(paper, str) else f"{paper}%"
 
 
-def learner_name(learner: str) -> str:
+def learner_name(learner: str, hyper: dict | None = None) -> str:
+    """The learner's name in the tables; ``hyper``, a record's hyperparameters, names a
+    DRAM with the convolutional glimpse network."""
     kind, _, n = learner.partition(":")
     if kind == "ram":
         return f"RAM, {n} glimpses"
+    if kind == "dram" and (hyper or {}).get("glimpse_image") == "conv":
+        return f"DRAM, convolutional glimpse network, {n} glimpses per digit"
     if kind == "dram":
         return f"DRAM, {n} glimpses per digit"
     if kind == "dram-ram":
@@ -976,7 +980,7 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
         where = record.get("device", "cpu")
         budget = f"{record['budget']:.0f}" + ("" if where == "cpu" else f" ({where})")
         lines.append(
-            f"| {task} | {learner_name(learner)} | {budget} "
+            f"| {task} | {learner_name(learner, record.get('hyper'))} | {budget} "
             f"| {last['images']:,}{' steps' if record.get('unit') == 'steps' else ''} "
             f"| **{pct(last['error'])}** "
             f"| {paper_cell(ANCHORS.get((task, learner)))} "
@@ -1025,7 +1029,10 @@ def diagnostics(task: str, learner: str, record: dict | None) -> list[str]:
         parts.append(mc)
     if not parts:
         return []
-    return [f"- {task}, {learner_name(learner)}: " + "; ".join(parts) + ".", ""]
+    return [
+        f"- {task}, {learner_name(learner, record.get('hyper'))}: " + "; ".join(parts) + ".",
+        "",
+    ]
 
 
 #: Issue 21's comparisons at equal wall time: (task, model, the model it must beat, their
