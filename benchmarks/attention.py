@@ -330,9 +330,9 @@ def glimpse_rollout(agent, split: str, seed: int, episodes: int) -> dict:
     half = core.retina.g / 2
     centre_on = torch.zeros_like(boxes[..., 0], dtype=torch.bool)
     patch_on = torch.zeros_like(centre_on)
-    correct = torch.zeros(episodes, dtype=torch.bool)
-    done = torch.zeros(episodes, dtype=torch.bool)
-    state, start, final = None, torch.ones(episodes, dtype=torch.bool), None
+    correct = torch.zeros(episodes, dtype=torch.bool, device=core.device)
+    done = torch.zeros_like(correct)
+    state, start, final = None, torch.ones_like(correct), None
     while not bool(done.all()):
         # obs["location"] is where this step's glimpse was taken, (x, y) in [-1, 1].
         pixel = ((obs["location"] + 1.0) * (0.5 * core.canvas_size)).flip(-1)[:, None]
@@ -355,12 +355,12 @@ def glimpse_rollout(agent, split: str, seed: int, episodes: int) -> dict:
     }  # fmt: skip
 
 
-def where_errors(agent, episodes: int = TEST_EPISODES) -> dict:
+def where_errors(agent, episodes: int = TEST_EPISODES) -> tuple[dict, dict]:
     """Where a glimpse agent's test errors come from: ``episodes`` test episodes (seed
     ``TEST_SEED``) grouped by how many of their digits some glimpse fell on
     (:func:`glimpse_rollout`'s two senses, ``centre`` and ``patch``), each group's share
-    of the episodes and its error. Wrong answers spread evenly over the groups say the
-    location policy is not what limits the error."""
+    of the episodes and its error, and the rollout itself. Wrong answers spread evenly
+    over the groups say the location policy is not what limits the error."""
     test = glimpse_rollout(agent, "test", TEST_SEED, episodes)
     correct = test["correct"]
     result = {"episodes": episodes, "error": 1.0 - correct.float().mean().item()}
