@@ -1158,6 +1158,8 @@ def main(argv: list[str] | None = None) -> None:
         help="cells on the full training set: kept in results/attention-60k, own section",
     )
     args = parser.parse_args(argv)
+    if args.action != "where" and (args.agent is not None or args.probe):
+        parser.error(f"--agent and --probe belong to the where action, not {args.action}")
     global FULL
     FULL = args.full
     if args.action == "report":
