@@ -326,20 +326,18 @@ def glimpse_rollout(agent, split: str, seed: int, episodes: int) -> dict:
             raise RuntimeError("the sequence-labelled twin drew other canvases than the task's")
         digits = twin.label.clone()
         twin.close()
-    boxes = core.digit_boxes.clone()  # (N, n, 4): top, left, bottom, right
     half = core.retina.g / 2
-    centre_on = torch.zeros_like(boxes[..., 0], dtype=torch.bool)
+    centre_on = torch.zeros(episodes, core.n_digits, dtype=torch.bool, device=core.device)
     patch_on = torch.zeros_like(centre_on)
     correct = torch.zeros(episodes, dtype=torch.bool, device=core.device)
     done = torch.zeros_like(correct)
     state, start, final = None, torch.ones_like(correct), None
     while not bool(done.all()):
         # obs["location"] is where this step's glimpse was taken, (x, y) in [-1, 1].
-        pixel = ((obs["location"] + 1.0) * (0.5 * core.canvas_size)).flip(-1)[:, None]
-        low, high = boxes[..., :2], boxes[..., 2:]
+        # Counted while an episode runs, when the core's ink boxes are its digits'.
         seen = ~done[:, None]
-        centre_on |= seen & ((pixel >= low) & (pixel < high)).all(-1)
-        patch_on |= seen & ((pixel + half > low) & (pixel - half < high)).all(-1)
+        centre_on |= seen & core.digits_under(obs["location"])
+        patch_on |= seen & core.digits_under(obs["location"], margin=half)
         action, state = agent.predict(obs, state, start, deterministic=True)
         obs, _, terminated, truncated, info = core.step(action)
         start = terminated | truncated

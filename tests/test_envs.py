@@ -708,6 +708,33 @@ def test_on_digit_is_the_fraction_of_chosen_glimpses_on_the_digits_ink(env_id: s
     assert 0.05 < expected.mean() < 0.95  # both kinds of glimpse were drawn
 
 
+def test_digits_under_tells_centre_in_the_ink_box_and_a_patch_touching_it() -> None:
+    # Pixel centres at random on translated canvases, checked against each canvas's own ink
+    # box (no clutter: all ink is the digit), with no margin and with 4 pixels around.
+    n, rng = 256, np.random.default_rng(1)
+    core = make_core(TRANSLATED, num_envs=n)
+    core.reset(seed=2)
+    canvas = core.canvas_images().numpy()
+    size = core.canvas_size
+    pixel = rng.integers(0, size, (n, 2))  # (row, col)
+    location = torch.as_tensor((pixel[:, ::-1] + 0.5) / size * 2.0 - 1.0, dtype=torch.float32)
+    for margin in (0.0, 4.0):
+        expected = []
+        for i, (row, col) in enumerate(pixel + 0.5):
+            rows, cols = np.nonzero(canvas[i] > 0.25)
+            expected.append(
+                rows.min() <= row + margin and row - margin < rows.max() + 1
+                and cols.min() <= col + margin and col - margin < cols.max() + 1
+            )  # fmt: skip
+        under = core.digits_under(location, margin)
+        assert under.shape == (n, 1)
+        assert under[:, 0].tolist() == expected
+    assert 0.05 < core.digits_under(location).float().mean() < 0.95
+    assert (core.digits_under(location, 4.0) >= core.digits_under(location)).all()
+    with pytest.raises(ValueError, match="margin must be >= 0 pixels, got -1"):
+        core.digits_under(location, -1)
+
+
 def test_on_digit_is_an_episode_metric_and_nan_where_no_glimpse_was_chosen() -> None:
     core = make_core(GLIMPSE, num_envs=2, action_mode="discrete")
     assert core.metadata["episode_metrics"]["on_digit"] == "on_digit"

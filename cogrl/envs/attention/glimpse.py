@@ -481,14 +481,24 @@ class GlimpseDigits(BatchedEnv):
         ``index`` (their own numbered draws: the canvases' draws stay as they were)."""
         return self.rng.uniform(index, 2, start=FIRST_GLIMPSE_DRAW) * 2.0 - 1.0
 
+    def digits_under(self, location: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+        """Which of each episode's digits a glimpse at ``location`` (N, 2), (x, y) in
+        [-1, 1], falls on: (N, n_digits) booleans. With ``margin`` 0, whether its centre
+        lies in the digit's ink box (``on_digit``'s sense); with ``margin`` m pixels,
+        whether the square of side 2m around the centre touches the box (``retina.g / 2``:
+        the finest patch overlaps the digit's ink)."""
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0 pixels, got {margin!r}")
+        pixel = ((location + 1.0) * (0.5 * self.canvas_size)).flip(-1)[:, None]  # (row, col)
+        low, high = self.digit_boxes[..., :2], self.digit_boxes[..., 2:]
+        return ((pixel + margin >= low) & (pixel - margin < high)).all(-1)
+
     def _count_looks(self, location: torch.Tensor, looked: torch.Tensor, info: Info) -> None:
         """Count the glimpses the agent chose that it will see (``looked`` (N,)) and those
         whose centre ``location`` (N, 2) lies in one of the episode's digits' ink boxes;
         where an episode ends, ``info["on_digit"]``: the fraction on a digit (NaN for an
         episode that chose none)."""
-        pixel = ((location + 1.0) * (0.5 * self.canvas_size)).flip(-1)[:, None]  # (row, col)
-        inside = (pixel >= self.digit_boxes[..., :2]) & (pixel < self.digit_boxes[..., 2:])
-        on = inside.all(-1).any(-1)
+        on = self.digits_under(location).any(-1)
         self.looks += looked.long()
         self.looks_on += (looked & on).long()
         done = info["_correct"]
