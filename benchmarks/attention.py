@@ -762,19 +762,18 @@ def paper_cell(paper: float | str | None) -> str:
 
 
 def learner_name(learner: str, hyper: dict | None = None) -> str:
-    """The learner's name in the tables; ``hyper``, a record's hyperparameters, names a
-    DRAM with the convolutional glimpse network."""
+    """The learner's name in the tables; ``hyper``, a record's hyperparameters, names the
+    DRAM models (its RAM baseline too) with the convolutional glimpse network."""
     kind, _, n = learner.partition(":")
+    conv = ", convolutional glimpse network" if (hyper or {}).get("glimpse_image") == "conv" else ""
     if kind == "ram":
         return f"RAM, {n} glimpses"
-    if kind == "dram" and (hyper or {}).get("glimpse_image") == "conv":
-        return f"DRAM, convolutional glimpse network, {n} glimpses per digit"
     if kind == "dram":
-        return f"DRAM, {n} glimpses per digit"
+        return f"DRAM{conv}, {n} glimpses per digit"
     if kind == "dram-ram":
-        return f"RAM (DRAM without context, one layer), {n} per digit"
+        return f"RAM (DRAM without context, one layer){conv}, {n} per digit"
     if kind == "dram-ll":
-        return f"DRAM, log-likelihood reward, {n} glimpses per digit"
+        return f"DRAM, log-likelihood reward{conv}, {n} glimpses per digit"
     return NAMES.get(kind, learner)
 
 
