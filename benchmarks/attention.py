@@ -952,7 +952,9 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
             "seed, one torch thread on this 2-core CPU, two cells at a time (so the wall "
             "times are a busy machine's), tests after each slice of the budget, not counted "
             "as training; a budget marked (cuda) is a lent H200's, on which five trainings "
-            "shared the GPU at once (BENCHMARKS.md, issue 21's GPU run). `--anneal`: the "
+            "shared the GPU at once (BENCHMARKS.md, issue 21's GPU run), one marked with a "
+            "CPU's name ran on that CPU, the others on the AMD EPYC that the earlier "
+            "sessions' benchmarks name. `--anneal`: the "
             "agent's learning rate decays linearly to 0 over the budget. *On digit*: the "
             "share of the glimpses the model chose whose centre lies "
             "in the digit's ink box (the environments' `on_digit`), in the last test.",
@@ -975,7 +977,8 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
         if goal is not None:
             verdict = f"<= {goal:.1%}: " + ("met" if last["error"] <= goal else "**not met**")
         where = record.get("device", "cpu")
-        budget = f"{record['budget']:.0f}" + ("" if where == "cpu" else f" ({where})")
+        where = record.get("cpu") if where == "cpu" else where
+        budget = f"{record['budget']:.0f}" + (f" ({where})" if where else "")
         lines.append(
             f"| {task} | {learner_name(learner, record.get('hyper'))} | {budget} "
             f"| {last['images']:,}{' steps' if record.get('unit') == 'steps' else ''} "
@@ -1056,8 +1059,10 @@ def same_time_claim(
     a: dict | None, b: dict | None, names: tuple[str, str], claim: str
 ) -> list[str]:
     """``claim`` (``a``'s error below ``b``'s) judged at equal training wall time: each
-    model's last test within the shorter budget, both trained on the CPU."""
+    model's last test within the shorter budget, both trained on the same CPU."""
     if not (a and b and a.get("device", "cpu") == b.get("device", "cpu") == "cpu"):
+        return []
+    if a.get("cpu") != b.get("cpu"):  # equal wall time means something on one machine only
         return []
     seconds = min(a["budget"], b["budget"])
     at_a, at_b = at_time(a, seconds), at_time(b, seconds)
@@ -1254,6 +1259,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.results:
             command += f" --results {args.results}"
         results_dir().mkdir(parents=True, exist_ok=True)
+        # The benchmarks folder is on sys.path when this runs as a script.
+        from throughput import cpu_name
+
         record = {
             "task": task,
             "learner": learner,
@@ -1261,6 +1269,7 @@ def main(argv: list[str] | None = None) -> None:
             "seed": args.seed,
             "threads": torch.get_num_threads(),
             "device": args.device,
+            **({"cpu": cpu_name()} if args.device == "cpu" else {}),
             "hyper": args.hyper,
             **({"env": args.env} if args.env else {}),
             "command": command,

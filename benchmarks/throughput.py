@@ -255,15 +255,19 @@ def write_subsection(path: Path, text: str) -> None:
     write_section(path, SECTION, section.rstrip("\n") + "\n\n" + text)
 
 
-def machine(device: str) -> list[str]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``'s, else the platform's)."""
     try:
         with open("/proc/cpuinfo") as f:
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
     except OSError:
-        pass
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
+def machine(device: str) -> list[str]:
+    """What the numbers were measured on."""
+    cpu = cpu_name()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [
         f"CPU: {cpu}, {os.cpu_count()} logical CPUs ({usable} usable by this process)",

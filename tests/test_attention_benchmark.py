@@ -120,3 +120,18 @@ def test_the_digit_probe_reads_what_the_state_holds(attention, monkeypatch) -> N
         rows = attention.digit_probe(None, episodes(500, holds_digits), rows=2000, steps=300)
         assert [r["position"] for r in rows] == [0, 1]
         assert all(bound(r["test_error"]) for r in rows), rows
+
+
+def test_equal_time_claims_compare_runs_on_one_cpu_only(attention) -> None:
+    # A CPU run's record names its CPU; wall times on two machines are not comparable.
+    def record(cpu: str | None, error: float, images: int) -> dict:
+        curve = [{"seconds": 100.0, "error": error, "images": images}]
+        return {"budget": 100.0, "device": "cpu", "curve": curve, **({"cpu": cpu} if cpu else {})}
+
+    a, b = record("Xeon", 0.1, 10), record("Xeon", 0.2, 20)
+    claim = attention.same_time_claim(a, b, ("A", "B"), "A below B")
+    assert claim[0].startswith("- A below B in the same wall time (100 s): **met** (10.00%")
+    assert "B having seen 2.0x the images" in claim[0]
+    assert attention.same_time_claim(a, record("EPYC", 0.2, 20), ("A", "B"), "A below B") == []
+    assert attention.same_time_claim(a, record(None, 0.2, 20), ("A", "B"), "A below B") == []
+    assert attention.same_time_claim(record(None, 0.3, 10), record(None, 0.2, 20), ("A", "B"), "c")
