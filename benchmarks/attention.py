@@ -976,8 +976,8 @@ def report_full(cells: dict[tuple[str, str], dict], markdown_path: Path) -> str:
         verdict = ""
         if goal is not None:
             verdict = f"<= {goal:.1%}: " + ("met" if last["error"] <= goal else "**not met**")
-        where = record.get("device", "cpu")
-        where = record.get("cpu") if where == "cpu" else where
+        device = record.get("device", "cpu")
+        where = record.get("cpu") if device == "cpu" else device
         budget = f"{record['budget']:.0f}" + (f" ({where})" if where else "")
         lines.append(
             f"| {task} | {learner_name(learner, record.get('hyper'))} | {budget} "

@@ -731,8 +731,9 @@ def test_digits_under_tells_centre_in_the_ink_box_and_a_patch_touching_it() -> N
         assert under[:, 0].tolist() == expected
     assert 0.05 < core.digits_under(location).float().mean() < 0.95
     assert (core.digits_under(location, 4.0) >= core.digits_under(location)).all()
-    with pytest.raises(ValueError, match="margin must be >= 0 pixels, got -1"):
-        core.digits_under(location, -1)
+    for bad in (-1, float("nan"), "4"):
+        with pytest.raises(ValueError, match=f"margin must be a finite number in .*got {bad!r}"):
+            core.digits_under(location, bad)
 
 
 def test_on_digit_is_an_episode_metric_and_nan_where_no_glimpse_was_chosen() -> None:

@@ -137,7 +137,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from cogrl.checks import check_choice
+from cogrl.checks import check_choice, check_number
 from cogrl.core import BatchedEnv, Info, check_memory, check_num_envs, resolve_device
 from cogrl.datasets import DATASETS, SPLITS, load_digits
 from cogrl.retina import Retina, summed_area_table
@@ -487,8 +487,7 @@ class GlimpseDigits(BatchedEnv):
         lies in the digit's ink box (``on_digit``'s sense); with ``margin`` m pixels,
         whether the square of side 2m around the centre touches the box (``retina.g / 2``:
         the finest patch overlaps the digit's ink)."""
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0 pixels, got {margin!r}")
+        check_number("margin", margin)  # pixels
         pixel = ((location + 1.0) * (0.5 * self.canvas_size)).flip(-1)[:, None]  # (row, col)
         low, high = self.digit_boxes[..., :2], self.digit_boxes[..., 2:]
         return ((pixel + margin >= low) & (pixel - margin < high)).all(-1)
